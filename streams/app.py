@@ -1,0 +1,140 @@
+"""The Faust application: ``create_app(settings)`` wires topics, state, agents, timers and /metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import faust
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faust.types import TP
+
+from streams import topics
+from streams.metrics import Metrics
+from streams.pipeline import Pipeline, RecordRef
+from streams.rules.policy import Policy, load_policy
+from streams.settings import Settings
+from streams.state import PartitionedState
+
+log = logging.getLogger(__name__)
+
+SCAN_BATCH_MAX = 1000  # records handed to the pipeline at once
+SCAN_BATCH_WITHIN_S = 0.005
+RECHECK_TICK_S = 5.0  # FEVER_UNRESOLVED fires within this long after a recheck window ends
+SWEEP_TICK_S = 60.0
+
+
+class FaustSink:
+    """Writes outputs through Faust's producer buffer (flushed before offsets are committed)."""
+
+    def __init__(self, app: faust.App, prefix: str) -> None:
+        self._topics = {
+            spec.name: app.topic(topics.topic_name(spec, prefix), partitions=spec.partitions,
+                                 key_serializer="raw", value_serializer="raw")
+            for spec in topics.ALL
+        }
+
+    def send(self, spec: topics.TopicSpec, key: bytes | None, value: bytes) -> None:
+        self._topics[spec.name].send_soon(key=key, value=value)
+
+
+class HcsApp(faust.App):
+    """A Faust app that declares every topic of the contract before it consumes."""
+
+    hcs_settings: Settings
+    pipeline: Pipeline
+    metrics: Metrics
+
+    async def on_first_start(self) -> None:
+        self.hcs_settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only the leaf
+        await super().on_first_start()
+        await ensure_topics(self.hcs_settings)
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create the contract topics that do not exist yet; return the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id=f"{settings.app_id}-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(topics.topic_name(spec, settings.topic_prefix), spec.partitions, settings.replication)
+            for spec in topics.ALL
+            if topics.topic_name(spec, settings.topic_prefix) not in existing
+        ]
+        if missing:
+            await admin.create_topics(missing)
+            log.info("created topics %s", [t.name for t in missing])
+        return [t.name for t in missing]
+    finally:
+        await admin.close()
+
+
+def create_app(settings: Settings, policy: Policy | None = None, metrics: Metrics | None = None) -> HcsApp:
+    """Build the worker app. ``policy`` defaults to ``HCS_POLICY_FILE`` or the packaged policy."""
+    policy = policy if policy is not None else load_policy(settings.policy_file)
+    metrics = metrics if metrics is not None else Metrics()
+    app = HcsApp(
+        settings.app_id,
+        broker=settings.broker_url,
+        store="memory://",
+        datadir=str(settings.data_dir / "worker"),
+        autodiscover=False,
+        topic_partitions=topics.SCANS.partitions,
+        topic_replication_factor=settings.replication,
+        consumer_auto_offset_reset="earliest",
+        web_port=settings.web_port,
+        web_bind=settings.web_bind,
+        web_host=settings.web_bind,
+        web_in_thread=False,
+        producer_acks=-1,
+        stream_wait_empty=False,
+    )
+    app.hcs_settings = settings
+    app.metrics = metrics
+
+    scans_name = topics.topic_name(topics.SCANS, settings.topic_prefix)
+    scans_topic = app.topic(scans_name, partitions=topics.SCANS.partitions,
+                            key_serializer="raw", value_serializer="raw")
+    table = app.Table("state", partitions=topics.SCANS.partitions, key_type=str,
+                      help="per-venue scan state: dedup ids, fever rechecks, alert memos")
+
+    def is_active(partition: int) -> bool:
+        return TP(scans_name, partition) in app.assignor.assigned_actives()
+
+    pipeline = Pipeline(policy, PartitionedState(table), FaustSink(app, settings.topic_prefix), metrics,
+                        dedup_horizon_s=settings.dedup_horizon_hours * 3600, is_active=is_active)
+    app.pipeline = pipeline
+
+    @app.agent(scans_topic, name="judge_scans")
+    async def judge_scans(stream: Any) -> None:
+        """Judge every scan of every record: decode -> dedup -> rules -> emit -> count."""
+        async for events in stream.take_events(SCAN_BATCH_MAX, within=SCAN_BATCH_WITHIN_S):
+            now = time.time()
+            for event in events:
+                msg = event.message
+                ref = RecordRef(topics.SCANS, msg.topic, msg.partition, msg.offset, msg.key)
+                try:
+                    pipeline.on_scan_record(event.value, ref, now)
+                except Exception as exc:
+                    # A bug, not bad input (input errors are dead letters). The contract's DeadLetter
+                    # reasons have no code for it, so it is logged (no payload: it holds person data)
+                    # and counted for an alert, and the worker goes on.
+                    log.exception("scan record %s[%d]@%d failed: %s", msg.topic, msg.partition,
+                                  msg.offset, type(exc).__name__)
+                    metrics.processing_errors(topics.SCANS.name).inc()
+
+    @app.timer(RECHECK_TICK_S, name="expire_rechecks")
+    async def expire_rechecks() -> None:
+        pipeline.expire_rechecks(time.time())
+
+    @app.timer(SWEEP_TICK_S, name="sweep_state")
+    async def sweep_state() -> None:
+        pipeline.sweep(time.time())
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(metrics.exposition(), content_type="text/plain; version=0.0.4")
+
+    return app

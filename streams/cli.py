@@ -1,0 +1,201 @@
+"""The ``hcs`` command line: worker, local broker, policy check, on-call tail, local run."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from streams.errors import HcsError
+from streams.settings import Settings
+
+
+def _fail(exc: Exception) -> NoReturn:
+    click.echo(f"hcs: {exc}", err=True)
+    sys.exit(1)
+
+
+def _broker_state_dir(settings: Settings) -> Path:
+    return settings.data_dir / "broker"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """hcs: judge health-code scans from Kafka in real time."""
+
+
+# -- worker ------------------------------------------------------------------------------------
+
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run the stream worker (Faust's worker; extra options such as ``-l info`` pass through)."""
+    from streams.app import create_app
+
+    try:
+        settings = Settings.from_env()
+        app = create_app(settings)
+    except HcsError as exc:
+        _fail(exc)
+    sys.argv = ["hcs worker", "worker", *ctx.args]
+    app.main()
+
+
+# -- local broker ------------------------------------------------------------------------------
+
+@cli.group()
+def broker() -> None:
+    """A local single-node Apache Kafka broker (KRaft) on 127.0.0.1, for development and tests."""
+
+
+def _local(state_dir: str | None) -> object:
+    from streams.localkafka import LocalKafka
+
+    return LocalKafka(Path(state_dir) if state_dir else _broker_state_dir(Settings.from_env()))
+
+
+_state_dir_option = click.option("--state-dir", default=None,
+                                 help="Where the broker keeps data, logs and its pid (default $HCS_DATA_DIR/broker).")
+
+
+@broker.command("start")
+@click.option("--port", default=9092, show_default=True, type=int, help="Client port on 127.0.0.1.")
+@_state_dir_option
+def broker_start(port: int, state_dir: str | None) -> None:
+    """Start the broker (resolving its jars with Maven on first use) and wait until it answers."""
+    from streams.localkafka import LocalKafka
+
+    kafka = _local(state_dir)
+    assert isinstance(kafka, LocalKafka)
+    before = kafka.status()
+    try:
+        status = kafka.start(port=port)
+    except HcsError as exc:
+        _fail(exc)
+    click.echo(("already running: " if before.running else "started: ") + status.describe())
+
+
+@broker.command("stop")
+@_state_dir_option
+def broker_stop(state_dir: str | None) -> None:
+    """Stop the broker; does nothing if it is not running."""
+    from streams.localkafka import LocalKafka
+
+    kafka = _local(state_dir)
+    assert isinstance(kafka, LocalKafka)
+    click.echo("broker: stopped" if kafka.stop() else "broker: not running")
+
+
+@broker.command("status")
+@_state_dir_option
+def broker_status(state_dir: str | None) -> None:
+    """Print whether the broker runs, where, and its log; exit 3 if it does not run."""
+    from streams.localkafka import LocalKafka
+
+    kafka = _local(state_dir)
+    assert isinstance(kafka, LocalKafka)
+    status = kafka.status()
+    click.echo(status.describe())
+    if not status.running:
+        sys.exit(3)
+
+
+@broker.command("fetch")
+def broker_fetch() -> None:
+    """Resolve the broker jars into the cache without starting anything (CI warm-up)."""
+    from streams.localkafka import resolve_jars
+
+    try:
+        click.echo(f"broker jars: {resolve_jars()}")
+    except HcsError as exc:
+        _fail(exc)
+
+
+# -- policy ------------------------------------------------------------------------------------
+
+@cli.group()
+def policy() -> None:
+    """Policy files (hcs.policy.v1)."""
+
+
+@policy.command("check")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--district", default="", help="Also apply this district's overrides.")
+def policy_check(file: Path, district: str) -> None:
+    """Validate FILE and print the effective parameters per venue type for each version."""
+    from dataclasses import asdict
+
+    from streams.rules.alerts import rfc3339
+    from streams.rules.policy import PARAM_NAMES, load_policy
+
+    try:
+        loaded = load_policy(file)
+    except HcsError as exc:
+        _fail(exc)
+    for version in loaded.versions:
+        click.echo(f"version {version.version}  valid_from {rfc3339(version.valid_from)}"
+                   + (f"  district {district}" if district else ""))
+        table = {vt: asdict(p) for vt, p in loaded.effective_table(version, district).items()}
+        click.echo(f"  {'':<26}" + "".join(f"{vt[:13]:>14}" for vt in table))
+        for name in PARAM_NAMES:
+            click.echo(f"  {name:<26}" + "".join(f"{_fmt(p[name]):>14}" for p in table.values()))
+    click.echo(f"{file}: OK ({len(loaded.versions)} version(s))")
+
+
+# -- simulate and the local run ------------------------------------------------------------------
+
+@cli.command()
+@click.option("--count", type=int, default=None, help="Scans to send, as fast as possible (default: forever).")
+@click.option("--rate", type=float, default=None, help="Scans per second (default: as fast as possible).")
+@click.option("--batch", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="Scans per record: >1 sends gateway batches (hcs.scan-batch.v1).")
+@click.option("--seed", type=int, default=7, show_default=True, help="Same seed, same stream.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def simulate(count: int | None, rate: float | None, batch: int, seed: int, quiet: bool) -> None:
+    """Publish simulated checkpoint scans of Hangzhou's districts to hcs.scans.v1."""
+    import asyncio
+    import os
+
+    from streams import topics
+    from streams.device import ENV_PERSON_KEY, person_key_from_env
+    from streams.simulate import Simulator, publish
+
+    settings = Settings.from_env()
+    key = person_key_from_env() if os.environ.get(ENV_PERSON_KEY) else None
+    sim = Simulator(seed=seed) if key is None else Simulator(seed=seed, key=key)
+    topic = topics.topic_name(topics.SCANS, settings.topic_prefix)
+    with click.progressbar(length=count or 0, label=f"scans -> {topic}", file=sys.stderr,
+                           hidden=quiet or count is None) as bar:
+        counts = asyncio.run(publish(sim, settings.bootstrap, topic, count, rate, batch, bar.update))
+    click.echo("sent: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+@cli.command()
+@click.option("--rate", type=float, default=20.0, show_default=True, help="Simulated scans per second.")
+@click.option("--port", default=9092, show_default=True, type=int, help="Local broker port.")
+def run(rate: float, port: int) -> None:
+    """Run everything locally: broker (unless HCS_BOOTSTRAP is set), worker and simulated checkpoints."""
+    from streams.local import run_local
+
+    try:
+        run_local(rate=rate, port=port)
+    except HcsError as exc:
+        _fail(exc)
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def main() -> None:
+    cli(prog_name="hcs")
+
+
+if __name__ == "__main__":
+    main()

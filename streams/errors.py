@@ -1,0 +1,24 @@
+"""The errors hcs raises; every one derives from :class:`HcsError`."""
+
+from __future__ import annotations
+
+
+class HcsError(Exception):
+    """Base class of every error hcs raises on purpose."""
+
+
+class ConfigError(HcsError):
+    """A setting or a policy file is invalid; the message names the bad field."""
+
+
+class BrokerError(HcsError):
+    """The local Kafka broker cannot be provided (Java/Maven missing, port taken, start failed)."""
+
+
+class DecodeError(HcsError):
+    """A record cannot be accepted; ``reason`` is a DeadLetter reason code of CONTRACT.md."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

@@ -1,0 +1,63 @@
+"""``hcs run``: the whole system on one machine, for trying it out and for demos."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+from streams.localkafka import LocalKafka
+from streams.settings import ENV_BOOTSTRAP, Settings
+
+
+def _wait_for_metrics(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"hcs: the worker exited with code {proc.returncode}; see its log above")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise SystemExit(f"hcs: the worker did not serve {url} within {timeout_s:.0f}s")
+
+
+def run_local(rate: float, port: int) -> None:
+    settings = Settings.from_env()
+    env = dict(os.environ)
+    kafka: LocalKafka | None = None
+    if not os.environ.get(ENV_BOOTSTRAP):
+        kafka = LocalKafka(settings.data_dir / "broker")
+        status = kafka.start(port=port)
+        print(f"hcs: {status.describe()}", flush=True)
+        env[ENV_BOOTSTRAP] = status.bootstrap or settings.bootstrap
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        worker = subprocess.Popen([sys.executable, "-m", "streams", "worker", "-l", "warn"], env=env)
+        children.append(worker)
+        url = f"http://127.0.0.1:{settings.web_port}/metrics"
+        _wait_for_metrics(url, worker)
+        print(f"hcs: worker ready; metrics at {url}", flush=True)
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "streams", "simulate", "--rate", str(rate), "--quiet"], env=env))
+        print(f"hcs: simulating {rate:g} scans/s; `hcs tail` shows alerts; Ctrl-C stops", flush=True)
+        while all(child.poll() is None for child in children):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT if child is not children[0] else signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if kafka is not None:
+            kafka.stop()
+            print("hcs: broker stopped", flush=True)

@@ -1,0 +1,1 @@
+"""The decision logic: pure, typed functions of (event, policy, now). No Faust, Kafka or Prometheus."""

@@ -1,0 +1,111 @@
+"""Alert deduplication and the shapes of Alert and Decision records (pure functions).
+
+A person alert's ``dedup_key`` is emitted once, then repeats within ``alert_dedup_minutes``
+(event time) of that emission are counted, not emitted. The first repeat after the window is
+emitted again and carries, in ``count`` and ``event_ids``, every occurrence since the previous
+emission (itself included). Alert ids are derived from the dedup key and the first event id, so
+a re-emission after a crash has the same ``alert_id`` and consumers can drop it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+MAX_EVENT_IDS = 100  # an alert lists at most this many event ids (the newest); count stays exact
+_ALERT_NS = uuid.UUID("6f1c3a52-3f4e-4a5e-9d0f-2d4c8b7e9a10")
+SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertMemo:
+    """What is remembered per dedup key: the last emission and what was folded since."""
+
+    emitted_at: float  # event time of the occurrence that was last emitted
+    count: int  # occurrences since that emission, not yet emitted
+    first_event_time: float
+    last_event_time: float
+    event_ids: tuple[str, ...]
+
+    def to_json(self) -> list[Any]:
+        return [self.emitted_at, self.count, self.first_event_time, self.last_event_time, list(self.event_ids)]
+
+    @classmethod
+    def from_json(cls, raw: list[Any]) -> AlertMemo:
+        return cls(raw[0], raw[1], raw[2], raw[3], tuple(raw[4]))
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """The alert to emit now: how many occurrences it stands for and their span."""
+
+    count: int
+    first_event_time: float
+    last_event_time: float
+    event_ids: tuple[str, ...]
+
+
+def person_dedup_key(kind: str, person_ref: str, venue_id: str) -> str:
+    return f"{kind}|{person_ref}|{venue_id}"
+
+
+def admit(memo: AlertMemo | None, event_id: str, event_time: float,
+          dedup_minutes: float) -> tuple[Occurrence | None, AlertMemo]:
+    """Fold one occurrence into the memo of its dedup key; return what to emit (or None)."""
+    if memo is None:
+        occ = Occurrence(1, event_time, event_time, (event_id,))
+        return occ, AlertMemo(event_time, 0, event_time, event_time, ())
+    if event_time - memo.emitted_at <= dedup_minutes * 60:
+        first = min(memo.first_event_time, event_time) if memo.count else event_time
+        last = max(memo.last_event_time, event_time) if memo.count else event_time
+        ids = (*memo.event_ids, event_id)[-MAX_EVENT_IDS:]
+        return None, replace(memo, count=memo.count + 1, first_event_time=first, last_event_time=last,
+                             event_ids=ids)
+    count = memo.count + 1
+    first = min(memo.first_event_time, event_time) if memo.count else event_time
+    ids = (*memo.event_ids, event_id)[-MAX_EVENT_IDS:] if memo.count else (event_id,)
+    occ = Occurrence(count, first, event_time, ids)
+    return occ, AlertMemo(event_time, 0, event_time, event_time, ())
+
+
+def alert_id(dedup_key: str, first_event_id: str, status: str = "firing") -> str:
+    return str(uuid.uuid5(_ALERT_NS, f"{dedup_key}|{first_event_id}|{status}"))
+
+
+def rfc3339(ts: float) -> str:
+    """Epoch seconds as RFC 3339 in Asia/Shanghai time, with its offset."""
+    return datetime.fromtimestamp(ts, SHANGHAI).isoformat(timespec="milliseconds")
+
+
+def utc_rfc3339(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
+
+
+def alert_record(*, kind: str, severity: str, dedup_key: str, district: str, venue_id: str,
+                 checkpoint_id: str | None, person_ref: str | None, reasons: tuple[str, ...],
+                 occurrence: Occurrence, status: str, policy_version: str,
+                 details: dict[str, Any] | None = None) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "schema": "hcs.alert.v1",
+        "alert_id": alert_id(dedup_key, occurrence.event_ids[0] if occurrence.event_ids else
+                             rfc3339(occurrence.first_event_time), status),
+        "dedup_key": dedup_key,
+        "kind": kind,
+        "severity": severity,
+        "district": district,
+        "venue_id": venue_id,
+        "checkpoint_id": checkpoint_id,
+        "person_ref": person_ref,
+        "reasons": list(reasons),
+        "event_ids": list(occurrence.event_ids),
+        "first_event_time": rfc3339(occurrence.first_event_time),
+        "last_event_time": rfc3339(occurrence.last_event_time),
+        "count": occurrence.count,
+        "status": status,
+        "policy_version": policy_version,
+    }
+    if details is not None:
+        record["details"] = details
+    return record

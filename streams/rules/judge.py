@@ -1,0 +1,163 @@
+"""Judging one scan under its policy parameters at its event time (CONTRACT.md "Rules").
+
+Everything here is a pure function of its arguments: the scan, the effective params, and the
+state of the person's fever recheck at this venue, which the caller looks up and passes in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streams.models import ScanEvent
+from streams.rules import codes as c
+from streams.rules.policy import Params
+
+# A NAT sampled up to this long after the scan counts as taken before it (device clock skew).
+NAT_SAMPLED_SKEW_S = 5 * 60
+# A scan read more than this long after its event_time is late.
+LATE_AFTER_S = 5 * 60
+# Calendar-day rules use Asia/Shanghai, which has kept UTC+8 without daylight saving since 1991.
+SHANGHAI_OFFSET_S = 8 * 3600
+DAY_S = 86400
+HOUR_S = 3600.0
+
+_KEY_PERSON_SEVERITY = {
+    c.HEALTH_CODE_RED: c.CRITICAL,
+    c.HEALTH_CODE_YELLOW: c.WARNING,
+    c.HEALTH_CODE_POPUP: c.WARNING,
+    c.ITINERARY_RISK_AREA: c.WARNING,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSpec:
+    """An alert a scan raises, before deduplication: kind, severity and the reasons behind it."""
+
+    kind: str
+    severity: str
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    decision: str
+    reasons: tuple[str, ...]  # sorted, no duplicates
+    alerts: tuple[AlertSpec, ...]
+    starts_recheck: bool  # a first fever reading: a recheck window opens for person+venue
+    ends_recheck: bool  # this scan was the recheck of an open window (fever confirmed or cleared)
+
+
+def shanghai_day(ts: float) -> int:
+    """The Asia/Shanghai calendar day number of an epoch time."""
+    return int((ts + SHANGHAI_OFFSET_S) // DAY_S)
+
+
+def is_late(event_time: float, read_at: float) -> bool:
+    return read_at - event_time > LATE_AFTER_S
+
+
+def _nat_reasons(scan: ScanEvent, p: Params) -> str | None:
+    if p.nat_window_hours is None:
+        return None
+    nat = scan.nat
+    if nat is None or nat.sampled_at - scan.event_time > NAT_SAMPLED_SKEW_S:
+        return c.NAT_MISSING
+    if nat.result == "positive":
+        return c.NAT_POSITIVE
+    age = scan.event_time - nat.sampled_at
+    if nat.result == "pending":
+        if p.nat_accept_pending_hours is not None and age <= p.nat_accept_pending_hours * HOUR_S:
+            return None
+        return c.NAT_PENDING
+    if age > p.nat_window_hours * HOUR_S:
+        return c.NAT_EXPIRED
+    return None
+
+
+def _itinerary_risk(scan: ScanEvent, p: Params) -> bool:
+    if scan.itinerary is None:
+        return False
+    today = shanghai_day(scan.event_time)
+    return any(
+        city.starred and today - shanghai_day(city.last_seen_at) <= p.itinerary_lookback_days
+        for city in scan.itinerary.cities
+    )
+
+
+def judge(scan: ScanEvent, p: Params, recheck_open: bool = False) -> Judgement:
+    """Judge ``scan`` under ``p``; ``recheck_open``: a RECHECK of this person at this venue is
+    awaiting its second reading (the caller checked it is within ``recheck_window_minutes``)."""
+    deny: set[str] = set()
+    report: set[str] = set()
+
+    if scan.color == "red":
+        deny.add(c.HEALTH_CODE_RED)
+    elif scan.color == "yellow":
+        deny.add(c.HEALTH_CODE_YELLOW)
+    elif scan.color == "unknown":
+        deny.add(c.HEALTH_CODE_UNKNOWN)
+    if scan.popup:
+        (deny if p.popup_action == "deny" else report).add(c.HEALTH_CODE_POPUP)
+
+    nat = _nat_reasons(scan, p)
+    if nat is not None:
+        deny.add(nat)
+
+    if p.vaccination_required:
+        vac = scan.vaccination
+        if vac is None or (vac.doses < p.min_vaccine_doses and not vac.exemption):
+            deny.add(c.VACCINATION_REQUIRED)
+
+    if scan.itinerary is None:
+        if p.itinerary_required:
+            deny.add(c.ITINERARY_MISSING)
+    elif _itinerary_risk(scan, p):
+        (deny if p.itinerary_risk_action == "deny" else report).add(c.ITINERARY_RISK_AREA)
+
+    if scan.mask is False:
+        deny.add(c.NO_MASK)
+
+    starts_recheck = ends_recheck = fever_confirmed = False
+    recheck = False
+    if p.temperature_required:
+        temp = scan.temperature_c
+        if temp is None:
+            deny.add(c.TEMP_NOT_MEASURED)
+        else:
+            fever = temp >= p.fever_threshold_c
+            if recheck_open:
+                # The second reading settles the open recheck either way.
+                ends_recheck = True
+                if fever:
+                    deny.add(c.FEVER)
+                    fever_confirmed = True
+            elif fever:
+                if deny:
+                    deny.add(c.FEVER)
+                else:
+                    recheck = starts_recheck = True
+                    report.add(c.FEVER)
+
+    reasons = tuple(sorted(deny | report))
+    if deny:
+        decision = c.DENY
+    elif recheck:
+        decision = c.RECHECK
+    elif report:
+        decision = c.ALLOW_WITH_REPORT
+    else:
+        decision = c.ALLOW
+    return Judgement(decision, reasons, _alerts(reasons, fever_confirmed), starts_recheck, ends_recheck)
+
+
+def _alerts(reasons: tuple[str, ...], fever_confirmed: bool) -> tuple[AlertSpec, ...]:
+    out: list[AlertSpec] = []
+    key_reasons = tuple(r for r in reasons if r in _KEY_PERSON_SEVERITY)
+    if key_reasons:
+        severity = max((_KEY_PERSON_SEVERITY[r] for r in key_reasons), key=c.SEVERITY_RANK.__getitem__)
+        out.append(AlertSpec(c.KEY_PERSON_DETECTED, severity, key_reasons))
+    if c.NAT_POSITIVE in reasons:
+        out.append(AlertSpec(c.NAT_POSITIVE_ALERT, c.CRITICAL, (c.NAT_POSITIVE,)))
+    if fever_confirmed:
+        out.append(AlertSpec(c.FEVER_CONFIRMED, c.WARNING, (c.FEVER,)))
+    return tuple(out)

@@ -1,0 +1,158 @@
+"""Policy as versioned data: loading, validation and the effective parameters of a scan.
+
+Effective parameters of (event_time, district, venue_type) are merged, later over earlier:
+packaged defaults, packaged venue-type row, then the selected version's ``defaults``,
+``venue_types[type]`` and ``districts[code].venue_types[type]``. So inside a version the
+precedence is district+venue_type > venue_type > defaults, and anything a version leaves out
+keeps the packaged value (an operator who changes one number does not lose the table).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+
+from streams.errors import ConfigError
+from streams.rules.codes import VENUE_TYPES
+
+DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.json")
+POLICY_SCHEMA_PATH = Path(__file__).parent.parent / "schemas" / "policy.v1.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    """The effective policy parameters for one venue type in one district (CONTRACT.md)."""
+
+    nat_window_hours: float | None
+    nat_accept_pending_hours: float | None
+    vaccination_required: bool
+    min_vaccine_doses: int
+    itinerary_required: bool
+    itinerary_lookback_days: int
+    itinerary_risk_action: str
+    popup_action: str
+    temperature_required: bool
+    fever_threshold_c: float
+    recheck_window_minutes: float
+    alert_dedup_minutes: float
+    compliance_window_seconds: float
+    compliance_grace_seconds: float
+    silent_after_minutes: float
+
+
+PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Params))
+
+
+@dataclass(frozen=True)
+class PolicyVersion:
+    version: str
+    valid_from: float
+    defaults: Mapping[str, Any]
+    venue_types: Mapping[str, Mapping[str, Any]]
+    districts: Mapping[str, Mapping[str, Mapping[str, Any]]]  # code -> venue_type -> params
+
+
+class Policy:
+    """A set of policy versions; ``params`` picks the one in force at an event time."""
+
+    def __init__(self, versions: list[PolicyVersion], base: PolicyVersion) -> None:
+        self.versions = sorted(versions, key=lambda v: v.valid_from)
+        self._starts = [v.valid_from for v in self.versions]
+        self._base = base
+        self._cache: dict[tuple[int, str, str], Params] = {}
+
+    def version_at(self, event_time: float) -> PolicyVersion | None:
+        """The version with the latest ``valid_from`` <= ``event_time`` (None before the first)."""
+        i = bisect.bisect_right(self._starts, event_time) - 1
+        return self.versions[i] if i >= 0 else None
+
+    def params(self, event_time: float, district: str, venue_type: str) -> tuple[str, Params]:
+        """(version name, effective params) for a scan. Before the first version, the first applies."""
+        i = max(bisect.bisect_right(self._starts, event_time) - 1, 0)
+        key = (i, district, venue_type)
+        cached = self._cache.get(key)
+        version = self.versions[i]
+        if cached is None:
+            cached = self._cache[key] = self._merge(version, district, venue_type)
+        return version.version, cached
+
+    def _merge(self, version: PolicyVersion, district: str, venue_type: str) -> Params:
+        merged: dict[str, Any] = {}
+        merged.update(self._base.defaults)
+        merged.update(self._base.venue_types.get(venue_type, {}))
+        if version is not self._base:
+            merged.update(version.defaults)
+            merged.update(version.venue_types.get(venue_type, {}))
+        merged.update(version.districts.get(district, {}).get(venue_type, {}))
+        return Params(**{name: merged[name] for name in PARAM_NAMES})
+
+    def effective_table(self, version: PolicyVersion, district: str = "") -> dict[str, Params]:
+        """Every venue type's effective params under ``version`` (for ``hcs policy check``)."""
+        return {vt: self._merge(version, district, vt) for vt in VENUE_TYPES}
+
+
+def _parse_version(raw: Mapping[str, Any], where: str) -> PolicyVersion:
+    try:
+        valid_from = datetime.fromisoformat(str(raw["valid_from"]).upper()).timestamp()
+    except ValueError as exc:
+        raise ConfigError(f"{where}.valid_from: {raw['valid_from']!r} is not a valid timestamp ({exc})") from None
+    return PolicyVersion(
+        version=raw["version"],
+        valid_from=valid_from,
+        defaults=dict(raw.get("defaults", {})),
+        venue_types={k: dict(v) for k, v in raw.get("venue_types", {}).items()},
+        districts={d: {k: dict(v) for k, v in spec.get("venue_types", {}).items()}
+                   for d, spec in raw.get("districts", {}).items()},
+    )
+
+
+def _validate_document(doc: Any, source: str) -> None:
+    schema = json.loads(POLICY_SCHEMA_PATH.read_text(encoding="utf-8"))
+    try:
+        fastjsonschema.validate(schema, doc)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        path = ".".join(str(p) for p in exc.path[1:]) or "(document)"
+        message = exc.message.removeprefix(exc.name or "").strip() or exc.message
+        raise ConfigError(f"invalid policy {source}: {path}: {message}") from None
+
+
+def parse_policy(doc: Any, source: str = "document") -> list[PolicyVersion]:
+    """Validate a ``hcs.policy.v1`` document; raise :class:`ConfigError` naming the bad field."""
+    _validate_document(doc, source)
+    versions = [_parse_version(v, f"versions.{i}") for i, v in enumerate(doc["versions"])]
+    names = [v.version for v in versions]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"invalid policy {source}: versions: version names must be unique, repeated: {dup}")
+    starts = [v.valid_from for v in versions]
+    if len(set(starts)) != len(starts):
+        raise ConfigError(f"invalid policy {source}: versions: two versions have the same valid_from")
+    return versions
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"policy file {path} does not exist") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"policy file {path} is not JSON: {exc}") from None
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """The policy in ``path`` (HCS_POLICY_FILE), or the packaged default policy when None."""
+    base_versions = parse_policy(_read_json(DEFAULT_POLICY_PATH), "packaged default")
+    base = base_versions[0]
+    missing = [n for n in PARAM_NAMES if n not in base.defaults]
+    if missing:  # the packaged defaults must be complete: they fill every version's gaps
+        raise ConfigError(f"packaged default policy lacks defaults.{missing[0]}")
+    if path is None:
+        return Policy(base_versions, base)
+    return Policy(parse_policy(_read_json(path), str(path)), base)

@@ -1,0 +1,96 @@
+"""Worker settings, read from the environment once at start (never at import)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from streams.errors import ConfigError
+
+# Every environment name hcs reads, in one place (CONTRACT.md "Settings", plus documented extras).
+ENV_BOOTSTRAP = "HCS_BOOTSTRAP"
+ENV_APP_ID = "HCS_APP_ID"
+ENV_POLICY_FILE = "HCS_POLICY_FILE"
+ENV_WEB_PORT = "HCS_WEB_PORT"
+ENV_WEB_BIND = "HCS_WEB_BIND"
+ENV_DATA_DIR = "HCS_DATA_DIR"
+ENV_TOPIC_PREFIX = "HCS_TOPIC_PREFIX"
+ENV_DEDUP_HORIZON_HOURS = "HCS_DEDUP_HORIZON_HOURS"
+ENV_REPLICATION = "HCS_REPLICATION"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a worker needs to know about its surroundings.
+
+    Attributes:
+        bootstrap: Kafka bootstrap servers, ``host:port[,host:port]``.
+        app_id: consumer group id and prefix of the worker's state (tables, changelogs).
+        policy_file: a ``hcs.policy.v1`` JSON file; None means the packaged default policy.
+        web_port: port of the worker's web server (``/metrics``).
+        web_bind: address the web server binds; loopback unless deployed behind a scraper.
+        data_dir: where the worker keeps local state (table stores).
+        topic_prefix: prepended to every topic name; empty in production, unique per test run.
+        dedup_horizon_hours: how long a seen ``event_id`` is remembered for deduplication.
+        replication: replication factor of the topics and changelogs the worker creates.
+    """
+
+    bootstrap: str = "127.0.0.1:9092"
+    app_id: str = "hcs-worker"
+    policy_file: Path | None = None
+    web_port: int = 6066
+    web_bind: str = "127.0.0.1"
+    data_dir: Path = Path(".hcs")
+    topic_prefix: str = ""
+    dedup_horizon_hours: float = 48.0
+    replication: int = 1
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        policy = env.get(ENV_POLICY_FILE) or None
+        return cls(
+            bootstrap=env.get(ENV_BOOTSTRAP) or defaults.bootstrap,
+            app_id=env.get(ENV_APP_ID) or defaults.app_id,
+            policy_file=Path(policy) if policy else None,
+            web_port=_int(env, ENV_WEB_PORT, defaults.web_port, 1, 65535),
+            web_bind=env.get(ENV_WEB_BIND) or defaults.web_bind,
+            data_dir=Path(env.get(ENV_DATA_DIR) or defaults.data_dir),
+            topic_prefix=env.get(ENV_TOPIC_PREFIX, defaults.topic_prefix),
+            dedup_horizon_hours=_float(env, ENV_DEDUP_HORIZON_HOURS, defaults.dedup_horizon_hours),
+            replication=_int(env, ENV_REPLICATION, defaults.replication, 1, 10),
+        )
+
+    @property
+    def broker_url(self) -> str:
+        """The bootstrap list in Faust's ``kafka://`` form."""
+        return ";".join(f"kafka://{hp.strip()}" for hp in self.bootstrap.split(",") if hp.strip())
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is outside {low}..{high}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={value} must be positive")
+    return value

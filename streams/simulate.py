@@ -1,0 +1,243 @@
+"""Simulated checkpoint traffic for Hangzhou: realistic scans, entry counts and faulty records.
+
+The world (districts, venues, checkpoints, people) and every scan come from one seeded RNG, so a
+seed reproduces the same stream. Person references are made as devices must make them, with
+:func:`streams.device.person_ref` over a synthetic ID; no real identity is ever generated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+
+from streams.device import person_ref
+from streams.rules.alerts import SHANGHAI
+
+DISTRICTS = {
+    "330102": "Shangcheng", "330105": "Gongshu", "330106": "Xihu",
+    "330108": "Binjiang", "330109": "Xiaoshan", "330110": "Yuhang",
+}
+# Rough share of scans by venue type at a city's checkpoints.
+VENUE_WEIGHTS = {
+    "mall": 18, "supermarket": 18, "office": 14, "transport_hub": 10, "school": 7, "kindergarten": 3,
+    "hospital": 7, "hotel": 6, "government": 5, "nursing_home": 3, "isolation_point": 2, "other": 7,
+}
+CITIES = ["Hangzhou", "Shanghai", "Ningbo", "Suzhou", "Nanjing", "Wenzhou", "Shaoxing", "Jiaxing"]
+SIM_KEY = b"hcs-simulator-key-not-a-secret!!"
+
+
+@dataclass(frozen=True)
+class Mix:
+    """Share of scans (0..1) with each kind of finding or fault."""
+
+    red: float = 0.002
+    yellow: float = 0.006
+    unknown: float = 0.002
+    popup: float = 0.004
+    nat_missing: float = 0.02
+    nat_expired: float = 0.03
+    nat_pending: float = 0.02
+    nat_positive: float = 0.0005
+    unvaccinated: float = 0.03
+    risk_itinerary: float = 0.01
+    fever: float = 0.004
+    temp_not_measured: float = 0.01
+    no_mask: float = 0.01
+    mask_not_observed: float = 0.01
+    duplicate: float = 0.005
+    late: float = 0.01
+    malformed: float = 0.001
+
+
+@dataclass(frozen=True)
+class Venue:
+    venue_id: str
+    venue_type: str
+    district: str
+    checkpoints: tuple[str, ...]
+
+
+@dataclass
+class Simulator:
+    seed: int = 7
+    venues_per_district: int = 25
+    people: int = 20_000
+    mix: Mix = field(default_factory=Mix)
+    key: bytes = SIM_KEY
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        types, weights = zip(*VENUE_WEIGHTS.items(), strict=True)
+        self.venues: list[Venue] = []
+        for district in DISTRICTS:
+            for i in range(self.venues_per_district):
+                vtype = self.rng.choices(types, weights)[0]
+                vid = f"{district}-{vtype[:4]}-{i:03d}"
+                cps = tuple(f"{vid}-cp{j}" for j in range(1, self.rng.randint(1, 4) + 1))
+                self.venues.append(Venue(vid, vtype, district, cps))
+        self._refs: dict[int, str] = {}
+        self.counts: Counter[str] = Counter()
+        self._seq = 0
+        self._recent: list[tuple[bytes, bytes]] = []
+
+    def _person(self, n: int) -> str:
+        ref = self._refs.get(n)
+        if ref is None:
+            # A synthetic ID that cannot collide with a real 18-digit resident ID number.
+            ref = self._refs[n] = person_ref(f"SIM{self.seed:04d}{n:010d}", self.key)
+        return ref
+
+    def scan(self, now: datetime) -> tuple[Venue, dict[str, Any]]:
+        """One scan at ``now`` (or earlier, for a late upload), as a JSON-ready dict."""
+        rng, mix = self.rng, self.mix
+        venue = rng.choice(self.venues)
+        self._seq += 1
+        at = now - timedelta(minutes=rng.uniform(6, 90)) if rng.random() < mix.late else now
+        color = "green"
+        r = rng.random()
+        if r < mix.red:
+            color = "red"
+        elif r < mix.red + mix.yellow:
+            color = "yellow"
+        elif r < mix.red + mix.yellow + mix.unknown:
+            color = "unknown"
+        nat: dict[str, object] | None
+        r = rng.random()
+        if r < mix.nat_missing:
+            nat = None
+        elif r < mix.nat_missing + mix.nat_positive:
+            nat = {"result": "positive", "sampled_at": (at - timedelta(hours=10)).isoformat(), "reported_at": None}
+        elif r < mix.nat_missing + mix.nat_positive + mix.nat_pending:
+            nat = {"result": "pending", "sampled_at": (at - timedelta(hours=rng.uniform(1, 30))).isoformat(),
+                   "reported_at": None}
+        else:
+            expired = rng.random() < mix.nat_expired
+            age = rng.uniform(73, 120) if expired else rng.uniform(1, 47)
+            nat = {"result": "negative", "sampled_at": (at - timedelta(hours=age)).isoformat(),
+                   "reported_at": (at - timedelta(hours=age - 0.5)).isoformat()}
+        doses = rng.choice([0, 1]) if rng.random() < mix.unvaccinated else rng.choice([2, 3, 3, 4])
+        cities = [{"name": "Hangzhou", "starred": False, "last_seen_at": at.isoformat()}]
+        if rng.random() < mix.risk_itinerary:
+            cities.append({"name": rng.choice(CITIES[1:]), "starred": True,
+                           "last_seen_at": (at - timedelta(days=rng.randint(1, 13))).isoformat()})
+        r = rng.random()
+        temp: float | None = round(rng.gauss(36.5, 0.25), 1)
+        if r < mix.temp_not_measured:
+            temp = None
+        elif r < mix.temp_not_measured + mix.fever:
+            temp = round(rng.uniform(37.3, 39.5), 1)
+        r = rng.random()
+        mask: bool | None = True
+        if r < mix.no_mask:
+            mask = False
+        elif r < mix.no_mask + mix.mask_not_observed:
+            mask = None
+        value: dict[str, Any] = {
+            "schema": "hcs.scan.v1",
+            "event_id": f"sim-{self.seed}-{self._seq:012d}",
+            "event_time": at.isoformat(timespec="milliseconds"),
+            "checkpoint_id": rng.choice(venue.checkpoints),
+            "venue_id": venue.venue_id,
+            "venue_type": venue.venue_type,
+            "district": venue.district,
+            "person_ref": self._person(rng.randrange(self.people)),
+            "health_code": {"color": color, "popup": rng.random() < mix.popup},
+            "temperature_c": temp,
+            "mask": mask,
+            "nat": nat,
+            "vaccination": {"doses": doses, "last_dose_at": None if doses == 0 else
+                            (at - timedelta(days=rng.randint(30, 400))).isoformat(), "exemption": False},
+            "itinerary": {"as_of": at.isoformat(), "cities": cities},
+        }
+        return venue, value
+
+    def records(self, count: int | None, batch: int = 1,
+                clock: Iterator[datetime] | None = None) -> Iterator[tuple[bytes, bytes, int]]:
+        """(key, value, scans in it) for ``count`` scans (forever if None), ``batch`` per record.
+
+        Duplicates resend an earlier record as is; malformed records are broken copies.
+        """
+        produced = 0
+        while count is None or produced < count:
+            now = next(clock) if clock is not None else datetime.now(SHANGHAI)
+            rng = self.rng
+            if self._recent and rng.random() < self.mix.duplicate:
+                key, value = rng.choice(self._recent)
+                self.counts["duplicate_records"] += 1
+                yield key, value, 0
+                continue
+            if rng.random() < self.mix.malformed:
+                self.counts["malformed_records"] += 1
+                yield b"unknown", rng.choice([b"{\"schema\": \"hcs.scan.v1\", ", b"\xff\xfe",
+                                              b"{\"schema\": \"hcs.scan.v0\"}"]), 0
+                continue
+            n = batch if count is None else min(batch, count - produced)
+            if n == 1:
+                venue, one = self.scan(now)
+                encoded = orjson.dumps(one)
+            else:
+                venue, first = self.scan(now)
+                scans = [first]
+                while len(scans) < n:
+                    # A gateway forwards the scans of its own venue only.
+                    _, more = self.scan(now)
+                    more.update(venue_id=venue.venue_id, venue_type=venue.venue_type,
+                                 district=venue.district, checkpoint_id=self.rng.choice(venue.checkpoints))
+                    scans.append(more)
+                encoded = orjson.dumps({"schema": "hcs.scan-batch.v1", "gateway_id": f"gw-{venue.venue_id}",
+                                        "scans": scans})
+            key = venue.venue_id.encode()
+            produced += n
+            self.counts["scans"] += n
+            self.counts["records"] += 1
+            if len(self._recent) < 1000:
+                self._recent.append((key, encoded))
+            else:
+                self._recent[rng.randrange(1000)] = (key, encoded)
+            yield key, encoded, n
+
+
+async def publish(sim: Simulator, bootstrap: str, topic: str, count: int | None, rate: float | None,
+                  batch: int = 1, on_progress: Callable[[int], None] | None = None) -> Counter[str]:
+    """Send ``count`` scans (forever if None) to ``topic``, at ``rate`` scans/s or as fast as possible."""
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
+                                max_batch_size=512 * 1024, compression_type=None)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)  # finish cleanly: flush what was sent, then report
+    await producer.start()
+    try:
+        started = time.monotonic()
+        sent = 0
+        pending: list[asyncio.Future[object]] = []
+        for key, value, n in sim.records(count, batch):
+            if stop.is_set():
+                break
+            pending.append(await producer.send(topic, value=value, key=key))
+            sent += n
+            if on_progress is not None and n:
+                on_progress(n)
+            if rate:
+                ahead = sent / rate - (time.monotonic() - started)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+            if len(pending) >= 5000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await producer.flush()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return sim.counts

@@ -1,0 +1,27 @@
+"""The topics of CONTRACT.md, declared once: names, keys and partition counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    key: str
+
+
+SCANS = TopicSpec("hcs.scans.v1", 8, "venue_id")
+ENTRIES = TopicSpec("hcs.entries.v1", 8, "venue_id")
+DECISIONS = TopicSpec("hcs.decisions.v1", 8, "venue_id")
+ALERTS = TopicSpec("hcs.alerts.v1", 4, "dedup_key")
+DISTRICT_STATS = TopicSpec("hcs.district-stats.v1", 4, "district")
+DLQ = TopicSpec("hcs.dlq.v1", 4, "original key")
+
+ALL: tuple[TopicSpec, ...] = (SCANS, ENTRIES, DECISIONS, ALERTS, DISTRICT_STATS, DLQ)
+
+
+def topic_name(spec: TopicSpec, prefix: str = "") -> str:
+    """The topic's name on the cluster: the contract name behind an optional prefix."""
+    return f"{prefix}{spec.name}"

@@ -1,0 +1,122 @@
+"""Produce to and read from a real broker, and run real ``hcs worker`` processes, for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streams import topics
+from streams.app import ensure_topics
+from streams.settings import Settings
+
+
+def create_topics(bootstrap: str, prefix: str) -> None:
+    asyncio.run(ensure_topics(Settings(bootstrap=bootstrap, topic_prefix=prefix)))
+
+
+def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes]]) -> int:
+    async def run() -> int:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        await producer.start()
+        try:
+            futures = [await producer.send(topic, value=value, key=key) for key, value in records]
+            await producer.flush()
+            for fut in futures:
+                await fut
+            return len(futures)
+        finally:
+            await producer.stop()
+
+    return asyncio.run(run())
+
+
+def read(bootstrap: str, topic: str, until: Callable[[list[dict[str, Any]]], bool],
+         timeout_s: float = 60.0, settle_s: float = 0.0) -> list[dict[str, Any]]:
+    """Read ``topic`` from the beginning until ``until(values)`` holds (then ``settle_s`` more
+    seconds, to catch anything extra), or the timeout passes. Values are decoded JSON with
+    ``_key`` added."""
+
+    async def run() -> list[dict[str, Any]]:
+        consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                    enable_auto_commit=False, group_id=None)
+        await consumer.start()
+        values: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout_s
+        settle_until: float | None = None
+        try:
+            while time.monotonic() < deadline:
+                if settle_until is not None and time.monotonic() >= settle_until:
+                    break
+                batches = await consumer.getmany(timeout_ms=200)
+                for records in batches.values():
+                    for rec in records:
+                        value = orjson.loads(rec.value)
+                        value["_key"] = rec.key.decode() if rec.key is not None else None
+                        values.append(value)
+                if settle_until is None and until(values):
+                    settle_until = time.monotonic() + settle_s
+            return values
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
+
+
+def name(spec: topics.TopicSpec, prefix: str) -> str:
+    return topics.topic_name(spec, prefix)
+
+
+class WorkerProcess:
+    """A real ``hcs worker`` in a subprocess; ready once its /metrics answers and it says Ready."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.env = env
+        self.log_path = log_path
+        self.port = int(env["HCS_WEB_PORT"])
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout_s: float = 90.0) -> WorkerProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams", "worker", "-l", "info"],
+                                     env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
+            if b"[^Worker]: Ready" in self.log_path.read_bytes() and self.metrics_text():
+                return self
+            time.sleep(0.3)
+        raise RuntimeError(f"worker not ready in {timeout_s}s:\n{self.log_tail()}")
+
+    def metrics_text(self) -> str:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=2) as resp:
+                return str(resp.read().decode())
+        except OSError:
+            return ""
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        os.killpg(self.proc.pid, sig)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            return self.proc.wait(10)
