@@ -1,0 +1,33 @@
+"""Settings come from the environment names of CONTRACT.md, with defaults and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.errors import ConfigError
+from streams.settings import Settings
+
+
+def test_defaults_match_the_contract() -> None:
+    s = Settings.from_env({})
+    assert (s.bootstrap, s.app_id, s.web_port, s.policy_file) == ("127.0.0.1:9092", "hcs-worker", 6066, None)
+
+
+def test_every_contract_setting_is_read() -> None:
+    s = Settings.from_env({"HCS_BOOTSTRAP": "k1:9092,k2:9092", "HCS_APP_ID": "xihu", "HCS_POLICY_FILE": "/p.json",
+                           "HCS_WEB_PORT": "7000", "HCS_DATA_DIR": "/var/lib/hcs"})
+    assert s.bootstrap == "k1:9092,k2:9092"
+    assert s.broker_url == "kafka://k1:9092;kafka://k2:9092"
+    assert (s.app_id, s.policy_file, s.web_port, s.data_dir) == ("xihu", Path("/p.json"), 7000, Path("/var/lib/hcs"))
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("HCS_WEB_PORT", "http", "HCS_WEB_PORT='http' is not an integer"),
+    ("HCS_WEB_PORT", "70000", "HCS_WEB_PORT=70000 is outside 1..65535"),
+    ("HCS_DEDUP_HORIZON_HOURS", "-1", "HCS_DEDUP_HORIZON_HOURS=-1.0 must be positive"),
+])
+def test_a_bad_setting_is_refused_by_name(name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        Settings.from_env({name: value})
