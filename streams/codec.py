@@ -50,8 +50,8 @@ def _validate(name: str, value: dict[str, Any], where: str = "") -> None:
         path = ".".join(str(p) for p in exc.path[1:]) if exc.path else ""
         field = where + (path or "(record)")
         message = exc.message.removeprefix(exc.name or "").strip() or exc.message
-        if exc.rule == "pattern" and isinstance(exc.definition, dict) and exc.definition.get("description"):
-            message = f"must be {exc.definition['description']}, got {exc.value!r}"
+        if exc.rule == "pattern" and isinstance(exc.definition, dict) and exc.definition.get("x-expected"):
+            message = f"must be {exc.definition['x-expected']}, got {exc.value!r}"
         raise _Invalid(f"{field}: {message}") from None
 
 

@@ -1,0 +1,51 @@
+"""Faust test-context fixtures: the real app and agent, memory store, recorded outputs."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+from unittest.mock import MagicMock
+
+import orjson
+import pytest
+
+from streams import topics
+from streams.app import HcsApp, create_app
+from streams.metrics import Metrics
+from streams.rules.policy import Policy, load_policy
+from streams.settings import Settings
+
+
+class RecordingSink:
+    """Stands in for the producer: keeps every output, by contract topic name."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, list[dict[str, Any]]] = defaultdict(list)
+
+    def send(self, spec: topics.TopicSpec, key: bytes | None, value: bytes) -> None:
+        record = orjson.loads(value)
+        record["_key"] = key.decode() if key is not None else None
+        self.sent[spec.name].append(record)
+
+    def of(self, spec: topics.TopicSpec) -> list[dict[str, Any]]:
+        return self.sent[spec.name]
+
+
+def make_app(policy: Policy | None = None) -> tuple[HcsApp, RecordingSink, MagicMock]:
+    app = create_app(Settings(app_id=f"agent-test-{uuid.uuid4().hex[:8]}"), policy or load_policy(), Metrics())
+    app.finalize()
+    app.conf.store = "memory://"
+    app.flow_control.resume()
+    sink = RecordingSink()
+    app.pipeline.sink = sink
+    app.pipeline.is_active = lambda partition: partition == 0  # as if the group gave us partition 0
+    changelog = MagicMock(name="send_changelog")
+    app.pipeline.state.table.send_changelog = changelog  # type: ignore[method-assign]
+    return app, sink, changelog
+
+
+@pytest.fixture
+def hcs_app() -> Iterator[tuple[HcsApp, RecordingSink, MagicMock]]:
+    yield make_app()
