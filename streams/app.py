@@ -89,6 +89,9 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
         web_host=settings.web_bind,
         web_in_thread=False,
         producer_acks=-1,
+        # A crashed worker's partitions move to the others after this long (Faust's default: 60 s).
+        broker_session_timeout=20.0,
+        broker_heartbeat_interval=3.0,
         stream_wait_empty=False,
     )
     app.hcs_settings = settings
