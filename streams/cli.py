@@ -173,6 +173,25 @@ def simulate(count: int | None, rate: float | None, batch: int, seed: int, quiet
 
 
 @cli.command()
+@click.option("--decisions", is_flag=True, help="Also show every decision, not only alerts.")
+@click.option("--from-beginning", is_flag=True, help="Start at the oldest retained record, not the newest.")
+@click.option("--max", "max_lines", type=int, default=None, help="Exit after printing this many lines.")
+@click.option("--timeout", "timeout_s", type=float, default=None, help="Exit after this many seconds.")
+@click.option("--color/--no-color", default=None, help="Colour by severity (default: when on a terminal).")
+def tail(decisions: bool, from_beginning: bool, max_lines: int | None, timeout_s: float | None,
+         color: bool | None) -> None:
+    """Follow hcs.alerts.v1 for the on-call team: one line per alert, newest last."""
+    from streams import topics
+    from streams.tail import run_follow
+
+    settings = Settings.from_env()
+    colour = sys.stdout.isatty() if color is None else color
+    run_follow(settings.bootstrap, topics.topic_name(topics.ALERTS, settings.topic_prefix),
+               topics.topic_name(topics.DECISIONS, settings.topic_prefix) if decisions else None,
+               from_beginning, lambda line: click.echo(line, color=colour), colour, max_lines, timeout_s)
+
+
+@cli.command()
 @click.option("--rate", type=float, default=20.0, show_default=True, help="Simulated scans per second.")
 @click.option("--port", default=9092, show_default=True, type=int, help="Local broker port.")
 def run(rate: float, port: int) -> None:

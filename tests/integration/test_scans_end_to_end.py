@@ -123,3 +123,28 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_no_scan_and_repeats_no_a
         # A crash between producing and committing may re-send an output (at-least-once); a
         # re-sent alert is the same record, with the same alert_id, for consumers to drop.
         assert all(all(r == group[0] for r in group) for group in repeated.values())
+
+
+def test_tail_prints_one_line_per_alert_with_its_severity(
+        worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    create_topics(kafka_bootstrap, topic_prefix)
+    red, fever = f.scan(health_code={"color": "red"}), f.scan(temperature_c=38.0)
+    fever_again = f.scan(at=f.T0 + timedelta(minutes=2), person_ref=fever["person_ref"], temperature_c=38.3)
+    produce(kafka_bootstrap, name(topics.SCANS, topic_prefix),
+            [(b"venue-1", f.encode(v)) for v in (red, fever, fever_again)])
+    worker = WorkerProcess(worker_env, tmp_path / "worker.log").start()
+    try:
+        read(kafka_bootstrap, name(topics.ALERTS, topic_prefix), lambda v: len(v) >= 2)
+        out = subprocess.run([sys.executable, "-m", "streams", "tail", "--from-beginning", "--max", "2",
+                              "--timeout", "30", "--no-color"], env=worker_env, capture_output=True, text=True,
+                             timeout=60, check=True).stdout
+    finally:
+        worker.stop()
+    lines = out.splitlines()
+    assert len(lines) == 2
+    assert "CRITICAL KEY_PERSON_DETECTED" in lines[0] and "reasons HEALTH_CODE_RED" in lines[0]
+    assert "WARNING  FEVER_CONFIRMED" in lines[1] and "district 330106 venue venue-1 checkpoint cp-1" in lines[1]
+    assert red["person_ref"] not in out  # shortened on screen
