@@ -1,0 +1,94 @@
+"""docker-compose.yml and deploy/ stay consistent with the local setup and with each other."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from streams import settings as settings_module
+
+ROOT = Path(__file__).resolve().parents[2]
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        if IN_CI:
+            pytest.fail(f"{name} must be installed in CI (.ci/run installs it)")
+        pytest.skip(f"{name} is not installed (apt-get install prometheus prometheus-alertmanager)")
+    return path
+
+
+def test_compose_runs_kafka_worker_simulator_and_the_monitoring_stack() -> None:
+    assert set(compose()["services"]) == {"kafka", "worker", "simulator", "prometheus", "alertmanager", "grafana"}
+    assert compose()["services"]["kafka"]["image"].startswith("apache/kafka:4.")
+
+
+def test_every_file_compose_mounts_exists() -> None:
+    for name, service in compose()["services"].items():
+        for volume in service.get("volumes", []):
+            host = volume.split(":")[0]
+            assert (ROOT / host).exists(), f"{name} mounts missing {host}"
+        if "build" in service:
+            assert (ROOT / service["build"] / "Dockerfile").is_file()
+
+
+def test_the_worker_is_configured_only_with_settings_hcs_reads() -> None:
+    known = {v for k, v in vars(settings_module).items() if k.startswith("ENV_")}
+    for name in ("worker", "simulator"):
+        assert set(compose()["services"][name]["environment"]) <= known
+
+
+def test_the_worker_reaches_kafka_on_an_advertised_listener() -> None:
+    services = compose()["services"]
+    advertised = services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    assert f"//{services['worker']['environment']['HCS_BOOTSTRAP']}" in advertised
+
+
+def test_prometheus_scrapes_the_worker_port_compose_exposes() -> None:
+    prom = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    targets = [t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
+    port = compose()["services"]["worker"]["environment"]["HCS_WEB_PORT"]
+    assert f"worker:{port}" in targets
+
+
+def test_grafana_dashboards_are_provisioned_from_the_mounted_folder() -> None:
+    provider = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/hcs.yml").read_text())
+    path = provider["providers"][0]["options"]["path"]
+    mounts = dict(v.split(":")[:2][::-1] for v in compose()["services"]["grafana"]["volumes"])
+    assert path in mounts and list((ROOT / mounts[path]).glob("*.json"))
+
+
+def test_prometheus_config_and_rules_pass_promtool() -> None:
+    promtool = tool("promtool")
+    for args in (["check", "config", "deploy/prometheus/prometheus.yml"],
+                 ["check", "rules", *map(str, sorted((ROOT / "deploy/prometheus/rules").glob("*.yml")))]):
+        result = subprocess.run([promtool, *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alertmanager_config_passes_amtool() -> None:
+    amtool = tool("amtool")
+    result = subprocess.run([amtool, "check-config", "deploy/alertmanager/alertmanager.yml"], cwd=ROOT,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_kubernetes_manifests_use_the_contract_settings() -> None:
+    docs = list(yaml.safe_load_all((ROOT / "deploy/kubernetes/hcs-worker.yaml").read_text()))
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    env = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    known = {v for k, v in vars(settings_module).items() if k.startswith("ENV_")}
+    assert env <= known and {"HCS_BOOTSTRAP", "HCS_APP_ID", "HCS_WEB_PORT"} <= env
