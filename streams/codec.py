@@ -7,52 +7,18 @@ Validation uses the JSON Schemas in ``schemas/`` compiled once with fastjsonsche
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
-from functools import cache
-from pathlib import Path
 from typing import Any
 
-import fastjsonschema
 import orjson
 
 from streams.models import City, EntryCount, Itinerary, Nat, Rejected, ScanEvent, Vaccination
+from streams.validation import SchemaViolation, validate
 
-SCHEMA_DIR = Path(__file__).parent / "schemas"  # a symlink to the repo's schemas/ in a checkout
 MAX_RECORD_BYTES = 64 * 1024
 SCAN_SCHEMA = "hcs.scan.v1"
 BATCH_SCHEMA = "hcs.scan-batch.v1"
 ENTRIES_SCHEMA = "hcs.entries.v1"
-
-
-def load_schema(name: str) -> dict[str, Any]:
-    """A JSON Schema of ``schemas/`` by file stem, e.g. ``scan.v1``."""
-    text = (SCHEMA_DIR / f"{name}.json").read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
-
-
-@cache
-def _validator(name: str) -> Any:
-    return fastjsonschema.compile(load_schema(name))
-
-
-class _Invalid(Exception):
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-def _validate(name: str, value: dict[str, Any], where: str = "") -> None:
-    try:
-        _validator(name)(value)
-    except fastjsonschema.JsonSchemaValueException as exc:
-        path = ".".join(str(p) for p in exc.path[1:]) if exc.path else ""
-        field = where + (path or "(record)")
-        message = exc.message.removeprefix(exc.name or "").strip() or exc.message
-        if exc.rule == "pattern" and isinstance(exc.definition, dict) and exc.definition.get("x-expected"):
-            message = f"must be {exc.definition['x-expected']}, got {exc.value!r}"
-        raise _Invalid(f"{field}: {message}") from None
 
 
 def parse_time(text: str, field: str) -> float:
@@ -60,11 +26,11 @@ def parse_time(text: str, field: str) -> float:
     try:
         return datetime.fromisoformat(text.upper()).timestamp()
     except ValueError as exc:
-        raise _Invalid(f"{field}: {text!r} is not a valid timestamp ({exc})") from None
+        raise SchemaViolation(f"{field}: {text!r} is not a valid timestamp ({exc})") from None
 
 
 def _scan(value: dict[str, Any], where: str) -> ScanEvent:
-    _validate("scan.v1", value, where)
+    validate("scan.v1", value, where)
     nat_v = value.get("nat")
     nat = None
     if nat_v is not None:
@@ -142,11 +108,11 @@ def decode_scans(raw: bytes | None, key: bytes | None = None) -> list[ScanEvent 
         if schema == SCAN_SCHEMA:
             return [_scan(value, "")]
         if schema == BATCH_SCHEMA:
-            _validate("scan-batch.v1", value)
+            validate("scan-batch.v1", value)
         else:
             return [Rejected("UNSUPPORTED_SCHEMA", f"schema: {schema!r} is not one of "
                              f"{SCAN_SCHEMA!r}, {BATCH_SCHEMA!r}", raw or b"")]
-    except _Invalid as exc:
+    except SchemaViolation as exc:
         return [Rejected("SCHEMA_INVALID", exc.detail, raw or b"")]
     out: list[ScanEvent | Rejected] = []
     venue = key.decode("utf-8", "replace") if key else None
@@ -158,7 +124,7 @@ def decode_scans(raw: bytes | None, key: bytes | None = None) -> list[ScanEvent 
             continue
         try:
             scan = _scan(item, where)
-        except _Invalid as exc:
+        except SchemaViolation as exc:
             out.append(Rejected("SCHEMA_INVALID", exc.detail, orjson.dumps(item)))
             continue
         venue = venue or scan.venue_id
@@ -179,12 +145,12 @@ def decode_entries(raw: bytes | None) -> EntryCount | Rejected:
         return Rejected("UNSUPPORTED_SCHEMA", f"schema: {value.get('schema')!r} is not {ENTRIES_SCHEMA!r}",
                         raw or b"")
     try:
-        _validate("entries.v1", value)
+        validate("entries.v1", value)
         start = parse_time(value["window_start"], "window_start")
         end = parse_time(value["window_end"], "window_end")
         if end < start:
-            raise _Invalid("window_end: is before window_start")
-    except _Invalid as exc:
+            raise SchemaViolation("window_end: is before window_start")
+    except SchemaViolation as exc:
         return Rejected("SCHEMA_INVALID", exc.detail, raw or b"")
     return EntryCount(value["event_id"], value["checkpoint_id"], value["venue_id"], value["venue_type"],
                       value["district"], start, end, value["entries"])

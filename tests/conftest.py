@@ -17,12 +17,13 @@ IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Bootstrap of a real broker: ``HCS_TEST_BOOTSTRAP`` if set, else a local one for the session.
+    """Bootstrap of a real broker: ``HCS_TEST_BOOTSTRAP`` or ``HCS_BOOTSTRAP`` if set (tests then
+    only create topics under a unique prefix), else a local broker started for the session.
 
     In CI a broker that cannot start fails the run; elsewhere the tests that need it skip with
     the reason (e.g. Java missing), so unit tests still run on a bare laptop.
     """
-    explicit = os.environ.get("HCS_TEST_BOOTSTRAP")
+    explicit = os.environ.get("HCS_TEST_BOOTSTRAP") or os.environ.get("HCS_BOOTSTRAP")
     if explicit:
         yield explicit
         return

@@ -17,13 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import fastjsonschema
-
 from streams.errors import ConfigError
 from streams.rules.codes import VENUE_TYPES
+from streams.validation import SchemaViolation, validate
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.json")
-POLICY_SCHEMA_PATH = Path(__file__).parent.parent / "schemas" / "policy.v1.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,19 +111,12 @@ def _parse_version(raw: Mapping[str, Any], where: str) -> PolicyVersion:
     )
 
 
-def _validate_document(doc: Any, source: str) -> None:
-    schema = json.loads(POLICY_SCHEMA_PATH.read_text(encoding="utf-8"))
-    try:
-        fastjsonschema.validate(schema, doc)
-    except fastjsonschema.JsonSchemaValueException as exc:
-        path = ".".join(str(p) for p in exc.path[1:]) or "(document)"
-        message = exc.message.removeprefix(exc.name or "").strip() or exc.message
-        raise ConfigError(f"invalid policy {source}: {path}: {message}") from None
-
-
 def parse_policy(doc: Any, source: str = "document") -> list[PolicyVersion]:
     """Validate a ``hcs.policy.v1`` document; raise :class:`ConfigError` naming the bad field."""
-    _validate_document(doc, source)
+    try:
+        validate("policy.v1", doc)
+    except SchemaViolation as exc:
+        raise ConfigError(f"invalid policy {source}: {exc.detail}") from None
     versions = [_parse_version(v, f"versions.{i}") for i, v in enumerate(doc["versions"])]
     names = [v.version for v in versions]
     dup = sorted({n for n in names if names.count(n) > 1})

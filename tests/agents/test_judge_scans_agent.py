@@ -127,3 +127,15 @@ def test_each_bad_record_is_dead_lettered_and_the_next_scan_is_still_judged(
     assert all(d["_key"] == "venue-1" and d["source_topic"] == "hcs.scans.v1" for d in dead)
     assert [d["event_id"] for d in sink.of(topics.DECISIONS)] == [good_in_batch["event_id"], good["event_id"]]
     assert sample(app, "hcs_dead_letters_total", topic="hcs.scans.v1", reason="SCHEMA_INVALID") == 2
+
+
+def test_dedup_ids_are_forgotten_after_the_horizon(hcs_app: Harness) -> None:
+    app, sink, changelog = hcs_app
+    scan = f.scan()
+    run(app, scan)
+    horizon = app.pipeline.dedup_horizon_s
+    assert app.pipeline.sweep(time.time() + horizon - 60) == 0
+    assert app.pipeline.sweep(time.time() + horizon + 1) >= 1
+    assert any(call.args[1] == "e|" + scan["event_id"] and call.args[2] is None for call in changelog.call_args_list)
+    run(app, scan)  # past the horizon the id is new again
+    assert len(sink.of(topics.DECISIONS)) == 2

@@ -149,3 +149,38 @@ def test_tail_prints_one_line_per_alert_with_its_severity(
     assert "CRITICAL KEY_PERSON_DETECTED" in lines[0] and "reasons HEALTH_CODE_RED" in lines[0]
     assert "WARNING  FEVER_CONFIRMED" in lines[1] and "district 330106 venue venue-1 checkpoint cp-1" in lines[1]
     assert red["person_ref"] not in out  # shortened on screen
+
+
+def test_a_fever_without_recheck_raises_fever_unresolved_under_the_policy_file(
+        worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+    import json
+
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"schema": "hcs.policy.v1", "versions": [
+        {"version": "drill-1", "valid_from": "2022-01-01T00:00:00+08:00",
+         "defaults": {"recheck_window_minutes": 0.05}}]}))  # a 3-second window for the drill
+    create_topics(kafka_bootstrap, topic_prefix)
+    fever = f.scan(temperature_c=38.6)
+    produce(kafka_bootstrap, name(topics.SCANS, topic_prefix), [(b"venue-1", f.encode(fever))])
+    worker = WorkerProcess({**worker_env, "HCS_POLICY_FILE": str(policy)}, tmp_path / "worker.log").start()
+    try:
+        decisions = read(kafka_bootstrap, name(topics.DECISIONS, topic_prefix), lambda v: len(v) >= 1)
+        alerts = read(kafka_bootstrap, name(topics.ALERTS, topic_prefix), lambda v: len(v) >= 1, timeout_s=30)
+    finally:
+        worker.stop()
+    assert [(d["decision"], d["policy_version"]) for d in decisions] == [("RECHECK", "drill-1")]
+    assert [(a["kind"], a["event_ids"], a["policy_version"]) for a in alerts] == [
+        ("FEVER_UNRESOLVED", [fever["event_id"]], "drill-1")]
+    assert_valid("alert.v1", alerts)
+
+
+def test_a_worker_refuses_an_invalid_policy_file_at_start(worker_env: dict[str, str], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    policy = tmp_path / "policy.json"
+    policy.write_text('{"schema": "hcs.policy.v1", "versions": [{"version": "x", "valid_from": "soon"}]}')
+    result = subprocess.run([sys.executable, "-m", "streams", "worker"], env={**worker_env,
+                            "HCS_POLICY_FILE": str(policy)}, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"hcs: invalid policy {policy}: versions.0.valid_from: must be an RFC 3339")

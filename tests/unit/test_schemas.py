@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from streams import topics
-from streams.codec import SCHEMA_DIR, load_schema
+from streams.validation import SCHEMA_DIR, load_schema
 from tests import factories as f
 from tests.schema_check import assert_valid
 
