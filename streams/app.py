@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -11,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.types import TP
 
 from streams import topics
+from streams.aggregation import StatsOwner
 from streams.metrics import Metrics
 from streams.pipeline import Pipeline, RecordRef
 from streams.rules.policy import Policy, load_policy
@@ -22,6 +24,7 @@ log = logging.getLogger(__name__)
 SCAN_BATCH_MAX = 1000  # records handed to the pipeline at once
 SCAN_BATCH_WITHIN_S = 0.005
 RECHECK_TICK_S = 5.0  # FEVER_UNRESOLVED fires within this long after a recheck window ends
+WINDOW_TICK_S = 1.0  # compliance windows, silent checkpoints and district minutes close this often
 SWEEP_TICK_S = 60.0
 
 
@@ -39,11 +42,27 @@ class FaustSink:
         self._topics[spec.name].send_soon(key=key, value=value)
 
 
+class FaustPartialsSink:
+    """Sends district-minute partials by district, and watermarks to every partition."""
+
+    def __init__(self, topic: faust.TopicT, partitions: int) -> None:
+        self._topic = topic
+        self._partitions = partitions
+
+    def partial(self, district: str, value: bytes) -> None:
+        self._topic.send_soon(key=district.encode(), value=value)
+
+    def watermark(self, value: bytes) -> None:
+        for partition in range(self._partitions):
+            self._topic.send_soon(key=None, value=value, partition=partition)
+
+
 class HcsApp(faust.App):
     """A Faust app that declares every topic of the contract before it consumes."""
 
     hcs_settings: Settings
     pipeline: Pipeline
+    stats_owner: StatsOwner
     metrics: Metrics
 
     async def on_first_start(self) -> None:
@@ -100,41 +119,86 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     scans_name = topics.topic_name(topics.SCANS, settings.topic_prefix)
     scans_topic = app.topic(scans_name, partitions=topics.SCANS.partitions,
                             key_serializer="raw", value_serializer="raw")
-    table = app.Table("state", partitions=topics.SCANS.partitions, key_type=str,
-                      help="per-venue scan state: dedup ids, fever rechecks, alert memos")
+    entries_topic = app.topic(topics.topic_name(topics.ENTRIES, settings.topic_prefix),
+                              partitions=topics.ENTRIES.partitions, key_serializer="raw", value_serializer="raw")
+    partials_topic = app.topic(f"{settings.topic_prefix}{settings.app_id}-district-partials", internal=True,
+                               partitions=topics.DISTRICT_STATS.partitions, key_serializer="raw",
+                               value_serializer="raw")
+    seen = app.Table("seen", partitions=topics.SCANS.partitions, key_type=str,
+                     help="event ids already judged, per venue partition, until the dedup horizon")
+    state = app.Table("state", partitions=topics.SCANS.partitions, key_type=str,
+                      help="per-venue state: rechecks, alert memos, compliance windows, checkpoints, partials")
+    stats = app.Table("district-stats", partitions=topics.DISTRICT_STATS.partitions, key_type=str,
+                      help="per-district minute partials and source watermarks")
 
     def is_active(partition: int) -> bool:
         return TP(scans_name, partition) in app.assignor.assigned_actives()
 
-    pipeline = Pipeline(policy, PartitionedState(table), FaustSink(app, settings.topic_prefix), metrics,
-                        dedup_horizon_s=settings.dedup_horizon_hours * 3600, is_active=is_active)
-    app.pipeline = pipeline
+    def active_partitions() -> list[int]:
+        return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == scans_name)
 
-    @app.agent(scans_topic, name="judge_scans")
-    async def judge_scans(stream: Any) -> None:
-        """Judge every scan of every record: decode -> dedup -> rules -> emit -> count."""
+    sink = FaustSink(app, settings.topic_prefix)
+    pipeline = Pipeline(policy, PartitionedState(state), PartitionedState(seen), sink,
+                        FaustPartialsSink(partials_topic, topics.DISTRICT_STATS.partitions), metrics,
+                        dedup_horizon_s=settings.dedup_horizon_hours * 3600, is_active=is_active)
+    owner = StatsOwner(PartitionedState(stats), sink, sources=topics.SCANS.partitions)
+    app.pipeline = pipeline
+    app.stats_owner = owner
+
+    Handler = Callable[[bytes | None, RecordRef, float], None]
+
+    async def drain(stream: Any, spec: topics.TopicSpec, handle: Handler) -> None:
+        """Hand each batch's records to the pipeline, then flush its state before offsets commit."""
         async for events in stream.take_events(SCAN_BATCH_MAX, within=SCAN_BATCH_WITHIN_S):
             now = time.time()
             for event in events:
                 msg = event.message
-                ref = RecordRef(topics.SCANS, msg.topic, msg.partition, msg.offset, msg.key)
+                ref = RecordRef(spec, msg.topic, msg.partition, msg.offset, msg.key)
                 try:
-                    pipeline.on_scan_record(event.value, ref, now)
+                    handle(event.value, ref, now)
                 except Exception as exc:
                     # A bug, not bad input (input errors are dead letters). The contract's DeadLetter
                     # reasons have no code for it, so it is logged (no payload: it holds person data)
                     # and counted for an alert, and the worker goes on.
-                    log.exception("scan record %s[%d]@%d failed: %s", msg.topic, msg.partition,
-                                  msg.offset, type(exc).__name__)
-                    metrics.processing_errors(topics.SCANS.name).inc()
+                    log.exception("record %s[%d]@%d failed: %s", msg.topic, msg.partition, msg.offset,
+                                  type(exc).__name__)
+                    metrics.processing_errors(spec.name).inc()
+            pipeline.flush()
+
+    @app.agent(scans_topic, name="judge_scans")
+    async def judge_scans(stream: Any) -> None:
+        """Judge every scan of every record: decode -> dedup -> rules -> emit -> count."""
+        await drain(stream, topics.SCANS, pipeline.on_scan_record)
+
+    @app.agent(entries_topic, name="count_entries")
+    async def count_entries(stream: Any) -> None:
+        """Add people counted at checkpoints to their compliance windows: decode -> dedup -> count."""
+        await drain(stream, topics.ENTRIES, pipeline.on_entries_record)
+
+    @app.agent(partials_topic, name="aggregate_district_stats")
+    async def aggregate_district_stats(stream: Any) -> None:
+        """Merge every partition's part of each district minute; emit when all have passed it."""
+        async for event in stream.events():
+            owner.on_record(event.value, event.message.partition)
+            owner.state.flush()
 
     @app.timer(RECHECK_TICK_S, name="expire_rechecks")
     async def expire_rechecks() -> None:
         pipeline.expire_rechecks(time.time())
+        pipeline.flush()
+
+    @app.timer(WINDOW_TICK_S, name="close_windows")
+    async def close_windows() -> None:
+        now = time.time()
+        pipeline.close_windows(now)
+        pipeline.check_silent(now)
+        pipeline.close_minutes(now, active_partitions())
+        pipeline.flush()
 
     @app.timer(SWEEP_TICK_S, name="sweep_state")
     async def sweep_state() -> None:
         pipeline.sweep(time.time())
+        pipeline.flush()
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

@@ -53,6 +53,10 @@ class Metrics:
         self.three100 = _Children(Counter(
             "hcs_three100_checks_total", "Three-100% checks per measure and outcome.",
             ["district", "measure", "outcome"], registry=r))
+        self.three100_late = _Children(Counter(
+            "hcs_three100_late_total",
+            "Scans and entry counts that arrived after their checkpoint window was closed (not counted in it).",
+            ["district"], registry=r))
         self.duplicates = _Children(Counter(
             "hcs_duplicates_total", "Redelivered records (same event_id) that were dropped.",
             ["topic"], registry=r))

@@ -2,36 +2,51 @@
 
 The :class:`Pipeline` holds no Faust objects of its own: it writes outputs through a
 :class:`Sink`, keeps state in :class:`PartitionedState` and is handed ``now`` by its caller, so
-agent tests and timers drive it with plain values.
+agent tests and timers drive it with plain values. Everything here concerns one source
+partition at a time (scans and entries of a venue share a partition number).
 """
 
 from __future__ import annotations
 
 import base64
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 
 from streams import topics
-from streams.codec import decode_scans
+from streams.codec import decode_entries, decode_scans
 from streams.metrics import Metrics
-from streams.models import Rejected, ScanEvent
+from streams.models import EntryCount, Rejected, ScanEvent
 from streams.rules import codes as c
-from streams.rules.alerts import AlertMemo, admit, alert_record, person_dedup_key, utc_rfc3339
+from streams.rules.alerts import AlertMemo, Occurrence, admit, alert_record, person_dedup_key, rfc3339, utc_rfc3339
+from streams.rules.compliance import MINUTE_S, CheckpointWindow, DistrictMinute, StreamClock, window_start
 from streams.rules.judge import is_late, judge
 from streams.rules.policy import Policy
 from streams.state import PartitionedState
 
-DEDUP_PREFIX = "e|"
-RECHECK_PREFIX = "f|"
-ALERT_PREFIX = "a|"
+DEDUP_PREFIX = "e|"  # in the `seen` table: event_id -> forget-after (wall clock)
+RECHECK_PREFIX = "f|"  # venue|person -> open fever recheck
+ALERT_PREFIX = "a|"  # dedup_key -> AlertMemo
+WINDOW_PREFIX = "w|"  # checkpoint|window_start -> compliance window
+CHECKPOINT_PREFIX = "c|"  # checkpoint -> last report, silent or not
+MINUTE_PREFIX = "m|"  # partition|district|minute -> this partition's part of a district minute
+CLOSED_PREFIX = "mc|"  # partition -> the last minute whose partials were sent
 
 
 class Sink(Protocol):
     def send(self, spec: topics.TopicSpec, key: bytes | None, value: bytes) -> None: ...
+
+
+class PartialsSink(Protocol):
+    """Where this partition's district-minute partials and watermarks go (the internal topic)."""
+
+    def partial(self, district: str, value: bytes) -> None: ...
+
+    def watermark(self, value: bytes) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +61,29 @@ class RecordRef:
 
 
 class Pipeline:
-    def __init__(self, policy: Policy, state: PartitionedState, sink: Sink, metrics: Metrics,
-                 dedup_horizon_s: float, is_active: Callable[[int], bool] = lambda p: True) -> None:
+    def __init__(self, policy: Policy, state: PartitionedState, seen: PartitionedState, sink: Sink,
+                 partials: PartialsSink, metrics: Metrics, dedup_horizon_s: float,
+                 is_active: Callable[[int], bool] = lambda p: True, idle_s: float = 10.0) -> None:
         self.policy = policy
         self.state = state
+        self.seen = seen
         self.sink = sink
+        self.partials = partials
         self.metrics = metrics
         self.dedup_horizon_s = dedup_horizon_s
         self.is_active = is_active  # does this worker own the partition now (for timers)?
+        self.clock = StreamClock(idle_s=idle_s)
+        self._minutes: dict[str, tuple[DistrictMinute, int]] = {}  # live partials, by state key
+        self._touched_minutes: set[str] = set()  # changed since the last flush
+
+    def flush(self) -> None:
+        """Send state changes to the changelogs (before the batch's offsets can be committed)."""
+        for key in self._touched_minutes:
+            minute, partition = self._minutes[key]
+            self.state.set(key, minute.to_json(), partition)
+        self._touched_minutes.clear()
+        self.seen.flush()
+        self.state.flush()
 
     # -- scans ---------------------------------------------------------------------------------
 
@@ -69,9 +99,10 @@ class Pipeline:
 
     def on_scan(self, scan: ScanEvent, partition: int, now: float) -> None:
         dedup_key = DEDUP_PREFIX + scan.event_id
-        if dedup_key in self.state:
+        if dedup_key in self.seen:
             self.metrics.duplicates(topics.SCANS.name).inc()
             return
+        self.clock.observe(partition, scan.event_time, now)
         version, params = self.policy.params(scan.event_time, scan.district, scan.venue_type)
         recheck_key = f"{RECHECK_PREFIX}{scan.venue_id}|{scan.person_ref}"
         recheck = self.state.get(recheck_key)
@@ -103,12 +134,18 @@ class Pipeline:
             "policy_version": version,
             "late": late,
         }))
+        minute, reattributed = self._minute(partition, scan.district, scan.event_time)
+        minute.add_decision(verdict.decision, verdict.reasons, late or reattributed)
         for spec in verdict.alerts:
             key = person_dedup_key(spec.kind, scan.person_ref, scan.venue_id)
             self.raise_alert(key, spec.kind, spec.severity, spec.reasons, scan.district, scan.venue_id,
                              scan.checkpoint_id, scan.person_ref, scan.event_id, scan.event_time,
-                             params.alert_dedup_minutes, version, partition)
-        self.state.set(dedup_key, now + self.dedup_horizon_s, partition)
+                             params.alert_dedup_minutes, version, partition, minute)
+        self._window(scan.checkpoint_id, scan.event_time, scan.district, scan.venue_id, scan.venue_type,
+                     partition, now).add_scan(scan.temperature_c, scan.mask)
+        self._reported(scan.checkpoint_id, scan.event_time, scan.district, scan.venue_id, scan.venue_type,
+                       version, partition, now)
+        self.seen.set(dedup_key, now + self.dedup_horizon_s, partition)
 
         m = self.metrics
         m.scans(scan.district, scan.venue_type, verdict.decision).inc()
@@ -118,12 +155,90 @@ class Pipeline:
             m.late(scan.district).inc()
         m.lag(scan.district).observe(max(now - scan.event_time, 0.0))
 
+    # -- entry counts --------------------------------------------------------------------------
+
+    def on_entries_record(self, value: bytes | None, ref: RecordRef, now: float) -> None:
+        """Handle one record of ``hcs.entries.v1``: add the people counted to their checkpoint's window."""
+        item = decode_entries(value)
+        if isinstance(item, Rejected):
+            self.dead_letter(item, ref, now)
+            return
+        self.on_entries(item, ref.partition, now)
+
+    def on_entries(self, count: EntryCount, partition: int, now: float) -> None:
+        dedup_key = DEDUP_PREFIX + count.event_id
+        if dedup_key in self.seen:
+            self.metrics.duplicates(topics.ENTRIES.name).inc()
+            return
+        self.clock.observe(partition, count.window_start, now)
+        version, _ = self.policy.params(count.window_start, count.district, count.venue_type)
+        # An interval is counted in the compliance window holding its start.
+        self._window(count.checkpoint_id, count.window_start, count.district, count.venue_id, count.venue_type,
+                     partition, now).add_entries(count.entries)
+        self._reported(count.checkpoint_id, count.window_start, count.district, count.venue_id,
+                       count.venue_type, version, partition, now)
+        self.seen.set(dedup_key, now + self.dedup_horizon_s, partition)
+        self.metrics.entries(count.district, count.venue_type).inc(count.entries)
+
+    # -- state helpers -------------------------------------------------------------------------
+
+    def _window(self, checkpoint_id: str, t: float, district: str, venue_id: str, venue_type: str,
+                partition: int, now: float) -> _WindowHandle:
+        version, params = self.policy.params(t, district, venue_type)
+        size = params.compliance_window_seconds
+        start = window_start(t, size)
+        key = f"{WINDOW_PREFIX}{checkpoint_id}|{start}"
+        raw = self.state.get(key)
+        if raw is None:
+            close = start + size + params.compliance_grace_seconds
+            if close <= self.clock.now(partition, now):
+                # Its window was closed (and any violation emitted) without this record: it does
+                # not reopen it, and is counted as late for the three-100% figures.
+                self.metrics.three100_late(district).inc()
+                return _WindowHandle(None, "", CheckpointWindow(), partition)
+            raw = {"district": district, "venue_id": venue_id, "venue_type": venue_type, "start": start,
+                   "end": start + size, "close": close, "version": version, "counts": CheckpointWindow().to_json()}
+        return _WindowHandle(self.state, key, CheckpointWindow.from_json(raw["counts"]), partition, raw)
+
+    def _reported(self, checkpoint_id: str, t: float, district: str, venue_id: str, venue_type: str,
+                  version: str, partition: int, now: float) -> None:
+        key = CHECKPOINT_PREFIX + checkpoint_id
+        status = self.state.get(key)
+        if status is not None and status.get("silent"):
+            self.emit_alert(
+                kind=c.CHECKPOINT_SILENT, severity=c.WARNING, dedup_key=f"{c.CHECKPOINT_SILENT}|{checkpoint_id}",
+                district=district, venue_id=venue_id, checkpoint_id=checkpoint_id, person_ref=None, reasons=(),
+                occurrence=Occurrence(1, status["seen"], t, ()), status="resolved", policy_version=version,
+                details={"silent_since": rfc3339(status["seen"]), "reported_again_at": rfc3339(t)},
+                minute=self._minute(partition, district, t)[0])
+        seen = t if status is None else max(status["seen"], t)
+        self.state.set(key, {"seen": seen, "silent": False, "district": district, "venue_id": venue_id,
+                             "venue_type": venue_type}, partition)
+
+    def _minute(self, partition: int, district: str, t: float) -> tuple[DistrictMinute, bool]:
+        """This partition's part of ``district``'s minute holding ``t``; a minute already sent is
+        closed, so its late arrivals count in the earliest open minute (second value True)."""
+        start = window_start(t, MINUTE_S)
+        closed = self.state.get(f"{CLOSED_PREFIX}{partition}")
+        reattributed = closed is not None and start <= closed
+        if reattributed:
+            start = closed + MINUTE_S
+        key = f"{MINUTE_PREFIX}{partition}|{district}|{start}"
+        cached = self._minutes.get(key)
+        if cached is None:
+            raw = self.state.get(key)  # after a restart, the partial recovered from the changelog
+            cached = self._minutes[key] = (DistrictMinute.from_json(raw) if raw is not None else DistrictMinute(),
+                                           partition)
+            self.state.set(key, cached[0].to_json(), partition)
+        self._touched_minutes.add(key)  # the caller is about to add to it
+        return cached[0], reattributed
+
     # -- alerts --------------------------------------------------------------------------------
 
     def raise_alert(self, dedup_key: str, kind: str, severity: str, reasons: tuple[str, ...],
                     district: str, venue_id: str, checkpoint_id: str | None, person_ref: str | None,
                     event_id: str, event_time: float, dedup_minutes: float, version: str,
-                    partition: int) -> None:
+                    partition: int, minute: DistrictMinute) -> None:
         """Emit a person alert unless a repeat of its dedup key within the dedup window."""
         state_key = ALERT_PREFIX + dedup_key
         raw = self.state.get(state_key)
@@ -133,12 +248,14 @@ class Pipeline:
         if occurrence is not None:
             self.emit_alert(kind=kind, severity=severity, dedup_key=dedup_key, district=district,
                             venue_id=venue_id, checkpoint_id=checkpoint_id, person_ref=person_ref,
-                            reasons=reasons, occurrence=occurrence, status="firing", policy_version=version)
+                            reasons=reasons, occurrence=occurrence, status="firing", policy_version=version,
+                            minute=minute)
 
-    def emit_alert(self, **fields: object) -> None:
-        record = alert_record(**fields)  # type: ignore[arg-type]
+    def emit_alert(self, *, minute: DistrictMinute, **fields: Any) -> None:
+        record = alert_record(**fields)
         self.sink.send(topics.ALERTS, record["dedup_key"].encode(), orjson.dumps(record))
         self.metrics.alerts(record["district"], record["kind"], record["severity"]).inc()
+        minute.alerts[record["kind"]] += 1
 
     # -- timers --------------------------------------------------------------------------------
 
@@ -151,19 +268,107 @@ class Pipeline:
             venue_id, person_ref = key[len(RECHECK_PREFIX):].split("|", 1)
             _, params = self.policy.params(rec["opened"], rec["district"], rec["venue_type"])
             self.state.delete(key)
+            minute, _ = self._minute(partition, rec["district"], self.clock.now(partition, now))
             self.raise_alert(person_dedup_key(c.FEVER_UNRESOLVED, person_ref, venue_id), c.FEVER_UNRESOLVED,
                              c.WARNING, (c.FEVER,), rec["district"], venue_id, rec["checkpoint_id"],
                              person_ref, rec["event_id"], rec["opened"], params.alert_dedup_minutes,
-                             rec["policy_version"], partition)
+                             rec["policy_version"], partition, minute)
             fired += 1
         return fired
+
+    def close_windows(self, now: float) -> int:
+        """Emit THREE_100_VIOLATION for each closed checkpoint window with a miss; count outcomes."""
+        closed = 0
+        for key, partition, win in self.state.items(WINDOW_PREFIX):
+            if not self.is_active(partition):
+                continue
+            stream_now = self.clock.now(partition, now)
+            if win["close"] > stream_now:
+                continue
+            counts = CheckpointWindow.from_json(win["counts"])
+            self.state.delete(key)
+            checkpoint_id = key[len(WINDOW_PREFIX):].rsplit("|", 1)[0]
+            # Counted in the minute the window ended in (still open: minutes close after windows).
+            minute, _ = self._minute(partition, win["district"], win["end"] - 1)
+            outcomes = counts.outcomes()
+            minute.add_outcomes(outcomes)
+            for measure, (ok, miss) in outcomes.items():
+                self.metrics.three100(win["district"], measure, "ok").inc(ok)
+                self.metrics.three100(win["district"], measure, "miss").inc(miss)
+            if counts.violated:
+                start = rfc3339(win["start"])
+                self.emit_alert(
+                    kind=c.THREE_100_VIOLATION, severity=c.WARNING,
+                    dedup_key=f"{c.THREE_100_VIOLATION}|{checkpoint_id}|{start}", district=win["district"],
+                    venue_id=win["venue_id"], checkpoint_id=checkpoint_id, person_ref=None, reasons=(),
+                    occurrence=Occurrence(1, win["start"], win["end"], ()), status="firing",
+                    policy_version=win["version"], minute=minute, details={
+                        "window_start": start, "window_end": rfc3339(win["end"]), "scans": counts.scans,
+                        "entries": counts.entries if counts.entries_reported else None,
+                        "code_misses": counts.code_misses, "temperature_misses": counts.temperature_misses,
+                        "mask_misses": counts.mask_misses})
+            closed += 1
+        return closed
+
+    def check_silent(self, now: float) -> int:
+        """Raise CHECKPOINT_SILENT for checkpoints quiet for ``silent_after_minutes`` of stream time."""
+        fired = 0
+        for key, partition, status in self.state.items(CHECKPOINT_PREFIX):
+            if status["silent"] or not self.is_active(partition):
+                continue
+            stream_now = self.clock.now(partition, now)
+            version, params = self.policy.params(stream_now, status["district"], status["venue_type"])
+            if stream_now - status["seen"] < params.silent_after_minutes * 60:
+                continue
+            checkpoint_id = key[len(CHECKPOINT_PREFIX):]
+            self.state.set(key, {**status, "silent": True}, partition)
+            self.emit_alert(
+                kind=c.CHECKPOINT_SILENT, severity=c.WARNING, dedup_key=f"{c.CHECKPOINT_SILENT}|{checkpoint_id}",
+                district=status["district"], venue_id=status["venue_id"], checkpoint_id=checkpoint_id,
+                person_ref=None, reasons=(), occurrence=Occurrence(1, status["seen"], status["seen"], ()),
+                status="firing", policy_version=version,
+                details={"silent_since": rfc3339(status["seen"]), "silent_after_minutes": params.silent_after_minutes},
+                minute=self._minute(partition, status["district"], stream_now)[0])
+            fired += 1
+        return fired
+
+    def close_minutes(self, now: float, partitions: list[int]) -> int:
+        """Send this worker's district-minute partials whose minute ended a grace ago, then a
+        watermark per partition, so the owner of each district can close the minute."""
+        sent = 0
+        for partition in partitions:
+            stream_now = self.clock.now(partition, now)
+            if stream_now == -math.inf:
+                continue
+            grace = self.policy.defaults_at(stream_now).compliance_grace_seconds
+            through = window_start(stream_now - grace, MINUTE_S) - MINUTE_S  # last fully closed minute
+            closed_key = f"{CLOSED_PREFIX}{partition}"
+            before = self.state.get(closed_key)
+            if before is not None and through <= before:
+                continue
+            prefix = f"{MINUTE_PREFIX}{partition}|"
+            for key, _, raw in self.state.items(prefix):
+                district, start_text = key[len(prefix):].split("|")
+                start = float(start_text)
+                if start > through:
+                    continue
+                cached = self._minutes.pop(key, None)
+                self._touched_minutes.discard(key)
+                minute = cached[0] if cached is not None else DistrictMinute.from_json(raw)
+                self.state.delete(key)
+                self.partials.partial(district, orjson.dumps(
+                    {"source": partition, "district": district, "minute": start, "figures": minute.to_json()}))
+                sent += 1
+            self.state.set(closed_key, through, partition)
+            self.partials.watermark(orjson.dumps({"source": partition, "through": through}))
+        return sent
 
     def sweep(self, now: float) -> int:
         """Forget dedup ids past the horizon, and alert memos idle for as long, to bound memory."""
         removed = 0
-        for key, partition, expires in self.state.items(DEDUP_PREFIX):
+        for key, partition, expires in self.seen.items(DEDUP_PREFIX):
             if expires <= now and self.is_active(partition):
-                self.state.delete(key)
+                self.seen.delete(key)
                 removed += 1
         for key, partition, raw in self.state.items(ALERT_PREFIX):
             memo = AlertMemo.from_json(raw)
@@ -187,3 +392,23 @@ class Pipeline:
         }))
         self.metrics.dead_letters(ref.spec.name, rejected.reason).inc()
 
+
+class _WindowHandle:
+    """A compliance window being updated; writes itself back to the state on each change."""
+
+    def __init__(self, state: PartitionedState | None, key: str, counts: CheckpointWindow, partition: int,
+                 raw: dict[str, Any] | None = None) -> None:
+        self._state, self._key, self._counts, self._partition, self._raw = state, key, counts, partition, raw
+
+    def _save(self) -> None:
+        if self._state is not None and self._raw is not None:
+            self._raw["counts"] = self._counts.to_json()
+            self._state.set(self._key, self._raw, self._partition)
+
+    def add_scan(self, temperature_c: float | None, mask: bool | None) -> None:
+        self._counts.add_scan(temperature_c, mask)
+        self._save()
+
+    def add_entries(self, entries: int) -> None:
+        self._counts.add_entries(entries)
+        self._save()

@@ -1,9 +1,11 @@
-"""Per-venue state in a Faust table, written with an explicit partition.
+"""Per-venue state in a Faust table, written with an explicit partition and flushed per batch.
 
 Faust writes a table's changelog to the partition of the event being processed; timers have no
-current event. Every key here belongs to one source partition (scans are keyed by venue, so a
-venue's dedup ids, rechecks and alert memos live with it), so each value carries its partition
-and writes go to that partition's changelog explicitly, from agents and timers alike.
+current event. Every key here belongs to one source partition (scans and entries are keyed by
+venue, so a venue's dedup ids, rechecks, windows and alert memos live with it), so each value
+carries its partition and its changelog record goes to that partition, from agents and timers
+alike. Changes are applied in memory at once and sent to the changelog on :meth:`flush` (once
+per key per batch, not once per scan); the agent flushes before its offsets can be committed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class PartitionedState:
 
     def __init__(self, table: ChangelogTable) -> None:
         self.table = table
+        self._dirty: dict[str, int] = {}
 
     def get(self, key: str) -> Any:
         entry = self.table.data.get(key)
@@ -35,16 +38,26 @@ class PartitionedState:
         return key in self.table.data
 
     def set(self, key: str, value: Any, partition: int) -> None:
-        entry = [partition, value]
-        self.table.data[key] = entry
-        self.table.send_changelog(partition, key, entry)
+        self.table.data[key] = [partition, value]
+        self._dirty[key] = partition
 
     def delete(self, key: str) -> None:
         entry = self.table.data.get(key)
         if entry is None:
             return
         del self.table.data[key]
-        self.table.send_changelog(entry[0], key, None, value_serializer="raw")
+        self._dirty[key] = entry[0]
+
+    def flush(self) -> int:
+        """Send the latest value (or a tombstone) of every key changed since the last flush."""
+        dirty, self._dirty = self._dirty, {}
+        for key, partition in dirty.items():
+            entry = self.table.data.get(key)
+            if entry is None:
+                self.table.send_changelog(partition, key, None, value_serializer="raw")
+            else:
+                self.table.send_changelog(partition, key, entry)
+        return len(dirty)
 
     def items(self, prefix: str) -> Iterator[tuple[str, int, Any]]:
         """(key, partition, value) of every key with ``prefix``; a snapshot, safe to delete while iterating."""

@@ -81,6 +81,10 @@ class Policy:
             cached = self._cache[key] = self._merge(version, district, venue_type)
         return version.version, cached
 
+    def defaults_at(self, event_time: float) -> Params:
+        """The version's defaults over the packaged ones (for figures that span venue types)."""
+        return self.params(event_time, "", "")[1]
+
     def _merge(self, version: PolicyVersion, district: str, venue_type: str) -> Params:
         merged: dict[str, Any] = {}
         merged.update(self._base.defaults)

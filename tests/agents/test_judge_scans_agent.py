@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from unittest.mock import MagicMock
@@ -25,6 +26,13 @@ async def put_all(app: HcsApp, records: list[bytes], key: bytes = b"venue-1") ->
 
 def run(app: HcsApp, *values: Any) -> None:
     asyncio.run(put_all(app, [v if isinstance(v, bytes) else f.encode(v) for v in values]))
+
+
+def tick(app: HcsApp, job: Callable[[float], int], now: float) -> int:
+    """Run a timer's job as its timer does: the job, then the flush of state changes."""
+    done = job(now)
+    app.pipeline.flush()
+    return done
 
 
 def sample(app: HcsApp, name: str, **labels: str) -> float:
@@ -54,7 +62,7 @@ def test_fever_recheck_still_hot_is_denied_and_confirmed(hcs_app: Harness) -> No
     (alert,) = sink.of(topics.ALERTS)
     assert (alert["kind"], alert["severity"], alert["event_ids"]) == ("FEVER_CONFIRMED", "warning", [again["event_id"]])
     assert alert["dedup_key"] == f"FEVER_CONFIRMED|{first['person_ref']}|venue-1"
-    assert app.pipeline.expire_rechecks(time.time() + 3600) == 0  # the recheck was settled
+    assert tick(app, app.pipeline.expire_rechecks, time.time() + 3600) == 0  # the recheck was settled
 
 
 def test_fever_recheck_below_threshold_is_allowed_and_raises_nothing(
@@ -65,7 +73,7 @@ def test_fever_recheck_below_threshold_is_allowed_and_raises_nothing(
     run(app, first, again)
     assert [d["decision"] for d in sink.of(topics.DECISIONS)] == ["RECHECK", "ALLOW"]
     assert sink.of(topics.ALERTS) == []
-    assert app.pipeline.expire_rechecks(time.time() + 3600) == 0
+    assert tick(app, app.pipeline.expire_rechecks, time.time() + 3600) == 0
 
 
 def test_a_scan_after_the_recheck_window_is_a_new_first_reading(
@@ -83,12 +91,12 @@ def test_no_recheck_in_the_window_raises_fever_unresolved_from_the_timer(
     first = f.scan(temperature_c=38.4)
     run(app, first)
     now = time.time()
-    assert app.pipeline.expire_rechecks(now + 14 * 60) == 0  # window still open
-    assert app.pipeline.expire_rechecks(now + 15 * 60 + 1) == 1
+    assert tick(app, app.pipeline.expire_rechecks, now + 14 * 60) == 0  # window still open
+    assert tick(app, app.pipeline.expire_rechecks, now + 15 * 60 + 1) == 1
     (alert,) = sink.of(topics.ALERTS)
     assert (alert["kind"], alert["status"], alert["checkpoint_id"]) == ("FEVER_UNRESOLVED", "firing", "cp-1")
     assert alert["event_ids"] == [first["event_id"]]
-    assert app.pipeline.expire_rechecks(now + 3600) == 0  # fired once
+    assert tick(app, app.pipeline.expire_rechecks, now + 3600) == 0  # fired once
     # The recheck was deleted with a tombstone on its partition.
     assert any(call.args[2] is None and call.args[1].startswith("f|") for call in changelog.call_args_list)
 
@@ -134,8 +142,8 @@ def test_dedup_ids_are_forgotten_after_the_horizon(hcs_app: Harness) -> None:
     scan = f.scan()
     run(app, scan)
     horizon = app.pipeline.dedup_horizon_s
-    assert app.pipeline.sweep(time.time() + horizon - 60) == 0
-    assert app.pipeline.sweep(time.time() + horizon + 1) >= 1
+    assert tick(app, app.pipeline.sweep, time.time() + horizon - 60) == 0
+    assert tick(app, app.pipeline.sweep, time.time() + horizon + 1) >= 1
     assert any(call.args[1] == "e|" + scan["event_id"] and call.args[2] is None for call in changelog.call_args_list)
     run(app, scan)  # past the horizon the id is new again
     assert len(sink.of(topics.DECISIONS)) == 2

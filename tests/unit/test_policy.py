@@ -79,7 +79,8 @@ def test_a_district_override_changes_the_decision(two_versions: Path) -> None:
     ([{"version": "x", "valid_from": "2022-01-01T00:00:00+08:00", "defaults": {"fever_treshold_c": 37.5}}],
      "versions.0.defaults: must not contain {'fever_treshold_c'} properties"),
     ([{"version": "x"}], "versions.0: must contain ['valid_from'] properties"),
-    ([{"version": "x", "valid_from": "2022-01-01T00:00:00"}], "versions.0.valid_from: must be an RFC 3339 timestamp with an explicit offset"),
+    ([{"version": "x", "valid_from": "2022-01-01T00:00:00"}],
+     "versions.0.valid_from: must be an RFC 3339 timestamp with an explicit offset"),
     ([{"version": "x", "valid_from": "2022-01-01T00:00:00Z"}, {"version": "x", "valid_from": "2022-02-01T00:00:00Z"}],
      "version names must be unique"),
 ])
