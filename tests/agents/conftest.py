@@ -33,6 +33,20 @@ class RecordingSink:
         return self.sent[spec.name]
 
 
+class RecordingPartials:
+    """Stands in for the internal partials topic: keeps partials and watermarks in order sent."""
+
+    def __init__(self) -> None:
+        self.partials: list[bytes] = []
+        self.watermarks: list[bytes] = []
+
+    def partial(self, district: str, value: bytes) -> None:
+        self.partials.append(value)
+
+    def watermark(self, value: bytes) -> None:
+        self.watermarks.append(value)
+
+
 def make_app(policy: Policy | None = None) -> tuple[HcsApp, RecordingSink, MagicMock]:
     app = create_app(Settings(app_id=f"agent-test-{uuid.uuid4().hex[:8]}"), policy or load_policy(), Metrics())
     app.finalize()
@@ -40,6 +54,8 @@ def make_app(policy: Policy | None = None) -> tuple[HcsApp, RecordingSink, Magic
     app.flow_control.resume()
     sink = RecordingSink()
     app.pipeline.sink = sink
+    app.stats_owner.sink = sink
+    app.pipeline.partials = RecordingPartials()
     app.pipeline.is_active = lambda partition: partition == 0  # as if the group gave us partition 0
     changelog = MagicMock(name="send_changelog")  # the changelogs of every table, in one record
     for state in (app.pipeline.state, app.pipeline.seen, app.stats_owner.state):

@@ -1,0 +1,162 @@
+"""Three 100%, silent checkpoints and district statistics through the agents in Faust's test context."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from typing import Any
+from unittest.mock import MagicMock
+
+import orjson
+
+from streams import topics
+from streams.app import HcsApp
+from tests import factories as f
+from tests.agents.conftest import RecordingPartials, RecordingSink
+
+Harness = tuple[HcsApp, RecordingSink, MagicMock]
+T0 = f.T0  # 08:00 Shanghai: the start of a 600-second window
+
+
+def entries(checkpoint_id: str, n: int, start: Any = T0, **fields: Any) -> dict[str, Any]:
+    return {"schema": "hcs.entries.v1", "event_id": f"entries-{checkpoint_id}-{start.timestamp()}",
+            "checkpoint_id": checkpoint_id, "venue_id": fields.get("venue_id", "venue-1"),
+            "venue_type": fields.get("venue_type", "mall"), "district": fields.get("district", "330106"),
+            "window_start": f.ts(start), "window_end": f.ts(start + timedelta(minutes=1)), "entries": n}
+
+
+async def _put(app: HcsApp, agent_name: str, values: list[dict[str, Any]]) -> None:
+    async with app.agents[agent_name].test_context() as ctx:
+        for value in values:
+            await ctx.put(value=f.encode(value), key=value["venue_id"].encode(), partition=0)
+
+
+def scans(app: HcsApp, *values: dict[str, Any]) -> None:
+    asyncio.run(_put(app, "judge_scans", list(values)))
+
+
+def counts(app: HcsApp, *values: dict[str, Any]) -> None:
+    asyncio.run(_put(app, "count_entries", list(values)))
+
+
+def close(app: HcsApp, idle: bool = False) -> None:
+    """One tick of the window timer; ``idle``: as if no record came for a while (stream time = wall)."""
+    now = time.time() + (60 if idle else 0)
+    app.pipeline.close_windows(now)
+    app.pipeline.check_silent(now)
+    app.pipeline.close_minutes(now, [0])
+    app.pipeline.flush()
+
+
+def alerts(sink: RecordingSink, kind: str) -> list[dict[str, Any]]:
+    return [a for a in sink.of(topics.ALERTS) if a["kind"] == kind]
+
+
+def sample(app: HcsApp, name: str, **labels: str) -> float:
+    return app.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_one_violation_for_a_window_with_misses_and_none_for_a_perfect_one(hcs_app: Harness) -> None:
+    app, sink, _ = hcs_app
+    scans(app, f.scan(checkpoint_id="cp-bad", temperature_c=None), f.scan(checkpoint_id="cp-bad"),
+          f.scan(checkpoint_id="cp-good"), f.scan(checkpoint_id="cp-good", at=T0 + timedelta(seconds=599)))
+    counts(app, entries("cp-bad", 3), entries("cp-good", 2))
+    close(app)  # stream time is 08:09:59, the windows are open
+    assert alerts(sink, "THREE_100_VIOLATION") == []
+    close(app, idle=True)
+    close(app, idle=True)
+    (violation,) = alerts(sink, "THREE_100_VIOLATION")
+    assert violation["dedup_key"] == "THREE_100_VIOLATION|cp-bad|2022-05-10T08:00:00.000+08:00"
+    assert violation["details"] == {
+        "window_start": "2022-05-10T08:00:00.000+08:00", "window_end": "2022-05-10T08:10:00.000+08:00",
+        "scans": 2, "entries": 3, "code_misses": 1, "temperature_misses": 1, "mask_misses": 0}
+    assert (violation["severity"], violation["person_ref"], violation["checkpoint_id"]) == ("warning", None, "cp-bad")
+    assert sample(app, "hcs_three100_checks_total", district="330106", measure="code", outcome="ok") == 4
+    assert sample(app, "hcs_three100_checks_total", district="330106", measure="code", outcome="miss") == 1
+    assert sample(app, "hcs_three100_checks_total", district="330106", measure="temperature", outcome="miss") == 1
+    assert sample(app, "hcs_entries_total", district="330106", venue_type="mall") == 5
+
+
+def test_late_records_within_the_grace_count_and_later_ones_do_not_reopen_the_window(hcs_app: Harness) -> None:
+    app, sink, _ = hcs_app
+    scans(app, f.scan(checkpoint_id="cp-1", at=T0 + timedelta(seconds=590)),
+          f.scan(checkpoint_id="cp-2", at=T0 + timedelta(seconds=650)),  # stream time past the window end
+          f.scan(checkpoint_id="cp-1", at=T0 + timedelta(seconds=599), mask=None))  # within the 120 s grace
+    close(app)
+    assert alerts(sink, "THREE_100_VIOLATION") == []
+    scans(app, f.scan(checkpoint_id="cp-2", at=T0 + timedelta(seconds=720)))  # end + grace: it closes
+    close(app)
+    (violation,) = alerts(sink, "THREE_100_VIOLATION")
+    assert (violation["details"]["scans"], violation["details"]["mask_misses"]) == (2, 1)
+    scans(app, f.scan(checkpoint_id="cp-1", at=T0 + timedelta(seconds=10), temperature_c=None))  # too late
+    close(app)
+    assert len(alerts(sink, "THREE_100_VIOLATION")) == 1
+    assert sample(app, "hcs_three100_late_total", district="330106") == 1
+    assert len(sink.of(topics.DECISIONS)) == 5  # still judged
+
+
+def test_a_silent_checkpoint_fires_once_and_resolves_when_it_reports_again(hcs_app: Harness) -> None:
+    app, sink, _ = hcs_app
+    scans(app, f.scan(checkpoint_id="cp-1"), f.scan(checkpoint_id="cp-2", at=T0 + timedelta(minutes=9, seconds=59)))
+    close(app)
+    assert alerts(sink, "CHECKPOINT_SILENT") == []
+    scans(app, f.scan(checkpoint_id="cp-2", at=T0 + timedelta(minutes=10)))  # cp-1 quiet for 10 minutes
+    close(app)
+    close(app)
+    (firing,) = alerts(sink, "CHECKPOINT_SILENT")
+    assert (firing["status"], firing["checkpoint_id"], firing["dedup_key"]) == (
+        "firing", "cp-1", "CHECKPOINT_SILENT|cp-1")
+    scans(app, f.scan(checkpoint_id="cp-1", at=T0 + timedelta(minutes=12)))
+    resolved = alerts(sink, "CHECKPOINT_SILENT")[1]
+    assert (resolved["status"], resolved["dedup_key"]) == ("resolved", firing["dedup_key"])
+    assert resolved["alert_id"] != firing["alert_id"]
+    close(app)
+    assert len(alerts(sink, "CHECKPOINT_SILENT")) == 2
+
+
+def test_a_checkpoint_that_never_reported_is_never_silent(hcs_app: Harness) -> None:
+    app, sink, _ = hcs_app
+    close(app, idle=True)
+    assert sink.of(topics.ALERTS) == []
+
+
+async def _aggregate(app: HcsApp, values: list[tuple[int, bytes]]) -> None:
+    async with app.agents["aggregate_district_stats"].test_context() as ctx:
+        for partition, value in values:
+            await ctx.put(value=value, key=None, partition=partition)
+
+
+def test_district_minutes_are_merged_per_source_and_emitted_when_every_source_passed(hcs_app: Harness) -> None:
+    app, sink, _ = hcs_app
+    yuhang = f.scan(district="330110", venue_id="venue-9", checkpoint_id="cp-9", mask=False)
+    scans(app, f.scan(), f.scan(health_code={"color": "red"}), yuhang, f.scan(at=T0 + timedelta(minutes=1)))
+    close(app, idle=True)
+    partials: RecordingPartials = app.pipeline.partials  # type: ignore[assignment]
+    sent = [orjson.loads(p) for p in partials.partials]
+    # Scans count in their minute; each window's three-100% outcomes in the minute it ended (08:09).
+    assert sorted((p["district"], p["minute"] - T0.timestamp()) for p in sent) == [
+        ("330106", 0.0), ("330106", 60.0), ("330106", 540.0), ("330110", 0.0), ("330110", 540.0)]
+    (mark,) = partials.watermarks
+    others = [orjson.dumps({"source": s, "through": orjson.loads(mark)["through"]}) for s in range(1, 8)]
+    owner_partition = 2
+    asyncio.run(_aggregate(app, [(owner_partition, p) for p in partials.partials] + [(owner_partition, mark)]
+                         + [(owner_partition, w) for w in others[:-1]]))
+    assert sink.of(topics.DISTRICT_STATS) == []  # source 7 has not passed the minute yet
+    asyncio.run(_aggregate(app, [(owner_partition, partials.partials[0]), (owner_partition, others[-1])]))
+    stats = {(s["district"], s["window_start"][11:16]): s for s in sink.of(topics.DISTRICT_STATS)}
+    assert sorted(stats) == [("330106", "08:00"), ("330106", "08:01"), ("330106", "08:09"),
+                             ("330110", "08:00"), ("330110", "08:09")]
+    first = stats[("330106", "08:00")]
+    assert (first["scans"], first["decisions"], first["reasons"], first["alerts"], first["late"]) == (
+        2, {"ALLOW": 1, "DENY": 1}, {"HEALTH_CODE_RED": 1}, {"KEY_PERSON_DETECTED": 1}, 2)
+    assert first["window_end"] == "2022-05-10T08:01:00.000+08:00"
+    yuhang = stats[("330110", "08:00")]
+    assert (yuhang["scans"], yuhang["reasons"]) == (1, {"NO_MASK": 1})
+    assert stats[("330106", "08:09")]["three100"] == {
+        "code": {"ok": 3, "miss": 0}, "temperature": {"ok": 3, "miss": 0}, "mask": {"ok": 3, "miss": 0}}
+    assert stats[("330110", "08:09")]["three100"]["mask"] == {"ok": 0, "miss": 1}
+    assert stats[("330110", "08:09")]["alerts"] == {"THREE_100_VIOLATION": 1}
+    # A partial re-sent after its minute was emitted changes nothing.
+    asyncio.run(_aggregate(app, [(owner_partition, partials.partials[0])] + [(owner_partition, w) for w in others]))
+    assert len(sink.of(topics.DISTRICT_STATS)) == 5

@@ -1,0 +1,95 @@
+"""Three-100% window arithmetic, district-minute figures and stream time (pure)."""
+
+from __future__ import annotations
+
+import math
+
+from streams.rules.compliance import CheckpointWindow, DistrictMinute, StreamClock, window_start
+
+
+def test_windows_are_tumbling_and_aligned_with_the_start_inclusive() -> None:
+    assert window_start(600.0, 600) == 600.0
+    assert window_start(1199.999, 600) == 600.0
+    assert window_start(1200.0, 600) == 1200.0
+    assert window_start(-0.5, 60) == -60.0
+
+
+def window(scans: list[tuple[float | None, bool | None]], entries: int | None = None) -> CheckpointWindow:
+    w = CheckpointWindow()
+    for temp, mask in scans:
+        w.add_scan(temp, mask)
+    if entries is not None:
+        w.add_entries(entries)
+    return w
+
+
+def test_a_perfect_window_has_no_miss() -> None:
+    w = window([(36.5, True)] * 3, entries=3)
+    assert (w.violated, w.outcomes()) == (False, {"code": (3, 0), "temperature": (3, 0), "mask": (3, 0)})
+
+
+def test_code_misses_are_people_counted_beyond_the_scans() -> None:
+    w = window([(36.5, True)] * 4, entries=7)
+    assert (w.code_misses, w.violated, w.outcomes()["code"]) == (3, True, (4, 3))
+
+
+def test_fewer_entries_than_scans_is_no_code_miss() -> None:
+    w = window([(36.5, True)] * 5, entries=2)
+    assert (w.code_misses, w.outcomes()["code"], w.violated) == (0, (2, 0), False)
+
+
+def test_without_entry_counts_code_examination_cannot_miss() -> None:
+    w = window([(36.5, True)] * 2)
+    assert (w.code_misses, w.outcomes()["code"]) == (0, (2, 0))
+
+
+def test_entries_reported_as_zero_still_count_as_reported() -> None:
+    w = window([], entries=0)
+    assert (w.entries_reported, w.violated) == (True, False)
+    assert window([], entries=2).code_misses == 2
+
+
+def test_a_missing_temperature_and_a_false_or_unobserved_mask_are_misses() -> None:
+    w = window([(None, True), (36.6, False), (36.6, None), (36.6, True)])
+    assert w.outcomes() == {"code": (4, 0), "temperature": (3, 1), "mask": (2, 2)}
+
+
+def test_windows_round_trip_through_json() -> None:
+    w = window([(None, False)], entries=4)
+    assert CheckpointWindow.from_json(w.to_json()) == w
+
+
+def test_district_minutes_merge_every_figure() -> None:
+    a, b = DistrictMinute(), DistrictMinute()
+    a.add_decision("DENY", ("NO_MASK",), late=False)
+    b.add_decision("ALLOW", (), late=True)
+    b.alerts["KEY_PERSON_DETECTED"] += 1
+    b.add_outcomes({"code": (1, 2), "temperature": (3, 0), "mask": (2, 1)})
+    a.merge(DistrictMinute.from_json(b.to_json()))
+    record = a.record("330106", 120.0, str)
+    assert record == {
+        "schema": "hcs.district-stats.v1", "district": "330106", "window_start": "120.0", "window_end": "180.0",
+        "scans": 2, "decisions": {"ALLOW": 1, "DENY": 1}, "reasons": {"NO_MASK": 1},
+        "alerts": {"KEY_PERSON_DETECTED": 1},
+        "three100": {"code": {"ok": 1, "miss": 2}, "temperature": {"ok": 3, "miss": 0}, "mask": {"ok": 2, "miss": 1}},
+        "late": 1}
+
+
+def test_stream_time_follows_event_time_while_records_flow() -> None:
+    clock = StreamClock(idle_s=10)
+    clock.observe(0, 1000.0, wall=5000.0)
+    clock.observe(0, 990.0, wall=5001.0)  # an out-of-order record does not move it back
+    assert clock.now(0, wall=5005.0) == 1000.0
+
+
+def test_stream_time_follows_the_wall_clock_once_idle() -> None:
+    clock = StreamClock(idle_s=10)
+    clock.observe(0, 1000.0, wall=5000.0)
+    assert clock.now(0, wall=5010.0) == 5010.0
+
+
+def test_a_partition_never_read_waits_out_the_idle_time_first() -> None:
+    clock = StreamClock(idle_s=10)
+    assert clock.now(3, wall=5000.0) == -math.inf  # maybe a backlog is about to arrive
+    assert clock.now(3, wall=5009.0) == -math.inf
+    assert clock.now(3, wall=5010.0) == 5010.0
