@@ -9,6 +9,7 @@ from typing import Any
 
 import faust
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP
 
 from streams import topics
@@ -26,6 +27,7 @@ SCAN_BATCH_WITHIN_S = 0.005
 RECHECK_TICK_S = 5.0  # FEVER_UNRESOLVED fires within this long after a recheck window ends
 WINDOW_TICK_S = 1.0  # compliance windows, silent checkpoints and district minutes close this often
 SWEEP_TICK_S = 60.0
+FAUST_METRICS_PREFIX = "faust"
 
 
 class FaustSink:
@@ -115,6 +117,9 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     )
     app.hcs_settings = settings
     app.metrics = metrics
+    # Faust's own sensor: consumer end and committed offsets per partition (lag), rebalances,
+    # commit latency. A fixed prefix keeps dashboards and rules independent of HCS_APP_ID.
+    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(metrics.registry, FAUST_METRICS_PREFIX))
 
     scans_name = topics.topic_name(topics.SCANS, settings.topic_prefix)
     scans_topic = app.topic(scans_name, partitions=topics.SCANS.partitions,

@@ -92,3 +92,41 @@ def test_kubernetes_manifests_use_the_contract_settings() -> None:
     env = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     known = {v for k, v in vars(settings_module).items() if k.startswith("ENV_")}
     assert env <= known and {"HCS_BOOTSTRAP", "HCS_APP_ID", "HCS_WEB_PORT"} <= env
+
+
+def test_promtool_unit_tests_cover_every_rule_and_pass() -> None:
+    promtool = tool("promtool")
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/rules/hcs.yml").read_text())
+    tests = yaml.safe_load((ROOT / "deploy/prometheus/tests/hcs_test.yml").read_text())
+    records = {r["record"] for g in rules["groups"] for r in g["rules"] if "record" in r}
+    alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    tested_exprs = {t["expr"] for case in tests["tests"] for t in case.get("promql_expr_test", [])}
+    tested_alerts = {t["alertname"] for case in tests["tests"] for t in case.get("alert_rule_test", [])
+                     if t["exp_alerts"]}
+    assert records <= tested_exprs, records - tested_exprs
+    assert alerts <= tested_alerts, alerts - tested_alerts
+    result = subprocess.run([promtool, "test", "rules", "deploy/prometheus/tests/hcs_test.yml"], cwd=ROOT,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("labels", "receiver"), [
+    ("district=330106 severity=critical kind=KEY_PERSON_DETECTED", "xihu-oncall-urgent"),
+    ("district=330106 severity=warning kind=THREE_100_VIOLATION", "xihu-oncall"),
+    ("district=330110 severity=critical kind=NAT_POSITIVE", "yuhang-oncall-urgent"),
+    ("district=330102 severity=warning kind=CHECKPOINT_SILENT", "shangcheng-oncall"),
+    ("scope=service severity=critical alertname=HcsWorkerDown", "hcs-operators"),
+    ("district=330199 severity=warning", "city-command-centre"),
+])
+def test_alerts_are_routed_by_district_and_severity(labels: str, receiver: str) -> None:
+    amtool = tool("amtool")
+    result = subprocess.run([amtool, "config", "routes", "test", "--config.file=deploy/alertmanager/alertmanager.yml",
+                             *labels.split()], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.stdout.strip() == receiver, result.stdout + result.stderr
+
+
+def test_silent_checkpoints_inhibit_their_checkpoint_alerts() -> None:
+    config = yaml.safe_load((ROOT / "deploy/alertmanager/alertmanager.yml").read_text())
+    (rule,) = config["inhibit_rules"]
+    assert rule["source_matchers"] == ['kind="CHECKPOINT_SILENT"'] and rule["equal"] == ["checkpoint_id"]
+    assert 'scope="checkpoint"' in rule["target_matchers"]
