@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import faust
+import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP
@@ -209,4 +210,51 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     async def metrics_page(web: Any, request: Any) -> Any:
         return web.bytes(metrics.exposition(), content_type="text/plain; version=0.0.4")
 
+    return app
+
+
+class BridgeApp(faust.App):
+    """The alerts bridge; closes its HTTP session when it stops."""
+
+    alertmanager: Any
+
+    async def on_stop(self) -> None:
+        await self.alertmanager.close()
+        await super().on_stop()
+
+
+def create_bridge_app(settings: Settings) -> BridgeApp:
+    """The ``hcs alerts-bridge`` app: its own consumer group on the alerts topic, no web server."""
+    from streams.bridge import AlertmanagerClient, to_alertmanager
+
+    app = BridgeApp(
+        f"{settings.app_id}-alerts-bridge",
+        broker=settings.broker_url,
+        store="memory://",
+        datadir=str(settings.data_dir / "alerts-bridge"),
+        autodiscover=False,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        broker_session_timeout=20.0,
+        broker_heartbeat_interval=3.0,
+    )
+    alerts_topic = app.topic(topics.topic_name(topics.ALERTS, settings.topic_prefix),
+                             key_serializer="raw", value_serializer="raw")
+    client = AlertmanagerClient(settings.alertmanager_url)
+
+    @app.agent(alerts_topic, name="post_alerts")
+    async def post_alerts(stream: Any) -> None:
+        """Post each batch of alerts; the batch is acknowledged only after Alertmanager took it."""
+        async for values in stream.take(100, within=0.2):
+            now = time.time()
+            batch = []
+            for value in values:
+                try:
+                    batch.append(to_alertmanager(orjson.loads(value), now))
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.error("skipping an alert record that is not hcs.alert.v1: %s", type(exc).__name__)
+            if batch:
+                await client.post(batch)
+
+    app.alertmanager = client
     return app

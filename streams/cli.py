@@ -43,6 +43,20 @@ def worker(ctx: click.Context) -> None:
     app.main()
 
 
+@cli.command("alerts-bridge", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def alerts_bridge(ctx: click.Context) -> None:
+    """Post every alert of hcs.alerts.v1 to Alertmanager ($HCS_ALERTMANAGER_URL), retrying until accepted."""
+    from streams.app import create_bridge_app
+
+    try:
+        app = create_bridge_app(Settings.from_env())
+    except HcsError as exc:
+        _fail(exc)
+    sys.argv = ["hcs alerts-bridge", "worker", "--without-web", *ctx.args]
+    app.main()
+
+
 # -- local broker ------------------------------------------------------------------------------
 
 @cli.group()

@@ -19,6 +19,7 @@ ENV_DATA_DIR = "HCS_DATA_DIR"
 ENV_TOPIC_PREFIX = "HCS_TOPIC_PREFIX"
 ENV_DEDUP_HORIZON_HOURS = "HCS_DEDUP_HORIZON_HOURS"
 ENV_REPLICATION = "HCS_REPLICATION"
+ENV_ALERTMANAGER_URL = "HCS_ALERTMANAGER_URL"
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Settings:
         topic_prefix: prepended to every topic name; empty in production, unique per test run.
         dedup_horizon_hours: how long a seen ``event_id`` is remembered for deduplication.
         replication: replication factor of the topics and changelogs the worker creates.
+        alertmanager_url: where ``hcs alerts-bridge`` posts alerts.
     """
 
     bootstrap: str = "127.0.0.1:9092"
@@ -46,6 +48,7 @@ class Settings:
     topic_prefix: str = ""
     dedup_horizon_hours: float = 48.0
     replication: int = 1
+    alertmanager_url: str = "http://127.0.0.1:9093"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -62,6 +65,7 @@ class Settings:
             topic_prefix=env.get(ENV_TOPIC_PREFIX, defaults.topic_prefix),
             dedup_horizon_hours=_float(env, ENV_DEDUP_HORIZON_HOURS, defaults.dedup_horizon_hours),
             replication=_int(env, ENV_REPLICATION, defaults.replication, 1, 10),
+            alertmanager_url=env.get(ENV_ALERTMANAGER_URL) or defaults.alertmanager_url,
         )
 
     @property

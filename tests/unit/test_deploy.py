@@ -32,7 +32,8 @@ def tool(name: str) -> str:
 
 
 def test_compose_runs_kafka_worker_simulator_and_the_monitoring_stack() -> None:
-    assert set(compose()["services"]) == {"kafka", "worker", "simulator", "prometheus", "alertmanager", "grafana"}
+    assert set(compose()["services"]) == {"kafka", "worker", "simulator", "alerts-bridge", "prometheus",
+                                          "alertmanager", "grafana"}
     assert compose()["services"]["kafka"]["image"].startswith("apache/kafka:4.")
 
 
@@ -47,7 +48,7 @@ def test_every_file_compose_mounts_exists() -> None:
 
 def test_the_worker_is_configured_only_with_settings_hcs_reads() -> None:
     known = {v for k, v in vars(settings_module).items() if k.startswith("ENV_")}
-    for name in ("worker", "simulator"):
+    for name in ("worker", "simulator", "alerts-bridge"):
         assert set(compose()["services"][name]["environment"]) <= known
 
 
@@ -57,11 +58,19 @@ def test_the_worker_reaches_kafka_on_an_advertised_listener() -> None:
     assert f"//{services['worker']['environment']['HCS_BOOTSTRAP']}" in advertised
 
 
-def test_prometheus_scrapes_the_worker_port_compose_exposes() -> None:
+def test_prometheus_finds_every_worker_replica_on_the_port_compose_exposes() -> None:
     prom = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
-    targets = [t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
-    port = compose()["services"]["worker"]["environment"]["HCS_WEB_PORT"]
-    assert f"worker:{port}" in targets
+    (job,) = prom["scrape_configs"]
+    (sd,) = job["dns_sd_configs"]
+    worker = compose()["services"]["worker"]
+    assert sd["names"] == ["worker"] and str(sd["port"]) == worker["environment"]["HCS_WEB_PORT"]
+    assert worker["expose"] == [worker["environment"]["HCS_WEB_PORT"]]
+
+
+def test_the_bridge_posts_to_the_alertmanager_compose_runs() -> None:
+    bridge = compose()["services"]["alerts-bridge"]
+    assert bridge["command"] == ["alerts-bridge"]
+    assert bridge["environment"]["HCS_ALERTMANAGER_URL"] == "http://alertmanager:9093"
 
 
 def test_grafana_dashboards_are_provisioned_from_the_mounted_folder() -> None:

@@ -1,0 +1,120 @@
+"""``hcs alerts-bridge``: every alert of ``hcs.alerts.v1`` posted to Alertmanager's v2 API.
+
+Labels identify an alert in Alertmanager, so a re-delivered alert updates the same one instead
+of adding a second: kind, severity, district, venue, checkpoint, scope and ``dedup_id`` (a
+digest of the dedup key, distinguishing the people of one venue without naming them). The
+pseudonymous ``person_ref`` goes in annotations only, never in labels. Events are acknowledged
+only once Alertmanager accepted them; until then the bridge retries, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from streams.rules import codes as c
+from streams.rules.alerts import utc_rfc3339
+
+log = logging.getLogger(__name__)
+
+EVENT_ALERT_VISIBLE_S = 3600.0  # a one-off finding stays firing in Alertmanager for an hour
+STATE_ALERT_VISIBLE_S = 7 * 86400.0  # a state (a silent checkpoint) fires until resolved
+STATE_KINDS = frozenset({c.CHECKPOINT_SILENT})
+MAX_BACKOFF_S = 30.0
+
+
+def _ts(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def to_alertmanager(alert: dict[str, Any], now: float) -> dict[str, Any]:
+    """The Alertmanager v2 ``postableAlert`` for one hcs alert."""
+    kind = alert["kind"]
+    labels = {
+        "alertname": kind,
+        "kind": kind,
+        "severity": alert["severity"],
+        "district": alert["district"],
+        "venue_id": alert["venue_id"],
+        "scope": "person" if alert.get("person_ref") else "checkpoint",
+        "source": "hcs",
+        "dedup_id": hashlib.sha256(alert["dedup_key"].encode()).hexdigest()[:16],
+    }
+    if alert.get("checkpoint_id"):
+        labels["checkpoint_id"] = alert["checkpoint_id"]
+    annotations = {
+        "summary": _summary(alert),
+        "reasons": ",".join(alert.get("reasons") or []),
+        "count": str(alert.get("count", 1)),
+        "first_event_time": alert["first_event_time"],
+        "last_event_time": alert["last_event_time"],
+        "alert_id": alert["alert_id"],
+        "policy_version": alert["policy_version"],
+    }
+    if alert.get("person_ref"):
+        annotations["person_ref"] = alert["person_ref"]
+    if alert.get("event_ids"):
+        annotations["event_ids"] = ",".join(alert["event_ids"][-20:])
+    if alert.get("details"):
+        annotations["details"] = orjson.dumps(alert["details"]).decode()
+    starts = _ts(alert["first_event_time"])
+    if alert["status"] == "resolved":
+        ends = max(now, starts)
+    else:
+        ends = now + (STATE_ALERT_VISIBLE_S if kind in STATE_KINDS else EVENT_ALERT_VISIBLE_S)
+    return {"labels": labels, "annotations": annotations, "startsAt": utc_rfc3339(starts),
+            "endsAt": utc_rfc3339(ends)}
+
+
+def _summary(alert: dict[str, Any]) -> str:
+    where = f"venue {alert['venue_id']} (district {alert['district']})"
+    if alert.get("checkpoint_id"):
+        where += f", checkpoint {alert['checkpoint_id']}"
+    reasons = ", ".join(alert.get("reasons") or [])
+    text = f"{alert['kind']} at {where}" + (f": {reasons}" if reasons else "")
+    return text + (" — resolved" if alert["status"] == "resolved" else "")
+
+
+class AlertmanagerClient:
+    """Posts alerts to ``{url}/api/v2/alerts``, retrying until they are accepted."""
+
+    def __init__(self, url: str, timeout_s: float = 10.0) -> None:
+        self.url = url.rstrip("/") + "/api/v2/alerts"
+        self.timeout_s = timeout_s
+        self._session: Any = None
+
+    async def post(self, alerts: list[dict[str, Any]]) -> int:
+        """Post until accepted; return the number of attempts. A 4xx (a payload Alertmanager will
+        never take) is logged and skipped rather than retried forever."""
+        import aiohttp
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
+        backoff, attempt = 0.5, 0
+        body = orjson.dumps(alerts)
+        while True:
+            attempt += 1
+            try:
+                async with self._session.post(self.url, data=body,
+                                              headers={"Content-Type": "application/json"}) as resp:
+                    if resp.status < 300:
+                        return attempt
+                    text = (await resp.text())[:300]
+                    if 400 <= resp.status < 500:
+                        log.error("Alertmanager refused %d alert(s) with %d: %s", len(alerts), resp.status, text)
+                        return attempt
+                    log.warning("Alertmanager answered %d (attempt %d): %s", resp.status, attempt, text)
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                log.warning("Alertmanager unreachable at %s (attempt %d): %s", self.url, attempt, exc)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

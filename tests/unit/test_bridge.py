@@ -1,0 +1,74 @@
+"""The Alertmanager bridge: labels without person data, endsAt for resolved, retries until accepted."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp import web
+
+from streams.bridge import AlertmanagerClient, to_alertmanager
+
+PERSON = {"alert_id": "a1", "dedup_key": "KEY_PERSON_DETECTED|pseudonym-0000000001|venue-1",
+          "kind": "KEY_PERSON_DETECTED", "severity": "critical", "district": "330106", "venue_id": "venue-1",
+          "checkpoint_id": "cp-1", "person_ref": "pseudonym-0000000001", "reasons": ["HEALTH_CODE_RED"],
+          "event_ids": ["e1"], "first_event_time": "2022-05-10T08:00:00.000+08:00",
+          "last_event_time": "2022-05-10T08:00:00.000+08:00", "count": 1, "status": "firing",
+          "policy_version": "default-v1"}
+NOW = 1652140800.0  # 2022-05-10T08:00:00+08:00
+
+
+def test_labels_identify_the_alert_and_never_carry_the_person() -> None:
+    posted = to_alertmanager(PERSON, NOW)
+    labels = posted["labels"]
+    assert {k: labels[k] for k in ("alertname", "kind", "severity", "district", "venue_id", "checkpoint_id",
+                                   "scope")} == {
+        "alertname": "KEY_PERSON_DETECTED", "kind": "KEY_PERSON_DETECTED", "severity": "critical",
+        "district": "330106", "venue_id": "venue-1", "checkpoint_id": "cp-1", "scope": "person"}
+    assert PERSON["person_ref"] not in str(labels)
+    assert posted["annotations"]["person_ref"] == PERSON["person_ref"]
+    assert posted["startsAt"] == "2022-05-10T00:00:00.000+00:00"
+    assert posted["endsAt"] == "2022-05-10T01:00:00.000+00:00"  # a finding stays up for an hour
+
+
+def test_two_people_at_one_venue_are_two_alerts_and_a_repeat_is_the_same_one() -> None:
+    other = {**PERSON, "dedup_key": "KEY_PERSON_DETECTED|pseudonym-0000000002|venue-1"}
+    assert to_alertmanager(PERSON, NOW)["labels"] != to_alertmanager(other, NOW)["labels"]
+    assert to_alertmanager(PERSON, NOW)["labels"] == to_alertmanager({**PERSON, "count": 3}, NOW + 60)["labels"]
+
+
+def test_a_resolved_alert_ends_now_and_a_silent_checkpoint_fires_until_resolved() -> None:
+    silent = {**PERSON, "kind": "CHECKPOINT_SILENT", "severity": "warning", "person_ref": None, "reasons": [],
+              "dedup_key": "CHECKPOINT_SILENT|cp-1", "event_ids": []}
+    firing = to_alertmanager(silent, NOW)
+    resolved = to_alertmanager({**silent, "status": "resolved"}, NOW + 600)
+    assert firing["labels"] == resolved["labels"] and firing["labels"]["scope"] == "checkpoint"
+    assert firing["endsAt"] == "2022-05-17T00:00:00.000+00:00"
+    assert resolved["endsAt"] == "2022-05-10T00:10:00.000+00:00"
+    assert "person_ref" not in firing["annotations"]
+
+
+def test_the_client_retries_until_alertmanager_accepts() -> None:
+    received: list[Any] = []
+
+    async def scenario() -> int:
+        async def alerts(request: web.Request) -> web.Response:
+            received.append(await request.json())
+            return web.Response(status=503 if len(received) < 3 else 200)
+
+        server = web.Application()
+        server.router.add_post("/api/v2/alerts", alerts)
+        runner = web.AppRunner(server)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        client = AlertmanagerClient(f"http://127.0.0.1:{port}")
+        try:
+            return await client.post([to_alertmanager(PERSON, NOW)])
+        finally:
+            await client.close()
+            await runner.cleanup()
+
+    assert asyncio.run(scenario()) == 3
+    assert len(received) == 3 and received[0] == received[2]
