@@ -166,8 +166,10 @@ def policy_check(file: Path, district: str) -> None:
 @click.option("--batch", type=click.IntRange(1, 1000), default=1, show_default=True,
               help="Scans per record: >1 sends gateway batches (hcs.scan-batch.v1).")
 @click.option("--seed", type=int, default=7, show_default=True, help="Same seed, same stream.")
+@click.option("--entries/--no-entries", default=True, show_default=True,
+              help="Also send people counts per checkpoint and minute to hcs.entries.v1.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def simulate(count: int | None, rate: float | None, batch: int, seed: int, quiet: bool) -> None:
+def simulate(count: int | None, rate: float | None, batch: int, seed: int, entries: bool, quiet: bool) -> None:
     """Publish simulated checkpoint scans of Hangzhou's districts to hcs.scans.v1."""
     import asyncio
     import os
@@ -180,9 +182,10 @@ def simulate(count: int | None, rate: float | None, batch: int, seed: int, quiet
     key = person_key_from_env() if os.environ.get(ENV_PERSON_KEY) else None
     sim = Simulator(seed=seed) if key is None else Simulator(seed=seed, key=key)
     topic = topics.topic_name(topics.SCANS, settings.topic_prefix)
+    entries_topic = topics.topic_name(topics.ENTRIES, settings.topic_prefix) if entries else None
     with click.progressbar(length=count or 0, label=f"scans -> {topic}", file=sys.stderr,
                            hidden=quiet or count is None) as bar:
-        counts = asyncio.run(publish(sim, settings.bootstrap, topic, count, rate, batch, bar.update))
+        counts = asyncio.run(publish(sim, settings.bootstrap, topic, count, rate, batch, bar.update, entries_topic))
     click.echo("sent: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
 

@@ -78,17 +78,19 @@ def name(spec: topics.TopicSpec, prefix: str) -> str:
 
 
 class WorkerProcess:
-    """A real ``hcs worker`` in a subprocess; ready once its /metrics answers and it says Ready."""
+    """A real ``hcs worker`` (or another Faust command of hcs) in a subprocess; ready once it says
+    Ready and, for the worker, its /metrics answers."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, command: str = "worker") -> None:
         self.env = env
         self.log_path = log_path
+        self.command = command
         self.port = int(env["HCS_WEB_PORT"])
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 90.0) -> WorkerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
-        self.proc = subprocess.Popen([sys.executable, "-m", "streams", "worker", "-l", "info"],
+        self.proc = subprocess.Popen([sys.executable, "-m", "streams", self.command, "-l", "info"],
                                      env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
         log.close()
@@ -96,7 +98,8 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if b"[^Worker]: Ready" in self.log_path.read_bytes() and self.metrics_text():
+            has_web = self.command == "worker"
+            if b"[^Worker]: Ready" in self.log_path.read_bytes() and (not has_web or self.metrics_text()):
                 return self
             time.sleep(0.3)
         raise RuntimeError(f"worker not ready in {timeout_s}s:\n{self.log_tail()}")

@@ -1,0 +1,146 @@
+"""The monitoring configuration checked with the real tools: Prometheus scraping a real worker
+fed by simulated checkpoints, and Alertmanager receiving alerts from the stream."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from streams import topics
+from tests import factories as f
+from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read
+from tests.integration.monitoring import get_json, query, start_alertmanager, start_prometheus
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    out = []
+    for board in sorted((ROOT / "deploy/grafana/dashboards").glob("*.json")):
+        for panel in json.loads(board.read_text())["panels"]:
+            for target in panel["targets"]:
+                out.append((f"{board.stem}: {panel['title']}", target["expr"].replace("$district", "330106")))
+    return out
+
+
+def recording_rules() -> list[str]:
+    rules = yaml.safe_load((ROOT / "deploy/prometheus/rules/hcs.yml").read_text())
+    return [r["record"] for g in rules["groups"] for r in g["rules"] if "record" in r]
+
+
+def test_every_dashboard_query_and_recording_rule_returns_data_from_a_real_worker(
+        worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+    policy = tmp_path / "policy.json"
+    policy.write_text(json.dumps({"schema": "hcs.policy.v1", "versions": [
+        {"version": "drill-3", "valid_from": "2022-01-01T00:00:00+08:00",
+         "defaults": {"compliance_window_seconds": 5, "compliance_grace_seconds": 1}}]}))
+    create_topics(kafka_bootstrap, topic_prefix)
+    env = {**worker_env, "HCS_POLICY_FILE": str(policy)}
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    prometheus = start_prometheus(tmp_path, [f"127.0.0.1:{worker.port}"], [ROOT / "deploy/prometheus/rules/hcs.yml"])
+    simulator = subprocess.Popen([sys.executable, "-m", "streams", "simulate", "--rate", "300", "--count", "9000",
+                                  "--seed", "5", "--quiet"], env=env, stdout=subprocess.DEVNULL)
+    produce(kafka_bootstrap, name(topics.SCANS, topic_prefix), [(b"bad", b"not json")])
+    try:
+        expressions = [(f"recording rule {r}", r) for r in recording_rules()] + dashboard_queries()
+        missing = dict(expressions)
+        deadline = time.monotonic() + 120
+        while missing and time.monotonic() < deadline:
+            for label, expr in list(missing.items()):
+                if query(prometheus, expr):
+                    del missing[label]
+            time.sleep(1)
+        assert not missing, f"no data for: {sorted(missing)}\n{worker.log_tail(20)}"
+        compliance = query(prometheus, 'district_measure:hcs_three100_compliance:ratio15m{measure="mask"}')
+        assert all(0 <= float(s["value"][1]) <= 1 for s in compliance)
+        assert {s["metric"]["district"] for s in query(prometheus, "district:hcs_scans:rate5m")} == {
+            "330102", "330105", "330106", "330108", "330109", "330110"}
+    finally:
+        simulator.kill()
+        prometheus.stop()
+        worker.stop()
+
+
+def am_alerts(url: str) -> list[dict[str, Any]]:
+    return list(get_json(f"{url}/api/v2/alerts?active=true&silenced=true&inhibited=true"))
+
+
+def wait_for(predicate: Any, timeout_s: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.5)
+    return predicate()
+
+
+def test_an_alert_from_a_scan_reaches_alertmanager_once_even_when_redelivered(
+        worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+    from streams.localkafka import free_port
+
+    create_topics(kafka_bootstrap, topic_prefix)
+    now = datetime.now(f.SHANGHAI)  # current scans: the checkpoint is not silent during the test
+    red = f.scan(at=now, health_code={"color": "red"}, venue_id="school-7", venue_type="school",
+                 checkpoint_id="gate-1")
+    positive = f.scan(at=now, venue_id="school-7", venue_type="school", checkpoint_id="gate-1",
+                      nat={"result": "positive", "sampled_at": f.ts(now), "reported_at": None})
+    produce(kafka_bootstrap, name(topics.SCANS, topic_prefix), [(b"school-7", f.encode(v)) for v in (red, positive)])
+    am_port = free_port()
+    env = {**worker_env, "HCS_ALERTMANAGER_URL": f"http://127.0.0.1:{am_port}"}
+    worker = WorkerProcess(env, tmp_path / "worker.log").start()
+    # The bridge starts before Alertmanager: it must retry, not drop the alerts.
+    bridge = WorkerProcess(env, tmp_path / "bridge.log", command="alerts-bridge").start()
+    alertmanager = None
+    try:
+        read(kafka_bootstrap, name(topics.ALERTS, topic_prefix), lambda v: len(v) >= 2)
+        time.sleep(2)
+        alertmanager = start_alertmanager(tmp_path, ROOT / "deploy/alertmanager/alertmanager.yml", am_port)
+        got = wait_for(lambda: len(am_alerts(alertmanager.url)) >= 2 and am_alerts(alertmanager.url))
+        assert len(got) == 2, got
+        by_kind = {a["labels"]["kind"]: a for a in got}
+        assert set(by_kind) == {"KEY_PERSON_DETECTED", "NAT_POSITIVE"}
+        key_person = by_kind["KEY_PERSON_DETECTED"]
+        assert {k: key_person["labels"][k] for k in ("alertname", "severity", "district", "venue_id",
+                                                     "checkpoint_id", "scope")} == {
+            "alertname": "KEY_PERSON_DETECTED", "severity": "critical", "district": "330106",
+            "venue_id": "school-7", "checkpoint_id": "gate-1", "scope": "person"}
+        assert red["person_ref"] not in json.dumps(key_person["labels"])
+        assert key_person["annotations"]["person_ref"] == red["person_ref"]
+        assert key_person["receivers"] == [{"name": "xihu-oncall-urgent"}]
+
+        # Redelivery: a second bridge (a new consumer group) posts every alert again.
+        again = WorkerProcess({**env, "HCS_APP_ID": env["HCS_APP_ID"] + "-again"}, tmp_path / "bridge2.log",
+                              command="alerts-bridge").start()
+        try:
+            time.sleep(5)
+            assert len(am_alerts(alertmanager.url)) == 2
+        finally:
+            again.stop()
+        log = (tmp_path / "bridge.log").read_text()
+        assert "Alertmanager unreachable" in log  # it did retry while Alertmanager was down
+    finally:
+        bridge.stop()
+        worker.stop()
+        if alertmanager is not None:
+            alertmanager.stop()
+
+
+def test_alertmanager_status_reports_the_routing_config(tmp_path: Path) -> None:
+    alertmanager = start_alertmanager(tmp_path, ROOT / "deploy/alertmanager/alertmanager.yml")
+    try:
+        with urllib.request.urlopen(f"{alertmanager.url}/api/v2/status", timeout=5) as resp:
+            status = json.loads(resp.read())
+        assert "xihu-oncall-urgent" in status["config"]["original"]
+    finally:
+        alertmanager.stop()
