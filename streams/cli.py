@@ -221,6 +221,41 @@ def run(rate: float, port: int) -> None:
         _fail(exc)
 
 
+@cli.command()
+@click.option("--scans", type=int, default=500_000, show_default=True, help="Scans preloaded (each mode).")
+@click.option("--rounds", type=int, default=3, show_default=True, help="Rounds; contenders rotate each round.")
+@click.option("--budget", type=float, default=12.0, show_default=True, help="Seconds measured per run at most.")
+@click.option("--rate", type=float, default=2000.0, show_default=True, help="Offered load for latency, scans/s.")
+@click.option("--latency-seconds", type=float, default=10.0, show_default=True, help="Length of the latency run.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bench-results/bench.json"), show_default=True)
+def bench(scans: int, rounds: int, budget: float, rate: float, latency_seconds: float, out: Path) -> None:
+    """Benchmark hcs against a raw aiokafka loop and a bare Faust agent on a real broker."""
+    import os
+    import tempfile
+
+    from streams.bench.run import run_benchmark, table
+    from streams.localkafka import LocalKafka, free_port
+    from streams.settings import ENV_BOOTSTRAP
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    kafka = None
+    bootstrap = os.environ.get(ENV_BOOTSTRAP)
+    try:
+        if not bootstrap:
+            kafka = LocalKafka(Path(tempfile.mkdtemp(prefix="hcs-bench-")), heap="1g")
+            bootstrap = kafka.start(port=free_port()).bootstrap or ""
+            click.echo(f"local broker at {bootstrap}", err=True)
+        report = run_benchmark(bootstrap, scans, rounds, budget, rate, latency_seconds, out,
+                               log=lambda line: click.echo(line, err=True))
+    except HcsError as exc:
+        _fail(exc)
+    finally:
+        if kafka is not None:
+            kafka.stop()
+    click.echo(table(report))
+    click.echo(f"\nwritten: {out}")
+
+
 def _fmt(value: object) -> str:
     if value is None:
         return "-"

@@ -10,24 +10,29 @@ per key per batch, not once per scan); the agent flushes before its offsets can 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 
 class ChangelogTable(Protocol):
-    """The part of ``faust.Table`` used here."""
+    """The part of ``faust.Table`` used here: its in-memory store."""
 
     data: Any
 
-    def send_changelog(self, partition: int | None, key: Any, value: Any,
-                       key_serializer: Any = None, value_serializer: Any = None) -> Any: ...
+
+ChangelogSend = Callable[[int, str, Any], None]  # (partition, key, value or None for a tombstone)
 
 
 class PartitionedState:
-    """A key-value view of a changelogged table whose values are ``[partition, payload]``."""
+    """A key-value view of a changelogged table whose values are ``[partition, payload]``.
 
-    def __init__(self, table: ChangelogTable) -> None:
+    ``send`` writes one changelog record, encoded as Faust's table recovery reads it (JSON key
+    and value, a null value deletes).
+    """
+
+    def __init__(self, table: ChangelogTable, send: ChangelogSend) -> None:
         self.table = table
+        self.send = send
         self._dirty: dict[str, int] = {}
 
     def get(self, key: str) -> Any:
@@ -51,12 +56,9 @@ class PartitionedState:
     def flush(self) -> int:
         """Send the latest value (or a tombstone) of every key changed since the last flush."""
         dirty, self._dirty = self._dirty, {}
+        data = self.table.data
         for key, partition in dirty.items():
-            entry = self.table.data.get(key)
-            if entry is None:
-                self.table.send_changelog(partition, key, None, value_serializer="raw")
-            else:
-                self.table.send_changelog(partition, key, entry)
+            self.send(partition, key, data.get(key))
         return len(dirty)
 
     def items(self, prefix: str) -> Iterator[tuple[str, int, Any]]:

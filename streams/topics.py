@@ -25,3 +25,8 @@ ALL: tuple[TopicSpec, ...] = (SCANS, ENTRIES, DECISIONS, ALERTS, DISTRICT_STATS,
 def topic_name(spec: TopicSpec, prefix: str = "") -> str:
     """The topic's name on the cluster: the contract name behind an optional prefix."""
     return f"{prefix}{spec.name}"
+
+
+def partials_topic_name(prefix: str, app_id: str) -> str:
+    """The worker's internal topic of district-minute partials (step one of the district stats)."""
+    return f"{prefix}{app_id}-district-partials"

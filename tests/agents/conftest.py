@@ -59,7 +59,7 @@ def make_app(policy: Policy | None = None) -> tuple[HcsApp, RecordingSink, Magic
     app.pipeline.is_active = lambda partition: partition == 0  # as if the group gave us partition 0
     changelog = MagicMock(name="send_changelog")  # the changelogs of every table, in one record
     for state in (app.pipeline.state, app.pipeline.seen, app.stats_owner.state):
-        state.table.send_changelog = changelog  # type: ignore[method-assign]
+        state.send = changelog
     return app, sink, changelog
 
 

@@ -99,7 +99,7 @@ class WorkerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
             has_web = self.command == "worker"
-            if b"[^Worker]: Ready" in self.log_path.read_bytes() and (not has_web or self.metrics_text()):
+            if b"Worker]: Ready" in self.log_path.read_bytes() and (not has_web or self.metrics_text()):
                 return self
             time.sleep(0.3)
         raise RuntimeError(f"worker not ready in {timeout_s}s:\n{self.log_tail()}")
