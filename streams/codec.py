@@ -15,7 +15,10 @@ import orjson
 from streams.models import City, EntryCount, Itinerary, Nat, Rejected, ScanEvent, Vaccination
 from streams.validation import SchemaViolation, validate
 
-MAX_RECORD_BYTES = 64 * 1024
+MAX_RECORD_BYTES = 64 * 1024  # a scan, an entry count: CONTRACT.md's TOO_LARGE limit
+# A gateway batch holds up to 1,000 scans, which cannot fit in 64 KiB: the limit applies to each
+# scan in it, and the batch record itself may use Kafka's default maximum message size.
+MAX_BATCH_RECORD_BYTES = 1024 * 1024
 SCAN_SCHEMA = "hcs.scan.v1"
 BATCH_SCHEMA = "hcs.scan-batch.v1"
 ENTRIES_SCHEMA = "hcs.entries.v1"
@@ -80,9 +83,13 @@ def _scan(value: dict[str, Any], where: str) -> ScanEvent:
     )
 
 
-def _load_object(raw: bytes) -> dict[str, Any] | Rejected:
-    if len(raw) > MAX_RECORD_BYTES:
-        return Rejected("TOO_LARGE", f"record is {len(raw)} bytes, over the {MAX_RECORD_BYTES} byte limit", raw)
+def _too_large(size: int, limit: int, what: str, payload: bytes) -> Rejected:
+    return Rejected("TOO_LARGE", f"{what} is {size} bytes, over the {limit} byte limit", payload)
+
+
+def _load_object(raw: bytes, limit: int = MAX_RECORD_BYTES) -> dict[str, Any] | Rejected:
+    if len(raw) > limit:
+        return _too_large(len(raw), limit, "record", raw)
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -100,24 +107,33 @@ def decode_scans(raw: bytes | None, key: bytes | None = None) -> list[ScanEvent 
     one venue (the record key, else its first scan's): a scan of another venue is rejected,
     since its state lives in another partition.
     """
-    value = _load_object(raw or b"")
+    raw = raw or b""
+    value = _load_object(raw, MAX_BATCH_RECORD_BYTES)
     if isinstance(value, Rejected):
         return [value]
     schema = value.get("schema")
     try:
         if schema == SCAN_SCHEMA:
+            if len(raw) > MAX_RECORD_BYTES:
+                return [_too_large(len(raw), MAX_RECORD_BYTES, "record", raw)]
             return [_scan(value, "")]
         if schema == BATCH_SCHEMA:
             validate("scan-batch.v1", value)
         else:
             return [Rejected("UNSUPPORTED_SCHEMA", f"schema: {schema!r} is not one of "
-                             f"{SCAN_SCHEMA!r}, {BATCH_SCHEMA!r}", raw or b"")]
+                             f"{SCAN_SCHEMA!r}, {BATCH_SCHEMA!r}", raw)]
     except SchemaViolation as exc:
-        return [Rejected("SCHEMA_INVALID", exc.detail, raw or b"")]
+        return [Rejected("SCHEMA_INVALID", exc.detail, raw)]
     out: list[ScanEvent | Rejected] = []
     venue = key.decode("utf-8", "replace") if key else None
+    check_sizes = len(raw) > MAX_RECORD_BYTES  # below that, no scan in it can be over the limit
     for i, item in enumerate(value["scans"]):
         where = f"scans[{i}]."
+        if check_sizes:
+            encoded = orjson.dumps(item)
+            if len(encoded) > MAX_RECORD_BYTES:
+                out.append(_too_large(len(encoded), MAX_RECORD_BYTES, f"scans[{i}]", encoded))
+                continue
         if item.get("schema") != SCAN_SCHEMA:
             out.append(Rejected("UNSUPPORTED_SCHEMA", f"{where}schema: {item.get('schema')!r} is not "
                                 f"{SCAN_SCHEMA!r}", orjson.dumps(item)))

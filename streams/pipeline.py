@@ -75,6 +75,7 @@ class Pipeline:
         self.clock = StreamClock(idle_s=idle_s)
         self._minutes: dict[str, tuple[DistrictMinute, int]] = {}  # live partials, by state key
         self._touched_minutes: set[str] = set()  # changed since the last flush
+        self._decided_at: tuple[float, str] = (0.0, "")  # `now` is one value per batch: format it once
 
     def flush(self) -> None:
         """Send state changes to the changelogs (before the batch's offsets can be committed)."""
@@ -128,7 +129,7 @@ class Pipeline:
             "venue_type": scan.venue_type,
             "district": scan.district,
             "event_time": scan.event_time_text,
-            "decided_at": utc_rfc3339(now),
+            "decided_at": self._now_text(now),
             "decision": verdict.decision,
             "reasons": list(verdict.reasons),
             "policy_version": version,
@@ -154,6 +155,11 @@ class Pipeline:
         if late:
             m.late(scan.district).inc()
         m.lag(scan.district).observe(max(now - scan.event_time, 0.0))
+
+    def _now_text(self, now: float) -> str:
+        if self._decided_at[0] != now:
+            self._decided_at = (now, utc_rfc3339(now))
+        return self._decided_at[1]
 
     # -- entry counts --------------------------------------------------------------------------
 

@@ -1,0 +1,64 @@
+"""Batched output: Kafka's default partitioning, one batch per partition, acks awaited."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiokafka.partitioner import DefaultPartitioner
+
+from streams.output import BatchedOutput, partition_for
+
+
+def test_keys_go_where_the_java_client_would_put_them() -> None:
+    for key in (b"venue-1", b"330106", "西湖-mall-7".encode()):
+        assert partition_for(key, 8) == DefaultPartitioner()(key, list(range(8)), list(range(8)))
+
+
+class FakeBatch:
+    def __init__(self, capacity: int) -> None:
+        self.records: list[tuple[Any, Any]] = []
+        self.capacity = capacity
+
+    def append(self, key: Any, value: Any, timestamp: Any) -> object | None:
+        if len(self.records) >= self.capacity:
+            return None
+        self.records.append((key, value))
+        return object()
+
+
+class FakeProducer:
+    def __init__(self, capacity: int = 1000) -> None:
+        self.sent: list[tuple[str, int, list[tuple[Any, Any]]]] = []
+        self.capacity = capacity
+
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch(self.capacity)
+
+    async def send_batch(self, batch: FakeBatch, topic: str, partition: int) -> asyncio.Future[None]:
+        self.sent.append((topic, partition, batch.records))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def test_a_flush_sends_one_batch_per_topic_partition_in_order() -> None:
+    producer = FakeProducer()
+    out = BatchedOutput(lambda: producer, {"decisions": 8, "changelog": 8})
+    for i in range(5):
+        out.add("decisions", b"venue-1", b"d%d" % i)
+    out.add("changelog", b'"e|1"', None, partition=3)
+    assert len(out) == 6
+    assert asyncio.run(out.flush()) == 6
+    assert producer.sent == [("decisions", partition_for(b"venue-1", 8), [(b"venue-1", b"d%d" % i) for i in range(5)]),
+                             ("changelog", 3, [(b'"e|1"', None)])]
+    assert asyncio.run(out.flush()) == 0
+
+
+def test_a_full_batch_is_sent_and_another_started() -> None:
+    producer = FakeProducer(capacity=2)
+    out = BatchedOutput(lambda: producer, {"t": 1})
+    for i in range(5):
+        out.add("t", None, b"%d" % i)
+    asyncio.run(out.flush())
+    assert [len(records) for _, _, records in producer.sent] == [2, 2, 1]
