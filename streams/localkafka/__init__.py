@@ -125,8 +125,13 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+def cluster_id() -> str:
+    """A KRaft cluster id: a random UUID in URL-safe base64. Like Kafka's ``Uuid.randomUuid()``,
+    never one starting with "-", which the storage tool's command line would take for an option."""
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
 
 
 def answers_metadata(bootstrap: str, timeout_s: float = 5.0) -> bool:
@@ -266,7 +271,7 @@ class LocalKafka:
         if not (self.state_dir / "data" / "meta.properties").is_file():
             fmt = subprocess.run(
                 self._java_cmd(java, libs, "kafka.tools.StorageTool", "format",
-                               "-t", _cluster_id(), "-c", str(config)),
+                               "-t", cluster_id(), "-c", str(config)),
                 capture_output=True, text=True, check=False,
             )
             if fmt.returncode != 0:

@@ -1,0 +1,28 @@
+"""The benchmark end to end on a tiny input, so that it cannot rot (its figures are not asserted)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from streams.bench.run import CONTENDERS, MODES, run_benchmark, table
+
+pytestmark = pytest.mark.integration
+
+
+def test_the_benchmark_runs_every_contender_in_both_modes_and_writes_its_report(
+        kafka_bootstrap: str, tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    lines: list[str] = []
+    report = run_benchmark(kafka_bootstrap, scans=3000, rounds=1, budget_s=3, rate=300, latency_s=2, out=out,
+                           log=lines.append)
+    assert {(r.contender, r.mode) for r in report.runs} == {(c, m) for c in CONTENDERS for m in MODES}
+    assert all(r.scans > 0 and r.cpu_s > 0 and r.peak_rss_mb > 0 for r in report.runs)
+    assert {(lat.contender, lat.mode) for lat in report.latencies} == {(c, m) for c in ("raw", "hcs") for m in MODES}
+    assert all(lat.scans > 0 for lat in report.latencies), lines
+    saved = json.loads(out.read_text())
+    assert set(saved["summary"]) == set(MODES) and saved["scans"] == 3000
+    printed = table(report)
+    assert "hcs/raw" in printed and "single" in printed and "batch" in printed

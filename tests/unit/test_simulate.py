@@ -1,0 +1,62 @@
+"""The checkpoint simulator: reproducible, realistic, pseudonymous."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import orjson
+
+from streams.codec import decode_entries, decode_scans
+from streams.device import person_ref
+from streams.models import EntryCount, Rejected, ScanEvent
+from streams.simulate import DISTRICTS, Simulator
+from tests import factories as f
+
+
+def clock() -> Iterator[datetime]:
+    return (f.T0 + timedelta(milliseconds=100 * i) for i in range(10**9))
+
+
+def test_the_same_seed_makes_the_same_stream() -> None:
+    a = [v for _, v, _ in Simulator(seed=9).records(2000, clock=clock())]
+    b = [v for _, v, _ in Simulator(seed=9).records(2000, clock=clock())]
+    c = [v for _, v, _ in Simulator(seed=10).records(2000, clock=clock())]
+    assert a == b and a != c
+
+
+def test_the_stream_is_valid_with_the_faults_it_was_asked_for() -> None:
+    sim = Simulator(seed=3)
+    items = [item for key, value, _ in sim.records(5000, clock=clock()) for item in decode_scans(value, key)]
+    scans = [i for i in items if isinstance(i, ScanEvent)]
+    rejected = [i for i in items if isinstance(i, Rejected)]
+    assert len(rejected) == sim.counts["malformed_records"] > 0
+    assert len(scans) == 5000 + sim.counts["duplicate_records"]
+    assert {s.district for s in scans} == set(DISTRICTS)
+    assert {s.color for s in scans} == {"green", "yellow", "red", "unknown"}
+    assert len({s.venue_type for s in scans}) == 12
+
+
+def test_person_references_are_keyed_hashes_never_ids() -> None:
+    sim = Simulator(seed=1)
+    values = [orjson.loads(v) for _, v, _ in sim.records(200, clock=clock()) if v.startswith(b"{\"schema\":\"hcs.scan")]
+    refs = {v["person_ref"] for v in values}
+    assert all(re.fullmatch(r"[0-9a-f]{64}", r) for r in refs)
+    assert person_ref("SIM00010000000001", b"k" * 32) != person_ref("SIM00010000000001", b"j" * 32)
+
+
+def test_gateway_batches_hold_the_scans_of_one_venue() -> None:
+    sim = Simulator(seed=2)
+    for key, value, n in sim.records(1000, batch=100, clock=clock()):
+        if n:
+            items = decode_scans(value, key)
+            assert len(items) == n and all(isinstance(i, ScanEvent) and i.venue_id == key.decode() for i in items)
+
+
+def test_entry_counts_cover_every_scanned_checkpoint_minute() -> None:
+    sim = Simulator(seed=4)
+    scanned = sum(n for _, _, n in sim.records(3000, clock=clock()))
+    counts = [decode_entries(v) for _, v in sim.entry_counts(float("inf"))]
+    assert all(isinstance(c, EntryCount) for c in counts)
+    assert sum(c.entries for c in counts if isinstance(c, EntryCount)) >= scanned
