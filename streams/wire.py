@@ -1,0 +1,90 @@
+"""The device-facing record shapes as msgspec Structs: JSON decoding and validation in C.
+
+These mirror ``schemas/scan.v1.json``, ``scan-batch.v1.json`` and ``entries.v1.json``, which
+stay the published contract; ``tests/unit/test_wire_parity.py`` runs both over a corpus of valid
+and broken records and checks they agree. Known, intended differences: timestamps are parsed
+as RFC 3339 instants, so impossible dates (month 13) are refused although they match the
+schema's pattern, while two unambiguous spellings the pattern does not list are accepted (a
+space instead of ``T``, which RFC 3339 allows, and ``+0800`` offsets). A timestamp without an
+offset is refused, as the contract says. Unknown extra fields are ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+Timestamp = Annotated[datetime, Meta(tz=True)]
+Id = Annotated[str, Meta(min_length=1, max_length=128)]
+District = Annotated[str, Meta(pattern="^[0-9]{6}$")]
+VenueType = Literal["school", "kindergarten", "nursing_home", "hospital", "isolation_point", "transport_hub",
+                    "government", "hotel", "mall", "supermarket", "office", "other"]
+
+
+class HealthCode(Struct, frozen=True):
+    color: Literal["green", "yellow", "red", "unknown"]
+    popup: bool = False
+
+
+class Nat(Struct, frozen=True):
+    result: Literal["negative", "positive", "pending"]
+    sampled_at: Timestamp
+    reported_at: Timestamp | None = None
+
+
+class Vaccination(Struct, frozen=True):
+    doses: Annotated[int, Meta(ge=0, le=10)]
+    last_dose_at: Timestamp | None = None
+    exemption: bool = False
+
+
+class City(Struct, frozen=True):
+    name: Annotated[str, Meta(min_length=1, max_length=128)]
+    starred: bool
+    last_seen_at: Timestamp
+
+
+class Itinerary(Struct, frozen=True):
+    as_of: Timestamp
+    cities: list[City]
+
+
+class Scan(Struct, frozen=True, tag_field="schema", tag="hcs.scan.v1"):
+    event_id: Id
+    event_time: Timestamp
+    checkpoint_id: Id
+    venue_id: Id
+    venue_type: VenueType
+    district: District
+    person_ref: Annotated[str, Meta(min_length=16, max_length=128)]
+    health_code: HealthCode
+    temperature_c: Annotated[float, Meta(ge=30, le=45)] | None = None
+    mask: bool | None = None
+    nat: Nat | None = None
+    vaccination: Vaccination | None = None
+    itinerary: Itinerary | None = None
+
+
+class ScanBatch(Struct, frozen=True, tag_field="schema", tag="hcs.scan-batch.v1"):
+    gateway_id: Id
+    # Each scan is decoded on its own, so that one bad scan never spoils the others.
+    scans: Annotated[list[msgspec.Raw], Meta(min_length=1, max_length=1000)]
+
+
+class EntryCountRecord(Struct, frozen=True, tag_field="schema", tag="hcs.entries.v1"):
+    event_id: Id
+    checkpoint_id: Id
+    venue_id: Id
+    venue_type: VenueType
+    district: District
+    window_start: Timestamp
+    window_end: Timestamp
+    entries: Annotated[int, Meta(ge=0)]
+
+
+SCAN_RECORD = msgspec.json.Decoder(Scan | ScanBatch)
+SCAN = msgspec.json.Decoder(Scan)
+ENTRIES = msgspec.json.Decoder(EntryCountRecord)

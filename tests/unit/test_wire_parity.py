@@ -1,0 +1,94 @@
+"""The msgspec decoder accepts exactly what schemas/scan.v1.json and entries.v1.json accept,
+over a corpus of valid and broken records, apart from the documented timestamp differences."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import jsonschema
+import pytest
+
+from streams.codec import decode_entries, decode_scans
+from streams.models import EntryCount, ScanEvent
+from streams.validation import load_schema
+from tests import factories as f
+
+DELETE = object()
+BASE = f.scan()
+MUTATIONS: list[tuple[str, Any]] = [
+    *[(field, DELETE) for field in ("schema", "event_id", "event_time", "checkpoint_id", "venue_id", "venue_type",
+                                   "district", "person_ref", "health_code")],
+    *[(field, DELETE) for field in ("temperature_c", "mask", "nat", "vaccination", "itinerary")],
+    ("schema", "hcs.scan.v2"), ("event_id", ""), ("event_id", "x" * 128), ("event_id", "x" * 129), ("event_id", 7),
+    ("event_time", "2022-05-10T08:00:00"), ("event_time", "2022-05-10"), ("event_time", 1652140800),
+    ("event_time", "2022-05-10T08:00:00.5Z"), ("event_time", "2022-05-10T08:00:00-05:30"),
+    ("venue_type", "casino"), ("venue_type", "other"), ("district", "33010"), ("district", "3301066"),
+    ("district", "abcdef"), ("person_ref", "p" * 15), ("person_ref", "p" * 16), ("person_ref", "p" * 129),
+    ("health_code.color", "blue"), ("health_code.color", DELETE), ("health_code.popup", "yes"),
+    ("health_code.popup", DELETE), ("health_code", "green"),
+    ("temperature_c", 29.9), ("temperature_c", 30), ("temperature_c", 45), ("temperature_c", 45.1),
+    ("temperature_c", None), ("temperature_c", "37"),
+    ("mask", None), ("mask", "yes"), ("mask", 1), ("mask", False),
+    ("nat", None), ("nat.result", DELETE), ("nat.result", "unknown"), ("nat.sampled_at", "2022-05-09T20:00:00"),
+    ("nat.sampled_at", DELETE), ("nat.reported_at", None), ("nat.reported_at", DELETE), ("nat.reported_at", "soon"),
+    ("vaccination", None), ("vaccination.doses", -1), ("vaccination.doses", 10), ("vaccination.doses", 11),
+    ("vaccination.doses", 2.5), ("vaccination.doses", DELETE), ("vaccination.exemption", "no"),
+    ("vaccination.exemption", DELETE), ("vaccination.last_dose_at", None),
+    ("itinerary", None), ("itinerary.as_of", DELETE), ("itinerary.cities", "Hangzhou"), ("itinerary.cities", []),
+    ("itinerary.cities.0.starred", DELETE), ("itinerary.cities.0.starred", "yes"), ("itinerary.cities.0.name", ""),
+    ("itinerary.cities.0.last_seen_at", "2022-05-01T00:00:00"), ("unknown_extra_field", {"ignored": True}),
+]
+
+
+def mutate(value: dict[str, Any], path: str, new: Any) -> dict[str, Any]:
+    out = copy.deepcopy(value)
+    *parents, last = path.split(".")
+    node: Any = out
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if new is DELETE:
+        if isinstance(node, dict):
+            node.pop(last, None)
+    elif isinstance(node, list):
+        node[int(last)] = new
+    else:
+        node[last] = new
+    return out
+
+
+SCAN_SCHEMA = jsonschema.Draft7Validator(load_schema("scan.v1"))
+
+
+@pytest.mark.parametrize(("path", "new"), MUTATIONS, ids=[f"{p}={'<deleted>' if v is DELETE else v!r}"[:60]
+                                                          for p, v in MUTATIONS])
+def test_the_decoder_and_the_published_schema_agree(path: str, new: Any) -> None:
+    value = mutate(BASE, path, new)
+    schema_accepts = SCAN_SCHEMA.is_valid(value)
+    (item,) = decode_scans(f.encode(value))
+    assert isinstance(item, ScanEvent) == schema_accepts, item
+
+
+@pytest.mark.parametrize(("text", "schema_accepts", "decoder_accepts"), [
+    ("2022-05-10 08:00:00+08:00", False, True),  # RFC 3339 allows a space for T; the pattern does not
+    ("2022-05-10T08:00:00+0800", False, True),  # unambiguous, not RFC 3339: accepted, not published
+    ("2022-13-10T08:00:00+08:00", True, False),  # matches the pattern, is no date
+])
+def test_the_documented_timestamp_differences(text: str, schema_accepts: bool, decoder_accepts: bool) -> None:
+    value = mutate(BASE, "event_time", text)
+    (item,) = decode_scans(f.encode(value))
+    assert (SCAN_SCHEMA.is_valid(value), isinstance(item, ScanEvent)) == (schema_accepts, decoder_accepts)
+
+
+ENTRY = {"schema": "hcs.entries.v1", "event_id": "c-1", "checkpoint_id": "cp", "venue_id": "v", "venue_type": "mall",
+         "district": "330106", "window_start": "2022-05-10T08:00:00+08:00",
+         "window_end": "2022-05-10T08:01:00+08:00", "entries": 3}
+ENTRIES_SCHEMA = jsonschema.Draft7Validator(load_schema("entries.v1"))
+
+
+@pytest.mark.parametrize(("path", "new"), [
+    ("entries", -1), ("entries", 0), ("entries", 2.5), ("entries", DELETE), ("district", "1"),
+    ("window_start", "2022-05-10T08:00:00"), ("venue_type", "zoo"), ("schema", "hcs.entries.v2"), ("extra", 1)])
+def test_entry_counts_agree_with_their_schema(path: str, new: Any) -> None:
+    value = mutate(ENTRY, path, new)
+    assert isinstance(decode_entries(f.encode(value)), EntryCount) == ENTRIES_SCHEMA.is_valid(value)
