@@ -60,3 +60,16 @@ def test_entry_counts_cover_every_scanned_checkpoint_minute() -> None:
     counts = [decode_entries(v) for _, v in sim.entry_counts(float("inf"))]
     assert all(isinstance(c, EntryCount) for c in counts)
     assert sum(c.entries for c in counts if isinstance(c, EntryCount)) >= scanned
+
+
+def test_each_counter_minute_is_reported_once_even_with_late_uploads() -> None:
+    sim = Simulator(seed=6)
+    ids: list[str] = []
+    now = f.T0
+    for step in range(20):
+        batch_clock = (now + timedelta(seconds=step * 30 + i * 0.01) for i in range(10**6))
+        list(sim.records(300, clock=batch_clock))
+        before = (now + timedelta(seconds=step * 30)).timestamp()
+        ids += [orjson.loads(v)["event_id"] for _, v in sim.entry_counts(before)]
+    ids += [orjson.loads(v)["event_id"] for _, v in sim.entry_counts(float("inf"))]
+    assert sim.counts["scans"] == 6000 and len(ids) == len(set(ids))
