@@ -188,6 +188,12 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
 
     Handler = Callable[[bytes | None, RecordRef, float], None]
 
+    async def persist() -> None:
+        """State changes to their changelogs, then every pending record out and acknowledged."""
+        pipeline.flush()
+        owner.state.flush()
+        await output.flush()
+
     async def drain(stream: Any, spec: topics.TopicSpec, handle: Handler) -> None:
         """Hand each batch's records to the pipeline, then flush its state before offsets commit."""
         async for events in stream.take_events(SCAN_BATCH_MAX, within=SCAN_BATCH_WITHIN_S):
@@ -204,8 +210,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
                     log.exception("record %s[%d]@%d failed: %s", msg.topic, msg.partition, msg.offset,
                                   type(exc).__name__)
                     metrics.processing_errors(spec.name).inc()
-            pipeline.flush()
-            await output.flush()  # outputs and state are durable before these events are acked
+            await persist()  # outputs and state are durable before these events are acked
 
     @app.agent(scans_topic, name="judge_scans")
     async def judge_scans(stream: Any) -> None:
@@ -222,14 +227,12 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
         """Merge every partition's part of each district minute; emit when all have passed it."""
         async for event in stream.events():
             owner.on_record(event.value, event.message.partition)
-            owner.state.flush()
-            await output.flush()
+            await persist()
 
     @app.timer(RECHECK_TICK_S, name="expire_rechecks")
     async def expire_rechecks() -> None:
         pipeline.expire_rechecks(time.time())
-        pipeline.flush()
-        await output.flush()
+        await persist()
 
     @app.timer(WINDOW_TICK_S, name="close_windows")
     async def close_windows() -> None:
@@ -237,14 +240,12 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
         pipeline.close_windows(now)
         pipeline.check_silent(now)
         pipeline.close_minutes(now, active_partitions())
-        pipeline.flush()
-        await output.flush()
+        await persist()
 
     @app.timer(SWEEP_TICK_S, name="sweep_state")
     async def sweep_state() -> None:
         pipeline.sweep(time.time())
-        pipeline.flush()
-        await output.flush()
+        await persist()
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

@@ -98,12 +98,20 @@ class Pipeline:
                 self.on_scan(item, ref.partition, now)
                 self.metrics.processing.observe(time.perf_counter() - started)
 
+    def _first_sight(self, event_id: str, spec: topics.TopicSpec, partition: int, t: float, now: float) -> bool:
+        """False (and counted) for a redelivered event id; else the partition's stream time moves on."""
+        if DEDUP_PREFIX + event_id in self.seen:
+            self.metrics.duplicates(spec.name).inc()
+            return False
+        self.clock.observe(partition, t, now)
+        return True
+
+    def _remember(self, event_id: str, partition: int, now: float) -> None:
+        self.seen.set(DEDUP_PREFIX + event_id, now + self.dedup_horizon_s, partition)
+
     def on_scan(self, scan: ScanEvent, partition: int, now: float) -> None:
-        dedup_key = DEDUP_PREFIX + scan.event_id
-        if dedup_key in self.seen:
-            self.metrics.duplicates(topics.SCANS.name).inc()
+        if not self._first_sight(scan.event_id, topics.SCANS, partition, scan.event_time, now):
             return
-        self.clock.observe(partition, scan.event_time, now)
         version, params = self.policy.params(scan.event_time, scan.district, scan.venue_type)
         recheck_key = f"{RECHECK_PREFIX}{scan.venue_id}|{scan.person_ref}"
         recheck = self.state.get(recheck_key)
@@ -146,7 +154,7 @@ class Pipeline:
                      partition, now).add_scan(scan.temperature_c, scan.mask)
         self._reported(scan.checkpoint_id, scan.event_time, scan.district, scan.venue_id, scan.venue_type,
                        version, partition, now)
-        self.seen.set(dedup_key, now + self.dedup_horizon_s, partition)
+        self._remember(scan.event_id, partition, now)
 
         m = self.metrics
         m.scans(scan.district, scan.venue_type, verdict.decision).inc()
@@ -172,18 +180,15 @@ class Pipeline:
         self.on_entries(item, ref.partition, now)
 
     def on_entries(self, count: EntryCount, partition: int, now: float) -> None:
-        dedup_key = DEDUP_PREFIX + count.event_id
-        if dedup_key in self.seen:
-            self.metrics.duplicates(topics.ENTRIES.name).inc()
+        if not self._first_sight(count.event_id, topics.ENTRIES, partition, count.window_start, now):
             return
-        self.clock.observe(partition, count.window_start, now)
         version, _ = self.policy.params(count.window_start, count.district, count.venue_type)
         # An interval is counted in the compliance window holding its start.
         self._window(count.checkpoint_id, count.window_start, count.district, count.venue_id, count.venue_type,
                      partition, now).add_entries(count.entries)
         self._reported(count.checkpoint_id, count.window_start, count.district, count.venue_id,
                        count.venue_type, version, partition, now)
-        self.seen.set(dedup_key, now + self.dedup_horizon_s, partition)
+        self._remember(count.event_id, partition, now)
         self.metrics.entries(count.district, count.venue_type).inc(count.entries)
 
     # -- state helpers -------------------------------------------------------------------------
