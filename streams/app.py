@@ -60,6 +60,7 @@ class PartialsSink:
 def changelog_writer(output: BatchedOutput, table: Any) -> ChangelogSend:
     """Writes a table's changelog records as Faust's recovery reads them (JSON key and value)."""
     topic = table.changelog_topic.get_topic_name()
+    output.send_after_outputs(topic)
 
     def send(partition: int, key: str, value: Any) -> None:
         output.add(topic, orjson.dumps(key), None if value is None else orjson.dumps(value), partition)

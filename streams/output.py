@@ -5,6 +5,10 @@ per record; profiled, that buffer throttled the worker. Here every record of a p
 is appended to one Kafka batch per (topic, partition) and the batch's events are acknowledged
 only after the broker acknowledged those batches: at-least-once, with one round trip per batch.
 Keyed records go where Kafka's default partitioner (murmur2) would put them.
+
+State (changelog) records are sent only after the outputs of the same flush are acknowledged:
+a dedup marker or an alert memo must never be durable without the decision or alert it
+stands for, or a redelivered scan would be taken for a duplicate and its output lost.
 """
 
 from __future__ import annotations
@@ -30,12 +34,17 @@ class BatchedOutput:
     def __init__(self, producer: Callable[[], Any], partitions: Mapping[str, int]) -> None:
         self._producer = producer  # the started aiokafka producer (Faust's own)
         self._partitions = partitions  # topic name -> partition count
+        self._after: set[str] = set()  # state topics, sent once the outputs are acknowledged
         self._pending: dict[tuple[str, int], list[Record]] = {}
         self._in_flight: list[asyncio.Future[Any]] = []  # acks of batches sent, not yet awaited by all
         self._round_robin = itertools.count()
         # murmur2 is pure Python in aiokafka (~4% of the worker's CPU when profiled); keys (venues,
         # districts) repeat, so each key's partition is computed once.
         self._key_partitions: dict[tuple[str, bytes], int] = {}
+
+    def send_after_outputs(self, topic: str) -> None:
+        """Mark ``topic`` as state: its records of a flush go out after that flush's outputs."""
+        self._after.add(topic)
 
     def add(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
         if partition is None:
@@ -55,12 +64,22 @@ class BatchedOutput:
 
     async def flush(self) -> int:
         """Send every pending record; return once the broker acknowledged all of them, and all
-        that any concurrent flush (an agent's, a timer's) had sent before."""
+        that any concurrent flush (an agent's, a timer's) had sent before. Outputs first, then,
+        once they are acknowledged, state."""
         pending, self._pending = self._pending, {}
+        outputs = {tp: records for tp, records in pending.items() if tp[0] not in self._after}
+        state = {tp: records for tp, records in pending.items() if tp[0] in self._after}
+        sent = await self._send(outputs)
+        sent += await self._send(state)
+        if not pending:
+            await self._send({})  # still wait for what concurrent flushes have in flight
+        return sent
+
+    async def _send(self, groups: dict[tuple[str, int], list[Record]]) -> int:
         acks = self._in_flight
         sent = 0
-        producer: Any = self._producer() if pending else None
-        for (topic, partition), records in pending.items():
+        producer: Any = self._producer() if groups else None
+        for (topic, partition), records in groups.items():
             batch = producer.create_batch()
             for key, value in records:
                 if batch.append(key=key, value=value, timestamp=None) is None:  # full: send, start another

@@ -62,3 +62,21 @@ def test_a_full_batch_is_sent_and_another_started() -> None:
         out.add("t", None, b"%d" % i)
     asyncio.run(out.flush())
     assert [len(records) for _, _, records in producer.sent] == [2, 2, 1]
+
+
+def test_state_records_go_out_only_after_the_outputs_are_acknowledged() -> None:
+    order: list[str] = []
+
+    class Tracing(FakeProducer):
+        async def send_batch(self, batch: FakeBatch, topic: str, partition: int) -> asyncio.Future[None]:
+            order.append(f"send {topic}")
+            ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_later(0.01, lambda: (order.append(f"ack {topic}"), ack.set_result(None)))
+            return ack
+
+    out = BatchedOutput(lambda: Tracing(), {"decisions": 1, "seen-changelog": 1})
+    out.send_after_outputs("seen-changelog")
+    out.add("seen-changelog", b'"e|1"', b"[0, 1.0]", partition=0)  # added first, sent last
+    out.add("decisions", b"venue-1", b"{}")
+    asyncio.run(out.flush())
+    assert order == ["send decisions", "ack decisions", "send seen-changelog", "ack seen-changelog"]
