@@ -242,7 +242,7 @@ def bench(scans: int, rounds: int, budget: float, rate: float, latency_seconds: 
     bootstrap = os.environ.get(ENV_BOOTSTRAP)
     try:
         if not bootstrap:
-            kafka = LocalKafka(Path(tempfile.mkdtemp(prefix="hcs-bench-")), heap="1g")
+            kafka = LocalKafka(Path(tempfile.mkdtemp(prefix="hcs-bench-")), heap="1g", owned=True)
             bootstrap = kafka.start(port=free_port()).bootstrap or ""
             click.echo(f"local broker at {bootstrap}", err=True)
         report = run_benchmark(bootstrap, scans, rounds, budget, rate, latency_seconds, out,

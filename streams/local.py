@@ -9,7 +9,7 @@ import sys
 import time
 import urllib.request
 
-from streams.localkafka import LocalKafka
+from streams.localkafka import LocalKafka, die_with_parent
 from streams.settings import ENV_BOOTSTRAP, Settings
 
 
@@ -31,19 +31,21 @@ def run_local(rate: float, port: int) -> None:
     env = dict(os.environ)
     kafka: LocalKafka | None = None
     if not os.environ.get(ENV_BOOTSTRAP):
-        kafka = LocalKafka(settings.data_dir / "broker")
+        kafka = LocalKafka(settings.data_dir / "broker", owned=True)
         status = kafka.start(port=port)
         print(f"hcs: {status.describe()}", flush=True)
         env[ENV_BOOTSTRAP] = status.bootstrap or settings.bootstrap
     children: list[subprocess.Popen[bytes]] = []
     try:
-        worker = subprocess.Popen([sys.executable, "-m", "streams", "worker", "-l", "warn"], env=env)
+        worker = subprocess.Popen([sys.executable, "-m", "streams", "worker", "-l", "warn"], env=env,
+                                  preexec_fn=die_with_parent)
         children.append(worker)
         url = f"http://127.0.0.1:{settings.web_port}/metrics"
         _wait_for_metrics(url, worker)
         print(f"hcs: worker ready; metrics at {url}", flush=True)
         children.append(subprocess.Popen(
-            [sys.executable, "-m", "streams", "simulate", "--rate", str(rate), "--quiet"], env=env))
+            [sys.executable, "-m", "streams", "simulate", "--rate", str(rate), "--quiet"], env=env,
+            preexec_fn=die_with_parent))
         print(f"hcs: simulating {rate:g} scans/s; `hcs tail` shows alerts; Ctrl-C stops", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(1)

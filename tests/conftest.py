@@ -27,7 +27,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if explicit:
         yield explicit
         return
-    kafka = LocalKafka(tmp_path_factory.mktemp("kafka"))
+    kafka = LocalKafka(tmp_path_factory.mktemp("kafka"), owned=True)
     try:
         status = kafka.start(port=free_port())
     except BrokerError as exc:

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from streams import topics
-from streams.localkafka import free_port
+from streams.localkafka import die_with_parent, free_port
 from streams.rules.alerts import SHANGHAI
 from streams.simulate import Mix, Simulator
 
@@ -198,7 +198,7 @@ class Contender:
         asyncio.run(_create(self.bootstrap, [self.sink], topics.SCANS.partitions)) if self.kind != "hcs" else None
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(self.args, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=die_with_parent)
 
     def samples(self) -> list[tuple[float, int]]:
         """(wall time, scans done) as the contender itself recorded them (raw and bare only)."""

@@ -110,6 +110,19 @@ def free_port(host: str = HOST) -> int:
         return int(sock.getsockname()[1])
 
 
+def die_with_parent() -> None:
+    """``preexec_fn`` for a child that must stop when the process that started it dies, however
+    it dies (Linux: the kernel sends SIGTERM). Elsewhere it does nothing."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -175,10 +188,14 @@ class BrokerStatus:
 class LocalKafka:
     """One local broker, identified by its state dir."""
 
-    def __init__(self, state_dir: Path, cache_dir: Path | None = None, heap: str = "512m") -> None:
+    def __init__(self, state_dir: Path, cache_dir: Path | None = None, heap: str = "512m",
+                 owned: bool = False) -> None:
+        """``owned``: the broker belongs to this process (tests, ``hcs run``, ``hcs bench``) and
+        stops when it dies; otherwise (``hcs broker start``) it outlives the command."""
         self.state_dir = Path(state_dir)
         self.cache_dir = cache_dir
         self.heap = heap
+        self.owned = owned
 
     @property
     def _state_path(self) -> Path:
@@ -280,7 +297,8 @@ class LocalKafka:
         proc = subprocess.Popen(
             self._java_cmd(java, libs, "kafka.Kafka", str(config)),
             stdout=console, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,  # survives the CLI that started it
+            start_new_session=True,  # no terminal signals (Ctrl-C) from the command that started it
+            preexec_fn=die_with_parent if self.owned else None,
         )
         console.close()
         self._state_path.write_text(json.dumps({"pid": proc.pid, "port": port, "log": str(self.log_path)}))

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from streams.localkafka import free_port
+from streams.localkafka import die_with_parent, free_port
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -43,7 +43,8 @@ class Server:
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
         with open(log, "ab") as out:
-            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                         preexec_fn=die_with_parent)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

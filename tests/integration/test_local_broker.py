@@ -77,3 +77,22 @@ def test_start_on_a_taken_port_names_the_port(tmp_path: Path) -> None:
     assert result.stderr.strip() == (
         f"hcs: port {port} on 127.0.0.1 is already in use: stop what holds it or choose another "
         "with --port (or set HCS_BOOTSTRAP to use that broker)")
+
+
+def test_a_broker_owned_by_a_process_stops_when_that_process_is_killed(tmp_path: Path, kafka_bootstrap: str) -> None:
+    import signal
+    import time
+
+    owner = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from streams.localkafka import LocalKafka, free_port; "
+        f"s = LocalKafka(Path({str(tmp_path / 'owned')!r}), owned=True).start(port=free_port()); "
+        "print(s.pid, s.port, flush=True); time.sleep(600)")], stdout=subprocess.PIPE, text=True)
+    assert owner.stdout is not None
+    pid, port = map(int, owner.stdout.readline().split())
+    assert answers_metadata(f"127.0.0.1:{port}")
+    owner.send_signal(signal.SIGKILL)  # no teardown runs
+    owner.wait(10)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
+        time.sleep(0.2)
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
