@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from streams.errors import HcsError
 from streams.settings import Settings
+
+if TYPE_CHECKING:  # the broker module is imported only by the commands that need it
+    from streams.localkafka import LocalKafka
 
 
 def _fail(exc: Exception) -> NoReturn:
@@ -64,7 +67,7 @@ def broker() -> None:
     """A local single-node Apache Kafka broker (KRaft) on 127.0.0.1, for development and tests."""
 
 
-def _local(state_dir: str | None) -> object:
+def _local(state_dir: str | None) -> LocalKafka:
     from streams.localkafka import LocalKafka
 
     return LocalKafka(Path(state_dir) if state_dir else _broker_state_dir(Settings.from_env()))
@@ -79,10 +82,7 @@ _state_dir_option = click.option("--state-dir", default=None,
 @_state_dir_option
 def broker_start(port: int, state_dir: str | None) -> None:
     """Start the broker (resolving its jars with Maven on first use) and wait until it answers."""
-    from streams.localkafka import LocalKafka
-
     kafka = _local(state_dir)
-    assert isinstance(kafka, LocalKafka)
     before = kafka.status()
     try:
         status = kafka.start(port=port)
@@ -95,10 +95,7 @@ def broker_start(port: int, state_dir: str | None) -> None:
 @_state_dir_option
 def broker_stop(state_dir: str | None) -> None:
     """Stop the broker; does nothing if it is not running."""
-    from streams.localkafka import LocalKafka
-
     kafka = _local(state_dir)
-    assert isinstance(kafka, LocalKafka)
     click.echo("broker: stopped" if kafka.stop() else "broker: not running")
 
 
@@ -106,10 +103,7 @@ def broker_stop(state_dir: str | None) -> None:
 @_state_dir_option
 def broker_status(state_dir: str | None) -> None:
     """Print whether the broker runs, where, and its log; exit 3 if it does not run."""
-    from streams.localkafka import LocalKafka
-
     kafka = _local(state_dir)
-    assert isinstance(kafka, LocalKafka)
     status = kafka.status()
     click.echo(status.describe())
     if not status.running:

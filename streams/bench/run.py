@@ -195,7 +195,8 @@ class Contender:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        asyncio.run(_create(self.bootstrap, [self.sink], topics.SCANS.partitions)) if self.kind != "hcs" else None
+        if self.kind != "hcs":  # hcs creates its own topics
+            asyncio.run(_create(self.bootstrap, [self.sink], topics.SCANS.partitions))
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(self.args, env=self.env, stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True, preexec_fn=die_with_parent)
