@@ -102,9 +102,8 @@ async def ensure_topics(settings: Settings) -> list[str]:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = {topics.topic_name(spec, settings.topic_prefix): spec.partitions for spec in topics.ALL}
         # The internal partials topic too: created by Faust on subscription, it raced the consumer.
-        wanted[topics.partials_topic_name(settings.topic_prefix, settings.app_id)] = topics.DISTRICT_STATS.partitions
+        wanted = topics.worker_topics(settings.topic_prefix, settings.app_id)
         missing = [NewTopic(name, partitions, settings.replication)
                    for name, partitions in wanted.items() if name not in existing]
         if missing:
@@ -172,10 +171,8 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
 
     partials_name = partials_topic.get_topic_name()
     # Faust's aiokafka driver keeps the started aiokafka producer behind _ensure_producer().
-    output = BatchedOutput(lambda: cast(Any, app.producer)._ensure_producer(), {
-        **{topics.topic_name(spec, settings.topic_prefix): spec.partitions for spec in topics.ALL},
-        partials_name: topics.DISTRICT_STATS.partitions,
-    })
+    output = BatchedOutput(lambda: cast(Any, app.producer)._ensure_producer(),
+                           topics.worker_topics(settings.topic_prefix, settings.app_id))
     app.output = output
     sink = TopicSink(output, settings.topic_prefix)
     pipeline = Pipeline(policy, PartitionedState(state, changelog_writer(output, state)),

@@ -22,10 +22,19 @@ from streams.codec import decode_entries, decode_scans
 from streams.metrics import Metrics
 from streams.models import EntryCount, Rejected, ScanEvent
 from streams.rules import codes as c
-from streams.rules.alerts import AlertMemo, Occurrence, admit, alert_record, person_dedup_key, rfc3339, utc_rfc3339
+from streams.rules.alerts import (
+    AlertMemo,
+    Occurrence,
+    admit,
+    alert_record,
+    checkpoint_dedup_key,
+    person_dedup_key,
+    rfc3339,
+    utc_rfc3339,
+)
 from streams.rules.compliance import MINUTE_S, CheckpointWindow, DistrictMinute, StreamClock, window_start
 from streams.rules.judge import is_late, judge
-from streams.rules.policy import Policy
+from streams.rules.policy import Params, Policy
 from streams.state import PartitionedState
 
 DEDUP_PREFIX = "e|"  # in the `seen` table: event_id -> forget-after (wall clock)
@@ -151,7 +160,7 @@ class Pipeline:
                              scan.checkpoint_id, scan.person_ref, scan.event_id, scan.event_time,
                              params.alert_dedup_minutes, version, partition, minute)
         self._window(scan.checkpoint_id, scan.event_time, scan.district, scan.venue_id, scan.venue_type,
-                     partition, now).add_scan(scan.temperature_c, scan.mask)
+                     version, params, partition, now).add_scan(scan.temperature_c, scan.mask)
         self._reported(scan.checkpoint_id, scan.event_time, scan.district, scan.venue_id, scan.venue_type,
                        version, partition, now)
         self._remember(scan.event_id, partition, now)
@@ -182,10 +191,10 @@ class Pipeline:
     def on_entries(self, count: EntryCount, partition: int, now: float) -> None:
         if not self._first_sight(count.event_id, topics.ENTRIES, partition, count.window_start, now):
             return
-        version, _ = self.policy.params(count.window_start, count.district, count.venue_type)
+        version, params = self.policy.params(count.window_start, count.district, count.venue_type)
         # An interval is counted in the compliance window holding its start.
         self._window(count.checkpoint_id, count.window_start, count.district, count.venue_id, count.venue_type,
-                     partition, now).add_entries(count.entries)
+                     version, params, partition, now).add_entries(count.entries)
         self._reported(count.checkpoint_id, count.window_start, count.district, count.venue_id,
                        count.venue_type, version, partition, now)
         self._remember(count.event_id, partition, now)
@@ -194,8 +203,8 @@ class Pipeline:
     # -- state helpers -------------------------------------------------------------------------
 
     def _window(self, checkpoint_id: str, t: float, district: str, venue_id: str, venue_type: str,
-                partition: int, now: float) -> _WindowHandle:
-        version, params = self.policy.params(t, district, venue_type)
+                version: str, params: Params, partition: int, now: float) -> _WindowHandle:
+        """The compliance window of ``t`` under the params already in force for this record."""
         size = params.compliance_window_seconds
         start = window_start(t, size)
         key = f"{WINDOW_PREFIX}{checkpoint_id}|{start}"
@@ -216,12 +225,9 @@ class Pipeline:
         key = CHECKPOINT_PREFIX + checkpoint_id
         status = self.state.get(key)
         if status is not None and status.get("silent"):
-            self.emit_alert(
-                kind=c.CHECKPOINT_SILENT, severity=c.WARNING, dedup_key=f"{c.CHECKPOINT_SILENT}|{checkpoint_id}",
-                district=district, venue_id=venue_id, checkpoint_id=checkpoint_id, person_ref=None, reasons=(),
-                occurrence=Occurrence(1, status["seen"], t, ()), status="resolved", policy_version=version,
-                details={"silent_since": rfc3339(status["seen"]), "reported_again_at": rfc3339(t)},
-                minute=self._minute(partition, district, t)[0])
+            self._silent_alert(checkpoint_id, district, venue_id, "resolved", Occurrence(1, status["seen"], t, ()),
+                               version, {"silent_since": rfc3339(status["seen"]), "reported_again_at": rfc3339(t)},
+                               self._minute(partition, district, t)[0])
         seen = t if status is None else max(status["seen"], t)
         self.state.set(key, {"seen": seen, "silent": False, "district": district, "venue_id": venue_id,
                              "venue_type": venue_type}, partition)
@@ -310,8 +316,9 @@ class Pipeline:
                 start = rfc3339(win["start"])
                 self.emit_alert(
                     kind=c.THREE_100_VIOLATION, severity=c.WARNING,
-                    dedup_key=f"{c.THREE_100_VIOLATION}|{checkpoint_id}|{start}", district=win["district"],
-                    venue_id=win["venue_id"], checkpoint_id=checkpoint_id, person_ref=None, reasons=(),
+                    dedup_key=checkpoint_dedup_key(c.THREE_100_VIOLATION, checkpoint_id, start),
+                    district=win["district"], venue_id=win["venue_id"], checkpoint_id=checkpoint_id,
+                    person_ref=None, reasons=(),
                     occurrence=Occurrence(1, win["start"], win["end"], ()), status="firing",
                     policy_version=win["version"], minute=minute, details={
                         "window_start": start, "window_end": rfc3339(win["end"]), "scans": counts.scans,
@@ -333,15 +340,21 @@ class Pipeline:
                 continue
             checkpoint_id = key[len(CHECKPOINT_PREFIX):]
             self.state.set(key, {**status, "silent": True}, partition)
-            self.emit_alert(
-                kind=c.CHECKPOINT_SILENT, severity=c.WARNING, dedup_key=f"{c.CHECKPOINT_SILENT}|{checkpoint_id}",
-                district=status["district"], venue_id=status["venue_id"], checkpoint_id=checkpoint_id,
-                person_ref=None, reasons=(), occurrence=Occurrence(1, status["seen"], status["seen"], ()),
-                status="firing", policy_version=version,
-                details={"silent_since": rfc3339(status["seen"]), "silent_after_minutes": params.silent_after_minutes},
-                minute=self._minute(partition, status["district"], stream_now)[0])
+            self._silent_alert(
+                checkpoint_id, status["district"], status["venue_id"], "firing",
+                Occurrence(1, status["seen"], status["seen"], ()), version,
+                {"silent_since": rfc3339(status["seen"]), "silent_after_minutes": params.silent_after_minutes},
+                self._minute(partition, status["district"], stream_now)[0])
             fired += 1
         return fired
+
+    def _silent_alert(self, checkpoint_id: str, district: str, venue_id: str, status: str, occurrence: Occurrence,
+                      version: str, details: dict[str, Any], minute: DistrictMinute) -> None:
+        self.emit_alert(
+            kind=c.CHECKPOINT_SILENT, severity=c.WARNING,
+            dedup_key=checkpoint_dedup_key(c.CHECKPOINT_SILENT, checkpoint_id), district=district,
+            venue_id=venue_id, checkpoint_id=checkpoint_id, person_ref=None, reasons=(), occurrence=occurrence,
+            status=status, policy_version=version, details=details, minute=minute)
 
     def close_minutes(self, now: float, partitions: list[int]) -> int:
         """Send this worker's district-minute partials whose minute ended a grace ago, then a

@@ -30,3 +30,10 @@ def topic_name(spec: TopicSpec, prefix: str = "") -> str:
 def partials_topic_name(prefix: str, app_id: str) -> str:
     """The worker's internal topic of district-minute partials (step one of the district stats)."""
     return f"{prefix}{app_id}-district-partials"
+
+
+def worker_topics(prefix: str, app_id: str) -> dict[str, int]:
+    """Every topic the worker declares and writes (besides Faust's changelogs), with its partitions."""
+    names = {topic_name(spec, prefix): spec.partitions for spec in ALL}
+    names[partials_topic_name(prefix, app_id)] = DISTRICT_STATS.partitions
+    return names

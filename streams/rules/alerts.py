@@ -51,6 +51,11 @@ def person_dedup_key(kind: str, person_ref: str, venue_id: str) -> str:
     return f"{kind}|{person_ref}|{venue_id}"
 
 
+def checkpoint_dedup_key(kind: str, checkpoint_id: str, *more: str) -> str:
+    """``kind|checkpoint_id`` (CHECKPOINT_SILENT) or ``kind|checkpoint_id|window_start`` (THREE_100_VIOLATION)."""
+    return "|".join((kind, checkpoint_id, *more))
+
+
 def admit(memo: AlertMemo | None, event_id: str, event_time: float,
           dedup_minutes: float) -> tuple[Occurrence | None, AlertMemo]:
     """Fold one occurrence into the memo of its dedup key; return what to emit (or None)."""
