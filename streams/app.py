@@ -12,8 +12,9 @@ import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP
+from mode import CrashingSupervisor
 
-from streams import topics
+from streams import consuming, topics
 from streams.aggregation import StatsOwner
 from streams.metrics import Metrics
 from streams.output import BatchedOutput
@@ -81,7 +82,7 @@ class QuietWorker(faust.Worker):
         self.spinner = None
 
 
-class HcsApp(faust.App):
+class HcsApp(consuming.AtLeastOnceApp):
     """A Faust app that declares every topic of the contract before it consumes."""
 
     hcs_settings: Settings
@@ -140,6 +141,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
         # A crashed worker's partitions move to the others after this long (Faust's default: 60 s).
         broker_session_timeout=20.0,
         broker_heartbeat_interval=3.0,
+        broker_commit_interval=settings.commit_interval_s,
         stream_wait_empty=False,
     )
     app.hcs_settings = settings
@@ -154,7 +156,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     entries_topic = app.topic(topics.topic_name(topics.ENTRIES, settings.topic_prefix),
                               partitions=topics.ENTRIES.partitions, key_serializer="raw", value_serializer="raw")
     partials_topic = app.topic(topics.partials_topic_name(settings.topic_prefix, settings.app_id),
-                               partitions=topics.DISTRICT_STATS.partitions, key_serializer="raw",
+                               partitions=topics.PARTIALS.partitions, key_serializer="raw",
                                value_serializer="raw")
     seen = app.Table("seen", partitions=topics.SCANS.partitions, key_type=str,
                      help="event ids already judged, per venue partition, until the dedup horizon")
@@ -177,7 +179,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     sink = TopicSink(output, settings.topic_prefix)
     pipeline = Pipeline(policy, PartitionedState(state, changelog_writer(output, state)),
                         PartitionedState(seen, changelog_writer(output, seen)), sink,
-                        PartialsSink(output, partials_name, topics.DISTRICT_STATS.partitions), metrics,
+                        PartialsSink(output, partials_name, topics.PARTIALS.partitions), metrics,
                         dedup_horizon_s=settings.dedup_horizon_hours * 3600, is_active=is_active)
     owner = StatsOwner(PartitionedState(stats, changelog_writer(output, stats)), sink,
                        sources=topics.SCANS.partitions)
@@ -193,8 +195,8 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
         await output.flush()
 
     async def drain(stream: Any, spec: topics.TopicSpec, handle: Handler) -> None:
-        """Hand each batch's records to the pipeline, then flush its state before offsets commit."""
-        async for events in stream.take_events(SCAN_BATCH_MAX, within=SCAN_BATCH_WITHIN_S):
+        """Hand each batch's records to ``handle``; ack them once the outputs and state are durable."""
+        async for events in consuming.batches(stream, SCAN_BATCH_MAX, SCAN_BATCH_WITHIN_S):
             now = time.time()
             for event in events:
                 msg = event.message
@@ -208,24 +210,27 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
                     log.exception("record %s[%d]@%d failed: %s", msg.topic, msg.partition, msg.offset,
                                   type(exc).__name__)
                     metrics.processing_errors(spec.name).inc()
-            await persist()  # outputs and state are durable before these events are acked
+            await consuming.complete(stream, events, persist)
 
-    @app.agent(scans_topic, name="judge_scans")
+    # A batch whose outputs could not be written (Kafka unreachable beyond the producer's
+    # retries) stops the worker unacknowledged; its restart reads the batch again.
+    @app.agent(scans_topic, name="judge_scans", supervisor_strategy=CrashingSupervisor)
     async def judge_scans(stream: Any) -> None:
         """Judge every scan of every record: decode -> dedup -> rules -> emit -> count."""
         await drain(stream, topics.SCANS, pipeline.on_scan_record)
 
-    @app.agent(entries_topic, name="count_entries")
+    @app.agent(entries_topic, name="count_entries", supervisor_strategy=CrashingSupervisor)
     async def count_entries(stream: Any) -> None:
         """Add people counted at checkpoints to their compliance windows: decode -> dedup -> count."""
         await drain(stream, topics.ENTRIES, pipeline.on_entries_record)
 
-    @app.agent(partials_topic, name="aggregate_district_stats")
+    @app.agent(partials_topic, name="aggregate_district_stats", supervisor_strategy=CrashingSupervisor)
     async def aggregate_district_stats(stream: Any) -> None:
         """Merge every partition's part of each district minute; emit when all have passed it."""
-        async for event in stream.events():
-            owner.on_record(event.value, event.message.partition)
-            await persist()
+        def on_partial(value: bytes | None, ref: RecordRef, now: float) -> None:
+            owner.on_record(value or b"", ref.partition)  # internal records: an empty one is a bug
+
+        await drain(stream, topics.PARTIALS, on_partial)
 
     @app.timer(RECHECK_TICK_S, name="expire_rechecks")
     async def expire_rechecks() -> None:
@@ -252,7 +257,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     return app
 
 
-class BridgeApp(faust.App):
+class BridgeApp(consuming.AtLeastOnceApp):
     """The alerts bridge; closes its HTTP session when it stops."""
 
     alertmanager: Any
@@ -282,19 +287,25 @@ def create_bridge_app(settings: Settings) -> BridgeApp:
                              key_serializer="raw", value_serializer="raw")
     client = AlertmanagerClient(settings.alertmanager_url)
 
-    @app.agent(alerts_topic, name="post_alerts")
+    @app.agent(alerts_topic, name="post_alerts", supervisor_strategy=CrashingSupervisor)
     async def post_alerts(stream: Any) -> None:
         """Post each batch of alerts; the batch is acknowledged only after Alertmanager took it."""
-        async for values in stream.take(100, within=0.2):
+        async for events in consuming.batches(stream, 100, 0.2):
             now = time.time()
             batch = []
-            for value in values:
+            for event in events:
                 try:
-                    batch.append(to_alertmanager(orjson.loads(value), now))
+                    batch.append(to_alertmanager(orjson.loads(event.value), now))
                 except (ValueError, KeyError, TypeError) as exc:
                     log.error("skipping an alert record that is not hcs.alert.v1: %s", type(exc).__name__)
-            if batch:
-                await client.post(batch)
+
+            async def post(alerts: list[dict[str, Any]] = batch) -> None:
+                if alerts:
+                    await client.post(alerts)
+
+            # A stop does not wait for an unreachable Alertmanager: the batch stays unacknowledged
+            # and is posted again after a restart (Alertmanager merges the repeat).
+            await consuming.complete(stream, events, post, finish_on_stop=False)
 
     app.alertmanager = client
     return app

@@ -20,6 +20,7 @@ ENV_TOPIC_PREFIX = "HCS_TOPIC_PREFIX"
 ENV_DEDUP_HORIZON_HOURS = "HCS_DEDUP_HORIZON_HOURS"
 ENV_REPLICATION = "HCS_REPLICATION"
 ENV_ALERTMANAGER_URL = "HCS_ALERTMANAGER_URL"
+ENV_COMMIT_INTERVAL_S = "HCS_COMMIT_INTERVAL_S"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Settings:
         dedup_horizon_hours: how long a seen ``event_id`` is remembered for deduplication.
         replication: replication factor of the topics and changelogs the worker creates.
         alertmanager_url: where ``hcs alerts-bridge`` posts alerts.
+        commit_interval_s: how often consumed offsets are committed (Faust's default).
     """
 
     bootstrap: str = "127.0.0.1:9092"
@@ -49,6 +51,7 @@ class Settings:
     dedup_horizon_hours: float = 48.0
     replication: int = 1
     alertmanager_url: str = "http://127.0.0.1:9093"
+    commit_interval_s: float = 2.8
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -66,6 +69,7 @@ class Settings:
             dedup_horizon_hours=_float(env, ENV_DEDUP_HORIZON_HOURS, defaults.dedup_horizon_hours),
             replication=_int(env, ENV_REPLICATION, defaults.replication, 1, 10),
             alertmanager_url=env.get(ENV_ALERTMANAGER_URL) or defaults.alertmanager_url,
+            commit_interval_s=_float(env, ENV_COMMIT_INTERVAL_S, defaults.commit_interval_s),
         )
 
     @property

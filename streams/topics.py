@@ -21,6 +21,10 @@ DLQ = TopicSpec("hcs.dlq.v1", 4, "original key")
 
 ALL: tuple[TopicSpec, ...] = (SCANS, ENTRIES, DECISIONS, ALERTS, DISTRICT_STATS, DLQ)
 
+# The worker's internal topic of district-minute partials (step one of the district stats),
+# named after the worker's app id: not part of the contract.
+PARTIALS = TopicSpec("district-partials", DISTRICT_STATS.partitions, "district")
+
 
 def topic_name(spec: TopicSpec, prefix: str = "") -> str:
     """The topic's name on the cluster: the contract name behind an optional prefix."""
@@ -28,12 +32,12 @@ def topic_name(spec: TopicSpec, prefix: str = "") -> str:
 
 
 def partials_topic_name(prefix: str, app_id: str) -> str:
-    """The worker's internal topic of district-minute partials (step one of the district stats)."""
-    return f"{prefix}{app_id}-district-partials"
+    """The name on the cluster of the worker's internal partials topic."""
+    return f"{prefix}{app_id}-{PARTIALS.name}"
 
 
 def worker_topics(prefix: str, app_id: str) -> dict[str, int]:
     """Every topic the worker declares and writes (besides Faust's changelogs), with its partitions."""
     names = {topic_name(spec, prefix): spec.partitions for spec in ALL}
-    names[partials_topic_name(prefix, app_id)] = DISTRICT_STATS.partitions
+    names[partials_topic_name(prefix, app_id)] = PARTIALS.partitions
     return names

@@ -74,6 +74,22 @@ def read(bootstrap: str, topic: str, until: Callable[[list[dict[str, Any]]], boo
     return asyncio.run(run())
 
 
+def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """The group's committed offset of each partition of ``topic`` that has one."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    async def run() -> dict[int, int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(group)
+        finally:
+            await admin.close()
+        return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
+
+    return asyncio.run(run())
+
+
 def name(spec: topics.TopicSpec, prefix: str) -> str:
     return topics.topic_name(spec, prefix)
 

@@ -1,0 +1,162 @@
+"""At-least-once consumption on Faust: batches whose events are acknowledged only once handled.
+
+Two gaps in Faust 0.15 lose records, and both were caught by the crash test:
+
+* ``Stream.take_events`` acknowledges a batch's events in a ``finally``: when the agent fails
+  or is cancelled (a stop) mid-batch, events whose outputs were never written are committed.
+  :func:`batches` yields the same batches but never acknowledges; :func:`complete` runs the
+  batch's persist step and acknowledges only after it succeeded. A stop that arrives meanwhile
+  lets the batch finish first, so a clean stop leaves no batch half-written.
+* After a rebalance (a restart included) Faust seeks every partition to its committed offset
+  while its fetcher keeps delivering records, then clears its stream queues. Records fetched
+  around the seek were dropped as already read, and a partition without a committed offset (a
+  new group, or a worker that died before its first commit) was not sought at all: either way
+  records were never read again. :class:`Transport` stops the flow before seeking and seeks
+  every stream partition, to where the reset policy starts it if it has no committed offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, cast
+
+import faust
+from faust.transport.consumer import ensure_TP
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+
+async def batches(stream: Any, max_: int, within: float) -> AsyncIterator[Sequence[Any]]:
+    """Lists of up to ``max_`` events, each list as soon as it is full or ``within`` seconds passed.
+
+    Nothing is acknowledged here: the caller acknowledges each batch with :func:`complete`.
+    The stream is consumed passively by a processor, as ``Stream.take_events`` does.
+    """
+    events: list[Any] = []
+    full = asyncio.Event()
+    taken = asyncio.Event()
+    consuming: asyncio.Future[None] | None = None
+
+    async def add(value: Any) -> Any:
+        nonlocal consuming
+        while consuming is not None and not consuming.done():
+            await consuming  # the caller is working on the previous batch
+        event = stream.current_event
+        if event is None:
+            raise RuntimeError("a batched stream found no current event")
+        events.append(event)
+        if len(events) >= max_:
+            full.set()
+            taken.clear()
+            await stream.wait(taken)  # never more than max_ per batch
+        return value
+
+    stream.enable_acks = False  # acks are the caller's, after the batch is handled
+    stream.add_processor(add)
+    stream._enable_passive(aiter(stream.channel))  # Faust's own mechanism behind take_events
+    loop = asyncio.get_running_loop()
+    try:
+        while not stream.should_stop:
+            await stream.wait_for_stopped(full, timeout=within)
+            if not events:
+                continue
+            consuming = loop.create_future()
+            batch = list(events)
+            events.clear()
+            try:
+                yield batch
+            finally:
+                consuming.set_result(None)
+                full.clear()
+                taken.set()
+    finally:
+        stream._processors.remove(add)
+
+
+async def complete(stream: Any, events: Sequence[Any], persist: Callable[[], Awaitable[None]],
+                   finish_on_stop: bool = True) -> None:
+    """Run ``persist`` for a handled batch, then acknowledge its events.
+
+    If ``persist`` fails nothing is acknowledged and the error propagates: the agent's crashing
+    supervisor stops the worker, and a restarted worker reads the batch again. If the agent is
+    cancelled (the worker stops) while ``persist`` runs, the batch is finished and acknowledged
+    before the cancellation goes on; with ``finish_on_stop=False`` it is cancelled and left
+    unacknowledged instead.
+    """
+    if not finish_on_stop:
+        await persist()
+        await _ack(stream, events)
+        return
+    task = asyncio.ensure_future(persist())
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await task  # a stop: finish the batch in flight, then stop
+        await _ack(stream, events)
+        raise
+    await _ack(stream, events)
+
+
+async def _ack(stream: Any, events: Sequence[Any]) -> None:
+    for event in events:
+        await stream.ack(event)
+
+
+class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer thread, re-positioning every stream partition on a seek."""
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:  # values may be None, as upstream
+        return cast(Mapping[TP, int], await self.call_thread(self._seek_streams_to_committed))
+
+    async def _seek_streams_to_committed(self) -> dict[Any, int | None]:
+        """Every assigned stream partition to its committed offset, or where the reset policy
+        starts it if it has none. Offsets are fetched first and the seeks made together after.
+        Changelog partitions are positioned by table recovery, not here (and have no commits)."""
+        consumer = self._ensure_consumer()
+        changelogs = self.app.tables.changelog_topics
+        assigned = consumer.assignment()
+        streams = [tp for tp in assigned if tp.topic not in changelogs]
+        committed: dict[Any, int | None] = {tp: None for tp in assigned}
+        for tp in streams:
+            committed[tp] = await consumer.committed(tp)
+        unset = [tp for tp in streams if committed[tp] is None]
+        if unset:
+            latest = self.app.conf.consumer_auto_offset_reset == "latest"
+            starts = await (consumer.end_offsets(unset) if latest else consumer.beginning_offsets(unset))
+        for tp in streams:
+            offset = committed[tp]
+            consumer.seek(tp, starts[tp] if offset is None else offset)
+        return committed
+
+
+class Consumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer with a seek that cannot lose the records fetched around it."""
+
+    def _new_consumer_thread(self) -> ConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def perform_seek(self) -> None:
+        """Faust seeks after every rebalance. Its own version lets the fetcher deliver records
+        while partitions are sought one by one, compares them with read offsets updated only
+        at the end (dropping re-fetched records as already read) and then clears the stream
+        queues: records were lost. Here the flow stops first; every caller clears the queues
+        and resumes the flow afterwards, so everything after the committed offsets is read again.
+        """
+        self.stop_flow()
+        committed = await self.seek_to_committed()
+        self._read_offset.update({ensure_TP(tp): offset for tp, offset in committed.items()})
+        self._committed_offset.update({ensure_TP(tp): offset for tp, offset in committed.items() if offset})
+
+
+class Transport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport with :class:`ConsumerThread`."""
+
+    Consumer = Consumer
+
+
+class AtLeastOnceApp(faust.App):
+    """A Faust app on :class:`Transport`."""
+
+    def _new_transport(self) -> Any:
+        return Transport(self.conf.broker_consumer, self)

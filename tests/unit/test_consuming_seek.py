@@ -1,0 +1,88 @@
+"""The seek after a rebalance (streams.consuming): every stream partition, with the flow stopped."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from aiokafka import TopicPartition
+
+from streams import consuming
+from streams.app import create_app
+from streams.metrics import Metrics
+from streams.rules.policy import load_policy
+from streams.settings import Settings
+
+SCANS = [TopicPartition("hcs.scans.v1", p) for p in range(3)]
+CHANGELOG = TopicPartition("hcs-worker-seen-changelog", 0)
+
+
+class FakeKafkaConsumer:
+    """The aiokafka consumer calls the seek makes."""
+
+    def __init__(self, committed: dict[TopicPartition, int | None], beginning: int, end: int) -> None:
+        self._committed = committed
+        self._beginning, self._end = beginning, end
+        self.seeks: list[tuple[TopicPartition, int]] = []
+        self.asked: list[TopicPartition] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return {*self._committed, CHANGELOG}
+
+    async def committed(self, tp: TopicPartition) -> int | None:
+        self.asked.append(tp)
+        return self._committed[tp]
+
+    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self._beginning for tp in tps}
+
+    async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: self._end for tp in tps}
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        assert len(self.asked) == len(self._committed), "seeks come after every offset is known"
+        self.seeks.append((tp, offset))
+
+
+def thread_over(kafka: FakeKafkaConsumer, reset: str = "earliest") -> consuming.ConsumerThread:
+    thread = object.__new__(consuming.ConsumerThread)  # no Faust service machinery needed here
+    thread._consumer = kafka  # type: ignore[assignment]
+    thread.app = SimpleNamespace(tables=SimpleNamespace(changelog_topics={CHANGELOG.topic}),  # type: ignore[assignment]
+                                 conf=SimpleNamespace(consumer_auto_offset_reset=reset))
+    return thread
+
+
+def test_every_stream_partition_is_sought_to_its_commit_or_where_the_reset_policy_starts_it() -> None:
+    kafka = FakeKafkaConsumer({SCANS[0]: 120, SCANS[1]: None, SCANS[2]: 0}, beginning=7, end=900)
+    committed = asyncio.run(thread_over(kafka)._seek_streams_to_committed())
+    # aiokafka's own seek_to_committed skipped both None and 0: records fetched before were lost.
+    assert sorted(kafka.seeks) == [(SCANS[0], 120), (SCANS[1], 7), (SCANS[2], 0)]
+    assert committed == {SCANS[0]: 120, SCANS[1]: None, SCANS[2]: 0, CHANGELOG: None}
+    assert CHANGELOG not in kafka.asked  # changelogs are positioned by table recovery
+
+
+def test_with_latest_as_reset_policy_a_partition_without_commit_starts_at_its_end() -> None:
+    kafka = FakeKafkaConsumer({SCANS[0]: None}, beginning=7, end=900)
+    asyncio.run(thread_over(kafka, reset="latest")._seek_streams_to_committed())
+    assert kafka.seeks == [(SCANS[0], 900)]
+
+
+def test_the_workers_consumer_stops_the_flow_before_seeking_and_takes_the_new_read_offsets() -> None:
+    app = create_app(Settings(app_id="seek-test"), load_policy(), Metrics())
+    consumer: Any = app.consumer
+    assert isinstance(consumer, consuming.Consumer)
+    consumer.resume_flow()
+    flow_during_seek: list[bool] = []
+
+    async def seek_to_committed() -> dict[TopicPartition, int | None]:
+        flow_during_seek.append(consumer.flow_active)
+        return {SCANS[0]: 120, SCANS[1]: None}
+
+    consumer.seek_to_committed = seek_to_committed
+    consumer._read_offset.update({SCANS[0]: 450, SCANS[1]: 450})  # read before the seek
+    asyncio.run(consumer.perform_seek())
+    assert flow_during_seek == [False]
+    assert not consumer.flow_active  # resumed by the caller, after it cleared the stream queues
+    assert consumer._read_offset[SCANS[0]] == 120 and consumer._read_offset[SCANS[1]] is None
+    assert consumer._committed_offset[SCANS[0]] == 120
