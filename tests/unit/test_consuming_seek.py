@@ -86,3 +86,16 @@ def test_the_workers_consumer_stops_the_flow_before_seeking_and_takes_the_new_re
     assert not consumer.flow_active  # resumed by the caller, after it cleared the stream queues
     assert consumer._read_offset[SCANS[0]] == 120 and consumer._read_offset[SCANS[1]] is None
     assert consumer._committed_offset[SCANS[0]] == 120
+
+
+def test_every_agent_stops_the_worker_when_it_fails_rather_than_skipping_its_batch() -> None:
+    from mode import CrashingSupervisor
+
+    from streams.app import create_bridge_app
+
+    worker = create_app(Settings(app_id="supervisor-test"), load_policy(), Metrics())
+    bridge = create_bridge_app(Settings(app_id="supervisor-test"))
+    agents = [*worker.agents.values(), *bridge.agents.values()]
+    assert len(agents) == 4
+    assert all(agent.supervisor_strategy is CrashingSupervisor for agent in agents)
+    assert isinstance(bridge.consumer, consuming.Consumer)
