@@ -2,34 +2,88 @@
 
 Labels are bounded sets only (district, venue type, decision, reason, kind, severity,
 measure, outcome, topic, dead-letter reason): never a person, event or device identifier.
-Label children are cached so that the hot path does one dict lookup per increment.
+Updated several times per scan, they are plain in-process values read by a collector at scrape
+time (see :class:`_Family`).
 """
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
 
 # Seconds; scan processing is sub-millisecond, event lag spans seconds to hours for late uploads.
 PROCESSING_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 86400.0)
 
 
-class _Children:
-    """A memo of ``metric.labels(*values)`` children, keyed by the label-value tuple."""
+class _CounterChild:
+    __slots__ = ("value",)
 
-    def __init__(self, metric: MetricWrapperBase) -> None:
-        self._metric = metric
-        self._cache: dict[tuple[str, ...], Any] = {}
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+
+class _HistogramChild:
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one is +Inf
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+
+class _Family:
+    """A labelled counter or histogram updated in place on the hot path, exposed by a collector.
+
+    prometheus_client's own metrics take a lock and several calls per update; the worker makes
+    a dozen updates per scan, all on its event loop (the /metrics page included), so plain
+    attribute updates are enough. Children are cached per label-value tuple.
+    """
+
+    def __init__(self, name: str, doc: str, labels: list[str], registry: CollectorRegistry,
+                 buckets: tuple[float, ...] | None = None) -> None:
+        self.name, self.doc, self.labels, self.buckets = name, doc, labels, buckets
+        self._children: dict[tuple[str, ...], Any] = {}
+        registry.register(self)
 
     def __call__(self, *values: str) -> Any:
-        child = self._cache.get(values)
+        child = self._children.get(values)
         if child is None:
-            child = self._cache[values] = self._metric.labels(*values)
+            if len(values) != len(self.labels):
+                raise ValueError(f"{self.name} takes labels {self.labels}, got {values}")
+            child = self._children[values] = (
+                _CounterChild() if self.buckets is None else _HistogramChild(self.buckets))
         return child
+
+    def collect(self) -> Iterator[Metric]:
+        if self.buckets is None:
+            counter = CounterMetricFamily(self.name.removesuffix("_total"), self.doc, labels=self.labels)
+            for values, child in self._children.items():
+                counter.add_metric(values, child.value)
+            yield counter
+            return
+        histogram = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
+        for values, child in self._children.items():
+            cumulative, buckets = 0, []
+            for bound, count in zip((*child.bounds, math.inf), child.counts, strict=True):
+                cumulative += count
+                buckets.append((floatToGoString(bound), cumulative))  # type: ignore[no-untyped-call]
+            histogram.add_metric(values, buckets, child.sum)
+        yield histogram
 
 
 @dataclass
@@ -38,43 +92,43 @@ class Metrics:
 
     def __post_init__(self) -> None:
         r = self.registry
-        self.scans = _Children(Counter(
+        self.scans = _Family(
             "hcs_scans_total", "Scans judged, by decision.",
-            ["district", "venue_type", "decision"], registry=r))
-        self.scan_reasons = _Children(Counter(
+            ["district", "venue_type", "decision"], r)
+        self.scan_reasons = _Family(
             "hcs_scan_reasons_total", "Reason codes given on decisions.",
-            ["district", "venue_type", "reason"], registry=r))
-        self.alerts = _Children(Counter(
+            ["district", "venue_type", "reason"], r)
+        self.alerts = _Family(
             "hcs_alerts_total", "Alerts emitted (firing or resolved).",
-            ["district", "kind", "severity"], registry=r))
-        self.entries = _Children(Counter(
+            ["district", "kind", "severity"], r)
+        self.entries = _Family(
             "hcs_entries_total", "People counted passing checkpoints.",
-            ["district", "venue_type"], registry=r))
-        self.three100 = _Children(Counter(
+            ["district", "venue_type"], r)
+        self.three100 = _Family(
             "hcs_three100_checks_total", "Three-100% checks per measure and outcome.",
-            ["district", "measure", "outcome"], registry=r))
-        self.three100_late = _Children(Counter(
+            ["district", "measure", "outcome"], r)
+        self.three100_late = _Family(
             "hcs_three100_late_total",
             "Scans and entry counts that arrived after their checkpoint window was closed (not counted in it).",
-            ["district"], registry=r))
-        self.duplicates = _Children(Counter(
+            ["district"], r)
+        self.duplicates = _Family(
             "hcs_duplicates_total", "Redelivered records (same event_id) that were dropped.",
-            ["topic"], registry=r))
-        self.dead_letters = _Children(Counter(
+            ["topic"], r)
+        self.dead_letters = _Family(
             "hcs_dead_letters_total", "Records that could not be accepted, by reason.",
-            ["topic", "reason"], registry=r))
-        self.late = _Children(Counter(
+            ["topic", "reason"], r)
+        self.late = _Family(
             "hcs_late_events_total", "Scans read more than 5 minutes after their event_time.",
-            ["district"], registry=r))
-        self.processing_errors = _Children(Counter(
+            ["district"], r)
+        self.processing_errors = _Family(
             "hcs_processing_errors_total", "Records whose processing failed on a bug (not bad input).",
-            ["topic"], registry=r))
-        self.processing = Histogram(
+            ["topic"], r)
+        self.processing = _Family(
             "hcs_scan_processing_seconds", "Time to decode, judge and emit one scan.",
-            buckets=PROCESSING_BUCKETS, registry=r)
-        self.lag = _Children(Histogram(
+            [], r, buckets=PROCESSING_BUCKETS)()
+        self.lag = _Family(
             "hcs_event_lag_seconds", "Time from a scan's event_time to its judgement.",
-            ["district"], buckets=LAG_BUCKETS, registry=r))
+            ["district"], r, buckets=LAG_BUCKETS)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

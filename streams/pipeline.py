@@ -35,7 +35,7 @@ from streams.rules.alerts import (
 from streams.rules.compliance import MINUTE_S, CheckpointWindow, DistrictMinute, StreamClock, window_start
 from streams.rules.judge import is_late, judge
 from streams.rules.policy import Params, Policy
-from streams.state import PartitionedState
+from streams.state import DedupMarks, PartitionedState
 
 DEDUP_PREFIX = "e|"  # in the `seen` table: event_id -> forget-after (wall clock)
 RECHECK_PREFIX = "f|"  # venue|person -> open fever recheck
@@ -70,7 +70,7 @@ class RecordRef:
 
 
 class Pipeline:
-    def __init__(self, policy: Policy, state: PartitionedState, seen: PartitionedState, sink: Sink,
+    def __init__(self, policy: Policy, state: PartitionedState, seen: DedupMarks, sink: Sink,
                  partials: PartialsSink, metrics: Metrics, dedup_horizon_s: float,
                  is_active: Callable[[int], bool] = lambda p: True, idle_s: float = 10.0) -> None:
         self.policy = policy
@@ -389,11 +389,7 @@ class Pipeline:
 
     def sweep(self, now: float) -> int:
         """Forget dedup ids past the horizon, and alert memos idle for as long, to bound memory."""
-        removed = 0
-        for key, partition, expires in self.seen.items(DEDUP_PREFIX):
-            if expires <= now and self.is_active(partition):
-                self.seen.delete(key)
-                removed += 1
+        removed = self.seen.sweep(now, self.is_active)
         for key, partition, raw in self.state.items(ALERT_PREFIX):
             memo = AlertMemo.from_json(raw)
             if now - max(memo.emitted_at, memo.last_event_time) > self.dedup_horizon_s and self.is_active(partition):

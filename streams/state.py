@@ -10,6 +10,7 @@ per key per batch, not once per scan); the agent flushes before its offsets can 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
@@ -20,11 +21,22 @@ class ChangelogTable(Protocol):
     data: Any
 
 
+def _store_dict(table: ChangelogTable) -> dict[str, Any]:
+    """The plain dict behind a table's memory store (its ``data``), which table recovery fills.
+
+    Read and written directly: the store's Mapping methods cost a Python call or two per
+    access, several per scan.
+    """
+    store = table.data
+    inner = getattr(store, "data", store)
+    return inner  # type: ignore[no-any-return]
+
+
 ChangelogSend = Callable[[int, str, Any], None]  # (partition, key, value or None for a tombstone)
 
 
 class PartitionedState:
-    """A key-value view of a changelogged table whose values are ``[partition, payload]``.
+    """A key-value view of a changelogged table whose values are ``(partition, payload)``.
 
     ``send`` writes one changelog record, encoded as Faust's table recovery reads it (JSON key
     and value, a null value deletes).
@@ -34,35 +46,105 @@ class PartitionedState:
         self.table = table
         self.send = send
         self._dirty: dict[str, int] = {}
+        self._data: dict[str, Any] | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:  # the store exists once the app is finalized
+            self._data = _store_dict(self.table)
+        return self._data
 
     def get(self, key: str) -> Any:
-        entry = self.table.data.get(key)
+        entry = self.data.get(key)
         return None if entry is None else entry[1]
 
     def __contains__(self, key: str) -> bool:
-        return key in self.table.data
+        return key in self.data
 
     def set(self, key: str, value: Any, partition: int) -> None:
-        self.table.data[key] = [partition, value]
+        self.data[key] = [partition, value]
         self._dirty[key] = partition
 
     def delete(self, key: str) -> None:
-        entry = self.table.data.get(key)
-        if entry is None:
-            return
-        del self.table.data[key]
-        self._dirty[key] = entry[0]
+        entry = self.data.pop(key, None)
+        if entry is not None:
+            self._dirty[key] = entry[0]
 
     def flush(self) -> int:
         """Send the latest value (or a tombstone) of every key changed since the last flush."""
         dirty, self._dirty = self._dirty, {}
-        data = self.table.data
+        data = self.data
         for key, partition in dirty.items():
             self.send(partition, key, data.get(key))
         return len(dirty)
 
     def items(self, prefix: str) -> Iterator[tuple[str, int, Any]]:
         """(key, partition, value) of every key with ``prefix``; a snapshot, safe to delete while iterating."""
-        for key, entry in list(self.table.data.items()):
+        for key, entry in list(self.data.items()):
             if isinstance(key, str) and key.startswith(prefix):
                 yield key, entry[0], entry[1]
+
+
+PARTITION_SPAN = 4096  # a dedup mark packs its partition below this
+
+
+class DedupMarks:
+    """Ids already handled, each with its source partition and an expiry, in a changelogged table.
+
+    A mark is one int, ``expiry_seconds * PARTITION_SPAN + partition``, in memory and in the
+    changelog. The dict of marks thus holds only strings and ints, which Python's garbage
+    collector does not track: with a container per mark, every full collection walked all of
+    them (millions over a 48-hour horizon), pausing the worker for longer the longer it ran.
+    Marks are kept in the order they were made, so a sweep stops at the first one not expired.
+    """
+
+    def __init__(self, table: ChangelogTable, send: ChangelogSend) -> None:
+        self.table = table
+        self.send = send
+        self._dirty: dict[str, int] = {}
+        self._data: dict[str, int] | None = None
+
+    @property
+    def data(self) -> dict[str, int]:
+        if self._data is None:
+            self._data = _store_dict(self.table)
+        return self._data
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def set(self, key: str, expires_at: float, partition: int) -> None:
+        self.data[key] = mark = math.ceil(expires_at) * PARTITION_SPAN + partition
+        self._dirty[key] = mark
+
+    def flush(self) -> int:
+        """Send every mark made (or swept) since the last flush to the changelog."""
+        dirty, self._dirty = self._dirty, {}
+        for key, mark in dirty.items():
+            self.send(mark % PARTITION_SPAN, key, mark if mark >= 0 else None)
+        return len(dirty)
+
+    def sweep(self, now: float, owned: Callable[[int], bool], limit: int = 200_000) -> int:
+        """Forget up to ``limit`` marks expired by ``now`` of the partitions ``owned``.
+
+        Walks marks oldest first and stops at the first one not yet expired; marks recovered
+        from the changelog come partition by partition, so a few may outlive their expiry by
+        the spread of one partition's marks until a later sweep reaches them.
+        """
+        expired: list[tuple[str, int]] = []
+        until = now * PARTITION_SPAN
+        for key, mark in self.data.items():
+            if mark > until or len(expired) >= limit:
+                break
+            expired.append((key, mark))
+        removed = 0
+        for key, mark in expired:
+            partition = mark % PARTITION_SPAN
+            if owned(partition):
+                del self.data[key]
+                self._dirty[key] = -PARTITION_SPAN + partition  # a tombstone to the mark's partition
+                removed += 1
+        return removed
