@@ -104,6 +104,9 @@ class HcsApp(consuming.AtLeastOnceApp):
         # (measured: 60 ms pauses down to 15 ms in a 300k-scan run).
         gc.freeze()
 
+    async def before_commit(self) -> None:
+        await self.output.settle()  # state written for acknowledged records is acknowledged too
+
 
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create the contract topics that do not exist yet; return the names created."""

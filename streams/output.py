@@ -8,7 +8,10 @@ Keyed records go where Kafka's default partitioner (murmur2) would put them.
 
 State (changelog) records are sent only after the outputs of the same flush are acknowledged:
 a dedup marker or an alert memo must never be durable without the decision or alert it
-stands for, or a redelivered scan would be taken for a duplicate and its output lost.
+stands for, or a redelivered scan would be taken for a duplicate and its output lost. Their
+acknowledgement is not waited for by the flush (the next batch's processing overlaps that
+round trip) but by :meth:`settle`, which the consumer awaits before it commits offsets, and by
+the next flush, so a failed state write stops the worker before anything it covers commits.
 """
 
 from __future__ import annotations
@@ -63,17 +66,21 @@ class BatchedOutput:
         return sum(len(records) for records in self._pending.values())
 
     async def flush(self) -> int:
-        """Send every pending record; return once the broker acknowledged all of them, and all
-        that any concurrent flush (an agent's, a timer's) had sent before. Outputs first, then,
-        once they are acknowledged, state."""
+        """Send every pending record: outputs first; once the broker acknowledged them (and
+        everything sent before, by any flush), state. Returns when the state is sent."""
         pending, self._pending = self._pending, {}
         outputs = {tp: records for tp, records in pending.items() if tp[0] not in self._after}
         state = {tp: records for tp, records in pending.items() if tp[0] in self._after}
         sent = await self._send(outputs)
+        await self.settle()  # a failed send raises here: the batch's events are not acknowledged
         sent += await self._send(state)
-        if not pending:
-            await self._send({})  # still wait for what concurrent flushes have in flight
         return sent
+
+    async def settle(self) -> None:
+        """Wait until the broker acknowledged everything sent so far; raise if a send failed."""
+        waiting = list(self._in_flight)
+        await asyncio.gather(*waiting)
+        self._in_flight = [f for f in self._in_flight if not f.done()]
 
     async def _send(self, groups: dict[tuple[str, int], list[Record]]) -> int:
         acks = self._in_flight
@@ -88,7 +95,4 @@ class BatchedOutput:
                     batch.append(key=key, value=value, timestamp=None)
                 sent += 1
             acks.append(await producer.send_batch(batch, topic, partition=partition))
-        waiting = list(acks)
-        await asyncio.gather(*waiting)  # a failed send raises here: the batch is not acknowledged
-        self._in_flight = [f for f in self._in_flight if not f.done()]
         return sent

@@ -99,3 +99,31 @@ def test_every_agent_stops_the_worker_when_it_fails_rather_than_skipping_its_bat
     assert len(agents) == 4
     assert all(agent.supervisor_strategy is CrashingSupervisor for agent in agents)
     assert isinstance(bridge.consumer, consuming.Consumer)
+
+
+def test_offsets_are_committed_only_once_the_apps_writes_are_acknowledged(monkeypatch: Any) -> None:
+    import pytest
+    from faust.transport.drivers import aiokafka as faust_aiokafka
+
+    app = create_app(Settings(app_id="commit-test"), load_policy(), Metrics())
+    calls: list[str] = []
+
+    async def upstream(self: Any, offsets: Any, start_new_transaction: bool = True) -> bool:
+        calls.append("commit")
+        return True
+
+    async def settled() -> None:
+        calls.append("settle")
+
+    async def failed() -> None:
+        raise ConnectionError("a state write was not acknowledged")
+
+    monkeypatch.setattr(faust_aiokafka.Consumer, "_commit_offsets", upstream)
+    monkeypatch.setattr(app, "before_commit", settled)
+    assert asyncio.run(app.consumer._commit_offsets({SCANS[0]: 5}))
+    assert calls == ["settle", "commit"]
+    calls.clear()
+    monkeypatch.setattr(app, "before_commit", failed)
+    with pytest.raises(ConnectionError):
+        asyncio.run(app.consumer._commit_offsets({SCANS[0]: 5}))
+    assert calls == []  # nothing committed

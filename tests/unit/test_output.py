@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from streams.output import BatchedOutput, partition_for
@@ -76,7 +77,35 @@ def test_state_records_go_out_only_after_the_outputs_are_acknowledged() -> None:
 
     out = BatchedOutput(lambda: Tracing(), {"decisions": 1, "seen-changelog": 1})
     out.send_after_outputs("seen-changelog")
-    out.add("seen-changelog", b'"e|1"', b"[0, 1.0]", partition=0)  # added first, sent last
-    out.add("decisions", b"venue-1", b"{}")
-    asyncio.run(out.flush())
-    assert order == ["send decisions", "ack decisions", "send seen-changelog", "ack seen-changelog"]
+
+    async def scenario() -> None:
+        out.add("seen-changelog", b'"e|1"', b"[0, 1.0]", partition=0)  # added first, sent last
+        out.add("decisions", b"venue-1", b"{}")
+        await out.flush()  # returns once the state is sent: its round trip overlaps the next batch
+        assert order == ["send decisions", "ack decisions", "send seen-changelog"]
+        await out.settle()  # what the consumer awaits before it commits offsets
+        assert order[-1] == "ack seen-changelog"
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_state_write_surfaces_at_the_next_flush_or_commit() -> None:
+    class Failing(FakeProducer):
+        async def send_batch(self, batch: FakeBatch, topic: str, partition: int) -> asyncio.Future[None]:
+            ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            if topic == "state-changelog":
+                ack.set_exception(ConnectionError("not written"))
+            else:
+                ack.set_result(None)
+            return ack
+
+    out = BatchedOutput(lambda: Failing(), {"decisions": 1, "state-changelog": 1})
+    out.send_after_outputs("state-changelog")
+
+    async def scenario() -> None:
+        out.add("state-changelog", b'"w|1"', b"[0, {}]", partition=0)
+        await out.flush()
+        with pytest.raises(ConnectionError):
+            await out.settle()
+
+    asyncio.run(scenario())
