@@ -286,9 +286,14 @@ def measure(contender: Contender, mode: str, total: int, budget_s: float, log: C
 
 # -- latency ----------------------------------------------------------------------------------------
 
+WARMUP_S = 2.0  # offered load before the measured seconds, the same for every contender
+
+
 async def _offered_load(bootstrap: str, source: str, sink: str, rate: float, seconds: float, batch: int,
-                        seed: int) -> list[float]:
-    """Produce ``rate`` scans/s for ``seconds`` and return each scan's latency to its decision."""
+                        seed: int, warmup_s: float = WARMUP_S) -> list[float]:
+    """Produce ``rate`` scans/s for ``warmup_s + seconds`` and return the latency to its decision
+    of each scan sent after the warm-up (a contender's first seconds under load are not its
+    steady state: hcs's showed stalls of ~100 ms while its state and connections fill in)."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
     sim = Simulator(seed=seed, mix=CLEAN)
@@ -303,7 +308,9 @@ async def _offered_load(bootstrap: str, source: str, sink: str, rate: float, sec
         await consumer.position(tp)  # resolve "the end" now, before anything is produced
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
+    warmup = int(rate * warmup_s)
     total = int(rate * seconds)
+    measured: set[str] = set()
 
     async def read() -> None:
         while len(latencies) < total:
@@ -312,17 +319,21 @@ async def _offered_load(bootstrap: str, source: str, sink: str, rate: float, sec
                 for record in records:
                     event_id = orjson.loads(record.value)["event_id"]
                     if event_id in sent_at:
-                        latencies.append(now - sent_at.pop(event_id))
+                        sent = sent_at.pop(event_id)
+                        if event_id in measured:
+                            latencies.append(now - sent)
 
     reader = asyncio.create_task(read())
     started = time.time()
     produced = 0
     try:
-        for key, value, n in sim.records(total, batch=batch):
+        for key, value, n in sim.records(warmup + total, batch=batch):
             ids = [s["event_id"] for s in scans_in(value)]
             now = time.time()
             for event_id in ids:
                 sent_at[event_id] = now
+                if produced >= warmup:
+                    measured.add(event_id)
             await producer.send(source, value=value, key=key)
             produced += n
             ahead = produced / rate - (time.time() - started)
@@ -387,7 +398,7 @@ def run_benchmark(bootstrap: str, scans: int, rounds: int, budget_s: float, rate
             for kind in order:
                 contender = Contender(kind, bootstrap, input_topic(prefix, mode), prefix, workdir)
                 report.runs.append(measure(contender, mode, scans, budget_s, log))
-    log(f"latency at {rate:,.0f} scans/s offered for {latency_s:.0f}s")
+    log(f"latency at {rate:,.0f} scans/s offered for {latency_s:.0f}s after a {WARMUP_S:.0f}s warm-up")
     for mode in MODES:
         for kind in ("raw", "hcs"):
             source = input_topic(prefix, f"latency-{mode}-{kind}")
