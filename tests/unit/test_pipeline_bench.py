@@ -1,0 +1,12 @@
+"""The pipeline benchmark runs (on a tiny input, so it cannot rot); it asserts no figure."""
+
+from __future__ import annotations
+
+from streams.bench import pipeline
+
+
+def test_the_pipeline_benchmark_judges_every_scan_and_prints_its_figures() -> None:
+    result = pipeline.run(scans=2_000, batch=100)
+    assert result.scans == 2_000
+    assert result.outputs >= 1_900  # a decision per judged scan (the mix has duplicates and malformed records)
+    assert "us CPU per scan" in result.line()
