@@ -276,11 +276,16 @@ class Pipeline:
 
     # -- timers --------------------------------------------------------------------------------
 
+    def _owned(self) -> set[int]:
+        """The source partitions this worker owns now (asked once per timer run, not per key)."""
+        return {p for p in range(topics.SCANS.partitions) if self.is_active(p)}
+
     def expire_rechecks(self, now: float) -> int:
         """Raise FEVER_UNRESOLVED for every recheck window that ended without a second reading."""
         fired = 0
+        owned = self._owned()
         for key, partition, rec in self.state.items(RECHECK_PREFIX):
-            if rec["due"] > now or not self.is_active(partition):
+            if rec["due"] > now or partition not in owned:
                 continue
             venue_id, person_ref = key[len(RECHECK_PREFIX):].split("|", 1)
             _, params = self.policy.params(rec["opened"], rec["district"], rec["venue_type"])
@@ -296,8 +301,9 @@ class Pipeline:
     def close_windows(self, now: float) -> int:
         """Emit THREE_100_VIOLATION for each closed checkpoint window with a miss; count outcomes."""
         closed = 0
+        owned = self._owned()
         for key, partition, win in self.state.items(WINDOW_PREFIX):
-            if not self.is_active(partition):
+            if partition not in owned:
                 continue
             stream_now = self.clock.now(partition, now)
             if win["close"] > stream_now:
@@ -331,8 +337,9 @@ class Pipeline:
     def check_silent(self, now: float) -> int:
         """Raise CHECKPOINT_SILENT for checkpoints quiet for ``silent_after_minutes`` of stream time."""
         fired = 0
+        owned = self._owned()
         for key, partition, status in self.state.items(CHECKPOINT_PREFIX):
-            if status["silent"] or not self.is_active(partition):
+            if status["silent"] or partition not in owned:
                 continue
             stream_now = self.clock.now(partition, now)
             version, params = self.policy.params(stream_now, status["district"], status["venue_type"])
@@ -389,10 +396,11 @@ class Pipeline:
 
     def sweep(self, now: float) -> int:
         """Forget dedup ids past the horizon, and alert memos idle for as long, to bound memory."""
-        removed = self.seen.sweep(now, self.is_active)
+        owned = self._owned()
+        removed = self.seen.sweep(now, owned.__contains__)
         for key, partition, raw in self.state.items(ALERT_PREFIX):
             memo = AlertMemo.from_json(raw)
-            if now - max(memo.emitted_at, memo.last_event_time) > self.dedup_horizon_s and self.is_active(partition):
+            if now - max(memo.emitted_at, memo.last_event_time) > self.dedup_horizon_s and partition in owned:
                 self.state.delete(key)
                 removed += 1
         return removed

@@ -6,7 +6,7 @@ state of the person's fever recheck at this venue, which the caller looks up and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from streams.models import ScanEvent
 from streams.rules import codes as c
@@ -29,8 +29,7 @@ _KEY_PERSON_SEVERITY = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class AlertSpec:
+class AlertSpec(NamedTuple):
     """An alert a scan raises, before deduplication: kind, severity and the reasons behind it."""
 
     kind: str
@@ -38,8 +37,9 @@ class AlertSpec:
     reasons: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Judgement:
+class Judgement(NamedTuple):
+    """A scan's judgement (a named tuple: one is made per scan, at a third of a frozen dataclass's cost)."""
+
     decision: str
     reasons: tuple[str, ...]  # sorted, no duplicates
     alerts: tuple[AlertSpec, ...]
@@ -77,11 +77,11 @@ def _nat_reasons(scan: ScanEvent, p: Params) -> str | None:
 def _itinerary_risk(scan: ScanEvent, p: Params) -> bool:
     if scan.itinerary is None:
         return False
-    today = shanghai_day(scan.event_time)
-    return any(
-        city.starred and today - shanghai_day(city.last_seen_at) <= p.itinerary_lookback_days
-        for city in scan.itinerary.cities
-    )
+    for city in scan.itinerary.cities:  # most scans list no starred city: no day arithmetic then
+        if city.starred and shanghai_day(scan.event_time) - shanghai_day(city.last_seen_at) <= (
+                p.itinerary_lookback_days):
+            return True
+    return False
 
 
 def judge(scan: ScanEvent, p: Params, recheck_open: bool = False) -> Judgement:
