@@ -179,9 +179,6 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     def is_active(partition: int) -> bool:
         return TP(scans_name, partition) in app.assignor.assigned_actives()
 
-    def active_partitions() -> list[int]:
-        return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == scans_name)
-
     partials_name = partials_topic.get_topic_name()
     # Faust's aiokafka driver keeps the started aiokafka producer behind _ensure_producer().
     output = BatchedOutput(lambda: cast(Any, app.producer)._ensure_producer(),
@@ -253,7 +250,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
         now = time.time()
         pipeline.close_windows(now)
         pipeline.check_silent(now)
-        pipeline.close_minutes(now, active_partitions())
+        pipeline.close_minutes(now)
         await persist()
 
     @app.timer(SWEEP_TICK_S, name="sweep_state")

@@ -363,11 +363,11 @@ class Pipeline:
             venue_id=venue_id, checkpoint_id=checkpoint_id, person_ref=None, reasons=(), occurrence=occurrence,
             status=status, policy_version=version, details=details, minute=minute)
 
-    def close_minutes(self, now: float, partitions: list[int]) -> int:
+    def close_minutes(self, now: float) -> int:
         """Send this worker's district-minute partials whose minute ended a grace ago, then a
         watermark per partition, so the owner of each district can close the minute."""
         sent = 0
-        for partition in partitions:
+        for partition in sorted(self._owned()):
             stream_now = self.clock.now(partition, now)
             if stream_now == -math.inf:
                 continue

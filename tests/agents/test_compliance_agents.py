@@ -45,7 +45,7 @@ def close(app: HcsApp, idle: bool = False) -> None:
     now = time.time() + (60 if idle else 0)
     app.pipeline.close_windows(now)
     app.pipeline.check_silent(now)
-    app.pipeline.close_minutes(now, [0])
+    app.pipeline.close_minutes(now)
     app.pipeline.flush()
 
 
