@@ -35,12 +35,9 @@ def _store_dict(table: ChangelogTable) -> dict[str, Any]:
 ChangelogSend = Callable[[int, str, Any], None]  # (partition, key, value or None for a tombstone)
 
 
-class PartitionedState:
-    """A key-value view of a changelogged table whose values are ``(partition, payload)``.
-
-    ``send`` writes one changelog record, encoded as Faust's table recovery reads it (JSON key
-    and value, a null value deletes).
-    """
+class _StoreView:
+    """A changelogged table's memory store, seen as its plain dict, with the keys changed since
+    the last flush (key -> what :meth:`flush` needs to write its changelog record)."""
 
     def __init__(self, table: ChangelogTable, send: ChangelogSend) -> None:
         self.table = table
@@ -54,12 +51,20 @@ class PartitionedState:
             self._data = _store_dict(self.table)
         return self._data
 
+    def __contains__(self, key: str) -> bool:
+        return key in self.data
+
+
+class PartitionedState(_StoreView):
+    """A key-value view of a changelogged table whose values are ``[partition, payload]``.
+
+    ``send`` writes one changelog record, encoded as Faust's table recovery reads it (JSON key
+    and value, a null value deletes).
+    """
+
     def get(self, key: str) -> Any:
         entry = self.data.get(key)
         return None if entry is None else entry[1]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.data
 
     def set(self, key: str, value: Any, partition: int) -> None:
         self.data[key] = [partition, value]
@@ -88,7 +93,7 @@ class PartitionedState:
 PARTITION_SPAN = 4096  # a dedup mark packs its partition below this
 
 
-class DedupMarks:
+class DedupMarks(_StoreView):
     """Ids already handled, each with its source partition and an expiry, in a changelogged table.
 
     A mark is one int, ``expiry_seconds * PARTITION_SPAN + partition``, in memory and in the
@@ -97,21 +102,6 @@ class DedupMarks:
     them (millions over a 48-hour horizon), pausing the worker for longer the longer it ran.
     Marks are kept in the order they were made, so a sweep stops at the first one not expired.
     """
-
-    def __init__(self, table: ChangelogTable, send: ChangelogSend) -> None:
-        self.table = table
-        self.send = send
-        self._dirty: dict[str, int] = {}
-        self._data: dict[str, int] | None = None
-
-    @property
-    def data(self) -> dict[str, int]:
-        if self._data is None:
-            self._data = _store_dict(self.table)
-        return self._data
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.data
 
     def __len__(self) -> int:
         return len(self.data)
