@@ -6,6 +6,15 @@ is appended to one Kafka batch per (topic, partition) and the batch's events are
 only after the broker acknowledged those batches: at-least-once, with one round trip per batch.
 Keyed records go where Kafka's default partitioner (murmur2) would put them.
 
+Every topic written is registered with the producer's metadata client before its first batch:
+aiokafka's client starts knowing every topic (its first metadata request asks for all) and
+``send_batch`` registers a topic only when it is missing from that metadata. The first topic
+that is missing (one created after the producer started) turns the client's metadata requests
+into requests for the registered topics only, so the unregistered ones drop out of it; a batch
+already queued for one of them then has no leader, and aiokafka's sender asks for metadata in a
+tight loop that never names its topic. The flush waited for that batch forever (the worker hung,
+and the broker spent most of a core answering metadata requests; seen in benchmark runs).
+
 State (changelog) records are sent only after the outputs of the same flush are acknowledged:
 a dedup marker or an alert memo must never be durable without the decision or alert it
 stands for, or a redelivered scan would be taken for a duplicate and its output lost. Their
@@ -44,6 +53,7 @@ class BatchedOutput:
         # murmur2 is pure Python in aiokafka (~4% of the worker's CPU when profiled); keys (venues,
         # districts) repeat, so each key's partition is computed once.
         self._key_partitions: dict[tuple[str, bytes], int] = {}
+        self._registered: tuple[object, set[str]] = (None, set())  # (client, topics registered with it)
 
     def send_after_outputs(self, topic: str) -> None:
         """Mark ``topic`` as state: its records of a flush go out after that flush's outputs."""
@@ -82,11 +92,21 @@ class BatchedOutput:
         await asyncio.gather(*waiting)
         self._in_flight = [f for f in self._in_flight if not f.done()]
 
+    def _register(self, producer: Any, topic: str) -> None:
+        """Keep ``topic`` in the producer's metadata requests (see the module's docstring)."""
+        client, registered = self._registered
+        if client is not producer.client:  # a new producer (Faust restarted it): a new client
+            client, registered = self._registered = (producer.client, set())
+        if topic not in registered:
+            producer.client.add_topic(topic)  # no wait: send_batch waits for metadata if it must
+            registered.add(topic)
+
     async def _send(self, groups: dict[tuple[str, int], list[Record]]) -> int:
         acks = self._in_flight
         sent = 0
         producer: Any = self._producer() if groups else None
         for (topic, partition), records in groups.items():
+            self._register(producer, topic)
             batch = producer.create_batch()
             for key, value in records:
                 if batch.append(key=key, value=value, timestamp=None) is None:  # full: send, start another

@@ -28,10 +28,19 @@ class FakeBatch:
         return object()
 
 
+class FakeClient:
+    def __init__(self) -> None:
+        self.added: list[str] = []
+
+    def add_topic(self, topic: str) -> None:
+        self.added.append(topic)
+
+
 class FakeProducer:
     def __init__(self, capacity: int = 1000) -> None:
         self.sent: list[tuple[str, int, list[tuple[Any, Any]]]] = []
         self.capacity = capacity
+        self.client = FakeClient()
 
     def create_batch(self) -> FakeBatch:
         return FakeBatch(self.capacity)
@@ -54,6 +63,20 @@ def test_a_flush_sends_one_batch_per_topic_partition_in_order() -> None:
     assert producer.sent == [("decisions", partition_for(b"venue-1", 8), [(b"venue-1", b"d%d" % i) for i in range(5)]),
                              ("changelog", 3, [(b'"e|1"', None)])]
     assert asyncio.run(out.flush()) == 0
+
+
+def test_each_topic_is_registered_with_the_producers_metadata_once_per_producer() -> None:
+    producers = [FakeProducer()]
+    out = BatchedOutput(lambda: producers[-1], {"decisions": 8, "changelog": 8})
+    for _ in range(3):
+        out.add("decisions", b"venue-1", b"d")
+        out.add("changelog", b'"e|1"', None, partition=3)
+        asyncio.run(out.flush())
+    assert producers[0].client.added == ["decisions", "changelog"]
+    producers.append(FakeProducer())  # a restarted producer has a new metadata client
+    out.add("decisions", b"venue-1", b"d")
+    asyncio.run(out.flush())
+    assert producers[1].client.added == ["decisions"]
 
 
 def test_a_full_batch_is_sent_and_another_started() -> None:
