@@ -118,24 +118,24 @@ def decode_scans(raw: bytes | None, key: bytes | None = None) -> list[ScanEvent 
     out: list[ScanEvent | Rejected] = []
     venue = key.decode("utf-8", "replace") if key else None
     for i, item in enumerate(record.scans):
-        where = f"scans[{i}]."
-        payload = bytes(item)
-        if len(payload) > MAX_RECORD_BYTES:
-            out.append(_too_large(len(payload), MAX_RECORD_BYTES, f"scans[{i}]", payload))
+        # Decoded from the batch's buffer in place; a scan is copied out only to be dead-lettered.
+        if len(item) > MAX_RECORD_BYTES:
+            out.append(_too_large(len(item), MAX_RECORD_BYTES, f"scans[{i}]", bytes(item)))
             continue
         try:
-            scan = wire.SCAN.decode(payload)
+            scan = wire.SCAN.decode(item)
         except msgspec.ValidationError as exc:
+            payload = bytes(item)
             if _is_schema_error(exc):
-                out.append(Rejected("UNSUPPORTED_SCHEMA", f"{where}schema: {_schema_of(payload)!r} is not "
+                out.append(Rejected("UNSUPPORTED_SCHEMA", f"scans[{i}].schema: {_schema_of(payload)!r} is not "
                                     f"{SCAN_SCHEMA!r}", payload))
             else:
-                out.append(_invalid(exc, payload, where))
+                out.append(_invalid(exc, payload, f"scans[{i}]."))
             continue
         venue = venue or scan.venue_id
         if scan.venue_id != venue:
-            out.append(Rejected("SCHEMA_INVALID", f"{where}venue_id: {scan.venue_id!r} is not the batch's "
-                                f"venue {venue!r}", payload))
+            out.append(Rejected("SCHEMA_INVALID", f"scans[{i}].venue_id: {scan.venue_id!r} is not the batch's "
+                                f"venue {venue!r}", bytes(item)))
             continue
         out.append(_event(scan))
     return out
