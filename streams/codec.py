@@ -14,7 +14,7 @@ import msgspec
 import orjson
 
 from streams import wire
-from streams.models import City, EntryCount, Itinerary, Nat, Rejected, ScanEvent, Vaccination
+from streams.models import EntryCount, Itinerary, Nat, Rejected, ScanEvent, Vaccination
 
 MAX_RECORD_BYTES = 64 * 1024  # a scan, an entry count: CONTRACT.md's TOO_LARGE limit
 # A gateway batch holds up to 1,000 scans, which cannot fit in 64 KiB: the limit applies to each
@@ -81,13 +81,10 @@ def _event(scan: wire.Scan) -> ScanEvent:
         popup=scan.health_code.popup,
         temperature_c=scan.temperature_c,
         mask=scan.mask,
-        nat=None if nat is None else Nat(
-            nat.result, nat.sampled_at.timestamp(),
-            None if nat.reported_at is None else nat.reported_at.timestamp()),
-        vaccination=None if vac is None else Vaccination(
-            vac.doses, None if vac.last_dose_at is None else vac.last_dose_at.timestamp(), vac.exemption),
+        nat=None if nat is None else Nat(nat.result, nat.sampled_at.timestamp()),
+        vaccination=None if vac is None else Vaccination(vac.doses, vac.exemption),
         itinerary=None if iti is None else Itinerary(
-            iti.as_of.timestamp(), tuple(City(c.starred, c.last_seen_at.timestamp()) for c in iti.cities)),
+            tuple([c.last_seen_at.timestamp() for c in iti.cities if c.starred])),
     )
 
 

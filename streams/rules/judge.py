@@ -77,9 +77,8 @@ def _nat_reasons(scan: ScanEvent, p: Params) -> str | None:
 def _itinerary_risk(scan: ScanEvent, p: Params) -> bool:
     if scan.itinerary is None:
         return False
-    for city in scan.itinerary.cities:  # most scans list no starred city: no day arithmetic then
-        if city.starred and shanghai_day(scan.event_time) - shanghai_day(city.last_seen_at) <= (
-                p.itinerary_lookback_days):
+    for seen_at in scan.itinerary.starred_seen_at:  # mostly none: no day arithmetic then
+        if shanghai_day(scan.event_time) - shanghai_day(seen_at) <= p.itinerary_lookback_days:
             return True
     return False
 
