@@ -6,6 +6,7 @@ state of the person's fever recheck at this venue, which the caller looks up and
 
 from __future__ import annotations
 
+from functools import cache
 from typing import NamedTuple
 
 from streams.models import ScanEvent
@@ -149,6 +150,7 @@ def judge(scan: ScanEvent, p: Params, recheck_open: bool = False) -> Judgement:
     return Judgement(decision, reasons, _alerts(reasons, fever_confirmed), starts_recheck, ends_recheck)
 
 
+@cache  # a pure function of a few dozen distinct inputs, called for every scan
 def _alerts(reasons: tuple[str, ...], fever_confirmed: bool) -> tuple[AlertSpec, ...]:
     out: list[AlertSpec] = []
     key_reasons = tuple(r for r in reasons if r in _KEY_PERSON_SEVERITY)
