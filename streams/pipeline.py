@@ -366,31 +366,38 @@ class Pipeline:
     def close_minutes(self, now: float) -> int:
         """Send this worker's district-minute partials whose minute ended a grace ago, then a
         watermark per partition, so the owner of each district can close the minute."""
-        sent = 0
+        closing: dict[int, float] = {}  # partition -> the last fully closed minute, if it moved on
         for partition in sorted(self._owned()):
             stream_now = self.clock.now(partition, now)
             if stream_now == -math.inf:
                 continue
             grace = self.policy.defaults_at(stream_now).compliance_grace_seconds
-            through = window_start(stream_now - grace, MINUTE_S) - MINUTE_S  # last fully closed minute
-            closed_key = f"{CLOSED_PREFIX}{partition}"
-            before = self.state.get(closed_key)
-            if before is not None and through <= before:
+            through = window_start(stream_now - grace, MINUTE_S) - MINUTE_S
+            before = self.state.get(f"{CLOSED_PREFIX}{partition}")
+            if before is None or through > before:
+                closing[partition] = through
+        if not closing:
+            return 0
+        sent = 0
+        # One pass over the minutes of every partition: each pass walks the whole state table.
+        for key, partition, raw in self.state.items(MINUTE_PREFIX):
+            last = closing.get(partition)
+            if last is None:
                 continue
-            prefix = f"{MINUTE_PREFIX}{partition}|"
-            for key, _, raw in self.state.items(prefix):
-                district, start_text = key[len(prefix):].split("|")
-                start = float(start_text)
-                if start > through:
-                    continue
-                cached = self._minutes.pop(key, None)
-                self._touched_minutes.discard(key)
-                minute = cached[0] if cached is not None else DistrictMinute.from_json(raw)
-                self.state.delete(key)
-                self.partials.partial(district, orjson.dumps(
-                    {"source": partition, "district": district, "minute": start, "figures": minute.to_json()}))
-                sent += 1
-            self.state.set(closed_key, through, partition)
+            _, district, start_text = key[len(MINUTE_PREFIX):].split("|")  # partition|district|start
+            start = float(start_text)
+            if start > last:
+                continue
+            cached = self._minutes.pop(key, None)
+            self._touched_minutes.discard(key)
+            minute = cached[0] if cached is not None else DistrictMinute.from_json(raw)
+            self.state.delete(key)
+            self.partials.partial(district, orjson.dumps(
+                {"source": partition, "district": district, "minute": start, "figures": minute.to_json()}))
+            sent += 1
+        # Each watermark after its partition's partials (all of them are in this flush, in order).
+        for partition, through in closing.items():
+            self.state.set(f"{CLOSED_PREFIX}{partition}", through, partition)
             self.partials.watermark(orjson.dumps({"source": partition, "through": through}))
         return sent
 
