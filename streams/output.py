@@ -54,6 +54,7 @@ class BatchedOutput:
         # districts) repeat, so each key's partition is computed once.
         self._key_partitions: dict[tuple[str, bytes], int] = {}
         self._registered: tuple[object, set[str]] = (None, set())  # (client, topics registered with it)
+        self._state_turn: asyncio.Future[None] | None = None  # done once the last flush sent its state
 
     def send_after_outputs(self, topic: str) -> None:
         """Mark ``topic`` as state: its records of a flush go out after that flush's outputs."""
@@ -79,12 +80,22 @@ class BatchedOutput:
         """Send every pending record: outputs first; once the broker acknowledged them (and
         everything sent before, by any flush), state. Returns when the state is sent."""
         pending, self._pending = self._pending, {}
-        outputs = {tp: records for tp, records in pending.items() if tp[0] not in self._after}
-        state = {tp: records for tp, records in pending.items() if tp[0] in self._after}
-        sent = await self._send(outputs)
-        await self.settle()  # a failed send raises here: the batch's events are not acknowledged
-        sent += await self._send(state)
-        return sent
+        previous, turn = self._state_turn, asyncio.get_running_loop().create_future()
+        self._state_turn = turn
+        try:
+            outputs = {tp: records for tp, records in pending.items() if tp[0] not in self._after}
+            state = {tp: records for tp, records in pending.items() if tp[0] in self._after}
+            sent = await self._send(outputs)
+            await self.settle()  # a failed send raises here: the batch's events are not acknowledged
+            if previous is not None:
+                # Concurrent flushes (an agent's and a timer's) send their state in the order they
+                # were taken: the changelog must end with each key's latest value, and the flush
+                # taken last may be acknowledged first.
+                await previous
+            sent += await self._send(state)
+            return sent
+        finally:
+            turn.set_result(None)
 
     async def settle(self) -> None:
         """Wait until the broker acknowledged everything sent so far; raise if a send failed."""

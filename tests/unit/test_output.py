@@ -112,6 +112,40 @@ def test_state_records_go_out_only_after_the_outputs_are_acknowledged() -> None:
     asyncio.run(scenario())
 
 
+def test_concurrent_flushes_send_their_state_in_the_order_they_were_taken() -> None:
+    sent: list[tuple[str, Any]] = []
+
+    class SlowFirst(FakeProducer):
+        """The first batch is slow to be taken (as when aiokafka waits for metadata or room)."""
+
+        calls = 0
+
+        async def send_batch(self, batch: FakeBatch, topic: str, partition: int) -> asyncio.Future[None]:
+            SlowFirst.calls += 1
+            if SlowFirst.calls == 1:
+                await asyncio.sleep(0.05)
+            sent.append((topic, batch.records[0][1]))
+            ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            ack.set_result(None)
+            return ack
+
+    out = BatchedOutput(lambda: SlowFirst(), {"decisions": 1, "state-changelog": 1})
+    out.send_after_outputs("state-changelog")
+
+    async def scenario() -> None:
+        out.add("decisions", b"v", b"d1")
+        out.add("state-changelog", b'"w|1"', b"old", partition=0)
+        first = asyncio.ensure_future(out.flush())  # an agent's batch, its output slow to ack
+        await asyncio.sleep(0)
+        out.add("decisions", b"v", b"d2")
+        out.add("state-changelog", b'"w|1"', b"new", partition=0)  # the same key, changed later
+        await asyncio.gather(first, out.flush())  # a timer's flush meanwhile
+        await out.settle()
+
+    asyncio.run(scenario())
+    assert [value for topic, value in sent if topic == "state-changelog"] == [b"old", b"new"]
+
+
 def test_a_failed_state_write_surfaces_at_the_next_flush_or_commit() -> None:
     class Failing(FakeProducer):
         async def send_batch(self, batch: FakeBatch, topic: str, partition: int) -> asyncio.Future[None]:
