@@ -7,10 +7,11 @@ only after the broker acknowledged those batches: at-least-once, with one round 
 Keyed records go where Kafka's default partitioner (murmur2) would put them.
 
 Every topic written is registered with the producer's metadata client before its first batch:
-aiokafka's client starts knowing every topic (its first metadata request asks for all) and
-``send_batch`` registers a topic only when it is missing from that metadata. The first topic
-that is missing (one created after the producer started) turns the client's metadata requests
-into requests for the registered topics only, so the unregistered ones drop out of it; a batch
+aiokafka's client fetches every topic's metadata while no topic is registered with it (Faust
+refreshes it that way after creating its topics), and ``send_batch`` registers a topic only when
+it is missing from that metadata. The first topic that is missing (one created after that
+refresh) turns the client's metadata requests into requests for the registered topics only, so
+the unregistered ones drop out of it; a batch
 already queued for one of them then has no leader, and aiokafka's sender asks for metadata in a
 tight loop that never names its topic. The flush waited for that batch forever (the worker hung,
 and the broker spent most of a core answering metadata requests; seen in benchmark runs).
