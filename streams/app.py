@@ -45,6 +45,10 @@ class TopicSink:
     def send(self, spec: topics.TopicSpec, key: bytes | None, value: bytes) -> None:
         self._output.add(self._names[spec.name], key, value)
 
+    def send_many(self, spec: topics.TopicSpec, key: bytes | None, values: list[bytes]) -> None:
+        if values:
+            self._output.add_many(self._names[spec.name], key, values)
+
 
 class PartialsSink:
     """District-minute partials keyed by district, and watermarks to every partition."""

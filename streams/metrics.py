@@ -45,6 +45,17 @@ class _HistogramChild:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
 
+    def observe_many(self, value: float, times: int) -> None:
+        """``times`` observations of one ``value``."""
+        self.counts[bisect_left(self.bounds, value)] += times
+        self.sum += value * times
+
+    def observe_all(self, values: list[float]) -> None:
+        bounds, counts = self.bounds, self.counts
+        for value in values:
+            counts[bisect_left(bounds, value)] += 1
+        self.sum += sum(values)
+
 
 class _Family:
     """A labelled counter or histogram updated in place on the hot path, exposed by a collector.
@@ -124,7 +135,7 @@ class Metrics:
             "hcs_processing_errors_total", "Records whose processing failed on a bug (not bad input).",
             ["topic"], r)
         self.processing = _Family(
-            "hcs_scan_processing_seconds", "Time to decode, judge and emit one scan.",
+            "hcs_scan_processing_seconds", "Time to decode, judge and emit one scan (its share of its record's time).",
             [], r, buckets=PROCESSING_BUCKETS)()
         self.lag = _Family(
             "hcs_event_lag_seconds", "Time from a scan's event_time to its judgement.",

@@ -74,6 +74,16 @@ class BatchedOutput:
                 partition = cached
         self._pending.setdefault((topic, partition), []).append((key, value))
 
+    def add_many(self, topic: str, key: bytes | None, values: list[bytes]) -> None:
+        """Several records of one key (keyed: one partition), in order."""
+        if key is None:
+            for value in values:
+                self.add(topic, None, value)
+            return
+        self.add(topic, key, values[0])  # finds (and caches) the key's partition
+        partition = self._key_partitions[(topic, key)]
+        self._pending[(topic, partition)].extend([(key, value) for value in values[1:]])
+
     def __len__(self) -> int:
         return sum(len(records) for records in self._pending.values())
 

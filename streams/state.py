@@ -110,6 +110,18 @@ class DedupMarks(_StoreView):
         self.data[key] = mark = math.ceil(expires_at) * PARTITION_SPAN + partition
         self._dirty[key] = mark
 
+    def claim(self, keys: list[str], expires_at: float, partition: int) -> list[int]:
+        """Mark the ``keys`` not marked yet (a key repeated in ``keys`` counts once); return
+        their positions in ``keys``."""
+        data, dirty = self.data, self._dirty
+        mark = math.ceil(expires_at) * PARTITION_SPAN + partition
+        fresh = []
+        for i, key in enumerate(keys):
+            if key not in data:
+                data[key] = dirty[key] = mark
+                fresh.append(i)
+        return fresh
+
     def flush(self) -> int:
         """Send every mark made (or swept) since the last flush to the changelog."""
         dirty, self._dirty = self._dirty, {}

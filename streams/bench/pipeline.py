@@ -53,6 +53,9 @@ class _Counted:
     def add(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
         self.n += 1
 
+    def add_many(self, topic: str, key: bytes | None, values: list[bytes]) -> None:
+        self.n += len(values)
+
 
 def run(scans: int, batch: int, seed: int = 3) -> PipelineRun:
     app = create_app(Settings(app_id="pipeline-bench"), metrics=Metrics())

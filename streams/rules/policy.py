@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -80,6 +81,14 @@ class Policy:
         if cached is None:
             cached = self._cache[key] = self._merge(version, district, venue_type)
         return version.version, cached
+
+    def params_span(self, event_time: float, district: str, venue_type: str) -> tuple[str, Params, float, float]:
+        """:meth:`params`, and the span ``[start, end)`` of event times in which they are in force."""
+        i = max(bisect.bisect_right(self._starts, event_time) - 1, 0)
+        version, params = self.params(event_time, district, venue_type)
+        start = self._starts[i] if i > 0 else -math.inf  # the first version also covers what is before it
+        end = self._starts[i + 1] if i + 1 < len(self._starts) else math.inf
+        return version, params, start, end
 
     def defaults_at(self, event_time: float) -> Params:
         """The version's defaults over the packaged ones (for figures that span venue types)."""

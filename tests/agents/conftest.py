@@ -29,6 +29,10 @@ class RecordingSink:
         record["_key"] = key.decode() if key is not None else None
         self.sent[spec.name].append(record)
 
+    def send_many(self, spec: topics.TopicSpec, key: bytes | None, values: list[bytes]) -> None:
+        for value in values:
+            self.send(spec, key, value)
+
     def of(self, spec: topics.TopicSpec) -> list[dict[str, Any]]:
         return self.sent[spec.name]
 

@@ -12,7 +12,7 @@ from unittest.mock import MagicMock
 from streams import topics
 from streams.app import HcsApp
 from tests import factories as f
-from tests.agents.conftest import RecordingSink
+from tests.agents.conftest import RecordingSink, make_app
 
 Harness = tuple[HcsApp, RecordingSink, MagicMock]
 
@@ -147,3 +147,46 @@ def test_dedup_ids_are_forgotten_after_the_horizon(hcs_app: Harness) -> None:
     assert any(call.args[1] == "e|" + scan["event_id"] and call.args[2] is None for call in changelog.call_args_list)
     run(app, scan)  # past the horizon the id is new again
     assert len(sink.of(topics.DECISIONS)) == 2
+
+
+def test_a_gateway_batch_yields_what_its_scans_yield_one_record_each() -> None:
+    """The scans of a batch share lookups and write-backs (policy, windows, checkpoint status,
+    minute, metrics); the outcome must be scan-for-scan what single records give."""
+    ref = f.scan()["person_ref"]
+    fever = f.scan()["person_ref"]
+    earlier = f.scan(health_code={"color": "red"}, person_ref=ref)
+    scans = [
+        f.scan(),
+        f.scan(health_code={"color": "red"}, person_ref=ref, at=f.T0 + timedelta(minutes=1)),  # alert folded
+        earlier,  # a redelivery of an earlier record
+        f.scan(checkpoint_id="cp-2", mask=None, temperature_c=None),
+        f.scan(temperature_c=38.0, person_ref=fever, at=f.T0 + timedelta(minutes=2)),  # a recheck opens
+        f.scan(temperature_c=38.2, person_ref=fever, at=f.T0 + timedelta(minutes=4)),  # ... and is confirmed
+        f.scan(at=f.T0 + timedelta(minutes=11), mask=False),  # the next compliance window and minute
+        f.scan(at=f.T0 - timedelta(minutes=3), venue_type="hospital"),  # an earlier window, other params
+    ]
+    scans.insert(3, dict(scans[0]))  # a repeat inside the batch
+    results = []
+    for as_batch in (True, False):
+        app, sink, _ = make_app()
+        run(app, earlier)
+        if as_batch:
+            run(app, f.batch(scans))
+        else:
+            run(app, *scans)
+        now = time.time() + 3600
+        for job in (app.pipeline.expire_rechecks, app.pipeline.close_windows, app.pipeline.close_minutes):
+            tick(app, job, now)
+        exposition = [line for line in app.metrics.exposition().decode().splitlines()
+                      if line.startswith("hcs_") and "processing_seconds" not in line
+                      and not line.startswith("hcs_event_lag_seconds_sum")]  # wall-clock times
+        for decision in sink.of(topics.DECISIONS):
+            del decision["decided_at"]  # the wall clock of each run
+        state = {k: v for k, v in app.pipeline.state.data.items() if not k.startswith("m|")}
+        results.append((dict(sink.sent), state, sorted(app.pipeline.seen.data), exposition,
+                        app.pipeline.partials.partials))
+    batched, single = results
+    assert len(batched[0][topics.DECISIONS.name]) == 8  # 11 scans, a repeat and two redeliveries
+    assert {a["kind"] for a in batched[0][topics.ALERTS.name]} >= {"KEY_PERSON_DETECTED", "FEVER_CONFIRMED",
+                                                                   "THREE_100_VIOLATION"}
+    assert batched == single

@@ -39,3 +39,13 @@ def test_a_sweep_forgets_expired_marks_of_owned_partitions_with_tombstones_and_s
     m.flush()
     assert sorted(sent) == [(0, "d:0", None), (0, "d:2", None)]
     assert m.sweep(now=1000.0, owned=lambda partition: True) == 4
+
+
+def test_claiming_marks_only_ids_not_seen_and_a_repeat_within_the_claim_once() -> None:
+    m, sent = marks()
+    m.set("d:old", 1000.0, 3)
+    assert m.claim(["d:a", "d:old", "d:b", "d:a"], 2000.5, 3) == [0, 2]
+    assert "d:a" in m and "d:b" in m
+    m.flush()
+    assert sorted(k for _, k, _ in sent) == ["d:a", "d:b", "d:old"]
+    assert {v for _, k, v in sent if k != "d:old"} == {2001 * 4096 + 3}  # expiry rounded up, partition packed

@@ -36,6 +36,15 @@ def test_histogram_buckets_are_cumulative_and_inclusive_of_their_bound() -> None
         0.05 + 0.051 + 7.0 + 10**6)
 
 
+def test_many_observations_at_once_count_as_each_one_would() -> None:
+    one, many = Metrics(), Metrics()
+    for value in (0.05, 0.051, 7.0, 7.0, 7.0):
+        one.lag("330106").observe(value)
+    many.lag("330106").observe_all([0.05, 0.051])
+    many.lag("330106").observe_many(7.0, 3)
+    assert one.exposition() == many.exposition()
+
+
 def test_an_unlabelled_histogram_is_exposed_before_any_observation_and_wrong_labels_are_refused() -> None:
     m = Metrics()
     assert m.registry.get_sample_value("hcs_scan_processing_seconds_count") == 0.0

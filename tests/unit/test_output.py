@@ -65,6 +65,18 @@ def test_a_flush_sends_one_batch_per_topic_partition_in_order() -> None:
     assert asyncio.run(out.flush()) == 0
 
 
+def test_records_added_together_keep_their_order_after_those_added_one_by_one() -> None:
+    producer = FakeProducer()
+    out = BatchedOutput(lambda: producer, {"decisions": 8})
+    out.add("decisions", b"venue-1", b"d0")
+    out.add_many("decisions", b"venue-1", [b"d1", b"d2"])
+    out.add_many("decisions", None, [b"r0", b"r1"])  # unkeyed: spread over the partitions
+    asyncio.run(out.flush())
+    keyed = [records for _, partition, records in producer.sent if partition == partition_for(b"venue-1", 8)]
+    assert [(b"venue-1", b"d%d" % i) for i in range(3)] == [r for r in keyed[0] if r[0] is not None]
+    assert sorted(v for _, _, records in producer.sent for k, v in records if k is None) == [b"r0", b"r1"]
+
+
 def test_each_topic_is_registered_with_the_producers_metadata_once_per_producer() -> None:
     producers = [FakeProducer()]
     out = BatchedOutput(lambda: producers[-1], {"decisions": 8, "changelog": 8})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from datetime import timedelta
@@ -42,6 +43,17 @@ def test_the_version_with_the_latest_valid_from_not_after_the_event_applies(two_
     before = (T0 - timedelta(seconds=1)).timestamp()
     assert policy.params(before, "330102", "mall")[0] == "2022.04"
     assert policy.params(T0.timestamp(), "330102", "mall")[0] == "2022.05"
+
+
+def test_params_span_says_for_which_event_times_they_stay_in_force(two_versions: Path) -> None:
+    policy = load_policy(two_versions)
+    first_from = policy.versions[0].valid_from
+    before = (T0 - timedelta(seconds=1)).timestamp()
+    version, params, start, end = policy.params_span(before, "330106", "mall")
+    assert (version, params) == policy.params(before, "330106", "mall")
+    assert (start, end) == (-math.inf, T0.timestamp())  # the first version also covers what is before it
+    assert policy.params_span(first_from - 86400, "330106", "mall")[2:] == (-math.inf, T0.timestamp())
+    assert policy.params_span(T0.timestamp(), "330106", "mall")[2:] == (T0.timestamp(), math.inf)
 
 
 def test_a_version_only_changes_what_it_names(two_versions: Path) -> None:
