@@ -71,7 +71,7 @@ def _event(scan: wire.Scan) -> ScanEvent:
     return ScanEvent(
         event_id=scan.event_id,
         event_time=scan.event_time.timestamp(),
-        event_time_text=scan.event_time.isoformat(),
+        event_time_at=scan.event_time,
         checkpoint_id=scan.checkpoint_id,
         venue_id=scan.venue_id,
         venue_type=scan.venue_type,

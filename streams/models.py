@@ -11,29 +11,33 @@ against 0.1 to 0.4 µs, measured).
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import msgspec
 
 
-class Nat(msgspec.Struct, frozen=True):
+class Nat(msgspec.Struct, frozen=True, gc=False):
     result: str  # negative | positive | pending
     sampled_at: float
 
 
-class Vaccination(msgspec.Struct, frozen=True):
+class Vaccination(msgspec.Struct, frozen=True, gc=False):
     doses: int
     exemption: bool
 
 
-class Itinerary(msgspec.Struct, frozen=True):
+class Itinerary(msgspec.Struct, frozen=True, gc=False):
     starred_seen_at: tuple[float, ...]  # when each starred city (a risk area) was last visited
 
 
-class ScanEvent(msgspec.Struct, frozen=True):
-    """One scan (``hcs.scan.v1``). ``event_time`` is epoch seconds; ``event_time_text`` as sent."""
+class ScanEvent(msgspec.Struct, frozen=True, gc=False):
+    """One scan (``hcs.scan.v1``). ``event_time`` is epoch seconds; ``event_time_at`` the same
+    instant with the offset it was sent with, for records that echo it (orjson renders a
+    datetime as RFC 3339 in C, for a quarter of what ``isoformat()`` costs)."""
 
     event_id: str
     event_time: float
-    event_time_text: str
+    event_time_at: datetime
     checkpoint_id: str
     venue_id: str
     venue_type: str
@@ -48,7 +52,7 @@ class ScanEvent(msgspec.Struct, frozen=True):
     itinerary: Itinerary | None
 
 
-class EntryCount(msgspec.Struct, frozen=True):
+class EntryCount(msgspec.Struct, frozen=True, gc=False):
     """People a counter saw pass a checkpoint in ``[window_start, window_end)`` (``hcs.entries.v1``)."""
 
     event_id: str
@@ -61,7 +65,7 @@ class EntryCount(msgspec.Struct, frozen=True):
     entries: int
 
 
-class Rejected(msgspec.Struct, frozen=True):
+class Rejected(msgspec.Struct, frozen=True, gc=False):
     """A record (or one scan of a gateway batch) that cannot be accepted.
 
     ``payload`` is what should be kept in the dead letter: the record as received, or for one

@@ -189,7 +189,7 @@ class Pipeline:
                 "venue_id": venue,
                 "venue_type": venue_type,
                 "district": district,
-                "event_time": scan.event_time_text,
+                "event_time": scan.event_time_at,
                 "decided_at": decided_at,
                 "decision": verdict.decision,
                 "reasons": list(verdict.reasons),

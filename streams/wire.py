@@ -24,35 +24,35 @@ VenueType = Literal["school", "kindergarten", "nursing_home", "hospital", "isola
                     "government", "hotel", "mall", "supermarket", "office", "other"]
 
 
-class HealthCode(Struct, frozen=True):
+class HealthCode(Struct, frozen=True, gc=False):
     color: Literal["green", "yellow", "red", "unknown"]
     popup: bool = False
 
 
-class Nat(Struct, frozen=True):
+class Nat(Struct, frozen=True, gc=False):
     result: Literal["negative", "positive", "pending"]
     sampled_at: Timestamp
     reported_at: Timestamp | None = None
 
 
-class Vaccination(Struct, frozen=True):
+class Vaccination(Struct, frozen=True, gc=False):
     doses: Annotated[int, Meta(ge=0, le=10)]
     last_dose_at: Timestamp | None = None
     exemption: bool = False
 
 
-class City(Struct, frozen=True):
+class City(Struct, frozen=True, gc=False):
     name: Annotated[str, Meta(min_length=1, max_length=128)]
     starred: bool
     last_seen_at: Timestamp
 
 
-class Itinerary(Struct, frozen=True):
+class Itinerary(Struct, frozen=True, gc=False):
     as_of: Timestamp
     cities: list[City]
 
 
-class Scan(Struct, frozen=True, tag_field="schema", tag="hcs.scan.v1"):
+class Scan(Struct, frozen=True, gc=False, tag_field="schema", tag="hcs.scan.v1"):
     event_id: Id
     event_time: Timestamp
     checkpoint_id: Id
@@ -68,13 +68,13 @@ class Scan(Struct, frozen=True, tag_field="schema", tag="hcs.scan.v1"):
     itinerary: Itinerary | None = None
 
 
-class ScanBatch(Struct, frozen=True, tag_field="schema", tag="hcs.scan-batch.v1"):
+class ScanBatch(Struct, frozen=True, gc=False, tag_field="schema", tag="hcs.scan-batch.v1"):
     gateway_id: Id
     # Each scan is decoded on its own, so that one bad scan never spoils the others.
     scans: Annotated[list[msgspec.Raw], Meta(min_length=1, max_length=1000)]
 
 
-class EntryCountRecord(Struct, frozen=True, tag_field="schema", tag="hcs.entries.v1"):
+class EntryCountRecord(Struct, frozen=True, gc=False, tag_field="schema", tag="hcs.entries.v1"):
     event_id: Id
     checkpoint_id: Id
     venue_id: Id
