@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from streams import topics
+from streams.encoding import encode
 from streams.pipeline import Sink
 from streams.rules.alerts import rfc3339
 from streams.rules.compliance import DistrictMinute
@@ -74,7 +75,7 @@ class StatsOwner:
             for figures in parts.values():
                 total.merge(DistrictMinute.from_json(figures))
             self.sink.send(topics.DISTRICT_STATS, district.encode(),
-                           orjson.dumps(total.record(district, minute, rfc3339)))
+                           encode(total.record(district, minute, rfc3339)))
             self.state.delete(pending_key)
             emitted += 1
         self.state.set(done_key, low, partition)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 import faust
@@ -17,8 +18,9 @@ from mode import CrashingSupervisor
 
 from streams import consuming, topics
 from streams.aggregation import StatsOwner
+from streams.encoding import encode
 from streams.metrics import Metrics
-from streams.output import BatchedOutput
+from streams.output import BatchedOutput, Sealed
 from streams.pipeline import Pipeline, RecordRef
 from streams.rules.policy import Policy, load_policy
 from streams.settings import Settings
@@ -68,9 +70,9 @@ def changelog_writer(output: BatchedOutput, table: Any) -> ChangelogSend:
     """Writes a table's changelog records as Faust's recovery reads them (JSON key and value)."""
     topic = table.changelog_topic.get_topic_name()
     output.send_after_outputs(topic)
-
-    def send(partition: int, key: str, value: Any) -> None:
-        output.add(topic, orjson.dumps(key), None if value is None else orjson.dumps(value), partition)
+    def send(partition: int, records: list[tuple[str, Any]]) -> None:
+        output.add_to(topic, partition, [(encode(key), None if value is None else encode(value))
+                                         for key, value in records])
 
     return send
 
@@ -207,29 +209,60 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
 
     Handler = Callable[[bytes | None, RecordRef, float], None]
 
-    async def persist() -> None:
-        """State changes to their changelogs, then every pending record out and acknowledged."""
+    def seal() -> Sealed:
+        """State changes to their changelogs, and every pending record taken for one write."""
         pipeline.flush()
         owner.state.flush()
-        await output.flush()
+        return output.seal()
+
+    async def persist() -> None:
+        """State changes to their changelogs, then every pending record out and acknowledged."""
+        await output.write(seal())
 
     async def drain(stream: Any, spec: topics.TopicSpec, handle: Handler) -> None:
-        """Hand each batch's records to ``handle``; ack them once the outputs and state are durable."""
-        async for events in consuming.batches(stream, SCAN_BATCH_MAX, SCAN_BATCH_WITHIN_S):
-            now = time.time()
-            for event in events:
-                msg = event.message
-                ref = RecordRef(spec, msg.topic, msg.partition, msg.offset, msg.key)
-                try:
-                    handle(event.value, ref, now)
-                except Exception as exc:
-                    # A bug, not bad input (input errors are dead letters). The contract's DeadLetter
-                    # reasons have no code for it, so it is logged (no payload: it holds person data)
-                    # and counted for an alert, and the worker goes on.
-                    log.exception("record %s[%d]@%d failed: %s", msg.topic, msg.partition, msg.offset,
-                                  type(exc).__name__)
-                    metrics.processing_errors(spec.name).inc()
-            await consuming.complete(stream, events, persist)
+        """Hand each batch's records to ``handle``; ack them once the outputs and state are durable.
+
+        A batch is written while the next one is handled (the broker's round trip overlaps the
+        work), in order: a batch's write starts once the one before is acknowledged, and a
+        failed write stops every write after it. At most one batch is handled ahead.
+        """
+
+        async def write(before: asyncio.Future[None] | None, events: Sequence[Any], sealed: Sealed) -> None:
+            try:
+                if before is not None:
+                    await before
+            except BaseException:
+                output.abandon(sealed)
+                raise
+
+            async def persist_sealed() -> None:
+                await output.write(sealed)
+
+            await consuming.complete(stream, events, persist_sealed)
+
+        writing: asyncio.Future[None] | None = None
+        try:
+            async for events in consuming.batches(stream, SCAN_BATCH_MAX, SCAN_BATCH_WITHIN_S):
+                now = time.time()
+                for event in events:
+                    msg = event.message
+                    ref = RecordRef(spec, msg.topic, msg.partition, msg.offset, msg.key)
+                    try:
+                        handle(event.value, ref, now)
+                    except Exception as exc:
+                        # A bug, not bad input (input errors are dead letters). The contract's
+                        # DeadLetter reasons have no code for it, so it is logged (no payload: it
+                        # holds person data) and counted for an alert, and the worker goes on.
+                        log.exception("record %s[%d]@%d failed: %s", msg.topic, msg.partition, msg.offset,
+                                      type(exc).__name__)
+                        metrics.processing_errors(spec.name).inc()
+                before, writing = writing, asyncio.ensure_future(write(writing, events, seal()))
+                if before is not None:
+                    await asyncio.shield(before)  # raises if that batch could not be written
+        finally:
+            if writing is not None:
+                # A stop lets the batches in hand finish: written and acknowledged, or neither.
+                await asyncio.shield(writing)
 
     # A batch whose outputs could not be written (Kafka unreachable beyond the producer's
     # retries) stops the worker unacknowledged; its restart reads the batch again.

@@ -29,11 +29,19 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiokafka.partitioner import murmur2
 
 Record = tuple[bytes | None, bytes | None]
+
+
+class Sealed(NamedTuple):
+    """The records of one flush, taken at once (see :meth:`BatchedOutput.seal`)."""
+
+    records: dict[tuple[str, int], list[Record]]
+    previous: asyncio.Future[None] | None  # done once the seal taken before sent its state
+    turn: asyncio.Future[None]  # done once this seal sent its state (or was abandoned)
 
 
 def partition_for(key: bytes, partitions: int) -> int:
@@ -84,29 +92,51 @@ class BatchedOutput:
         partition = self._key_partitions[(topic, key)]
         self._pending[(topic, partition)].extend([(key, value) for value in values[1:]])
 
+    def add_to(self, topic: str, partition: int, records: list[Record]) -> None:
+        """Records (key, value) for one partition, in order."""
+        self._pending.setdefault((topic, partition), []).extend(records)
+
     def __len__(self) -> int:
         return sum(len(records) for records in self._pending.values())
 
     async def flush(self) -> int:
         """Send every pending record: outputs first; once the broker acknowledged them (and
         everything sent before, by any flush), state. Returns when the state is sent."""
+        return await self.write(self.seal())
+
+    def seal(self) -> Sealed:
+        """Take every pending record, for :meth:`write`. The state of seals is sent in the order
+        they were taken, whatever order their outputs are acknowledged in: the changelog must
+        end with each key's latest value. A seal must be written (or abandoned)."""
         pending, self._pending = self._pending, {}
-        previous, turn = self._state_turn, asyncio.get_running_loop().create_future()
-        self._state_turn = turn
+        sealed = Sealed(pending, self._state_turn, asyncio.get_running_loop().create_future())
+        self._state_turn = sealed.turn
+        return sealed
+
+    async def write(self, sealed: Sealed) -> int:
+        """Send a seal's records, outputs first; its state once they are acknowledged."""
         try:
-            outputs = {tp: records for tp, records in pending.items() if tp[0] not in self._after}
-            state = {tp: records for tp, records in pending.items() if tp[0] in self._after}
+            outputs = {tp: records for tp, records in sealed.records.items() if tp[0] not in self._after}
+            state = {tp: records for tp, records in sealed.records.items() if tp[0] in self._after}
             sent = await self._send(outputs)
             await self.settle()  # a failed send raises here: the batch's events are not acknowledged
-            if previous is not None:
-                # Concurrent flushes (an agent's and a timer's) send their state in the order they
-                # were taken: the changelog must end with each key's latest value, and the flush
-                # taken last may be acknowledged first.
-                await previous
+            if sealed.previous is not None:
+                await sealed.previous  # the state of the seal taken before is sent
             sent += await self._send(state)
             return sent
         finally:
-            turn.set_result(None)
+            self.abandon(sealed)
+
+    def abandon(self, sealed: Sealed) -> None:
+        """Give up a seal's turn (its records are not sent), so later seals' state can go out."""
+        if not sealed.turn.done():
+            sealed.turn.set_result(None)
+
+    def clear(self) -> int:
+        """Drop every pending record; return how many (benchmarks of the pipeline without Kafka)."""
+        dropped = len(self)
+        self._pending = {}
+        return dropped
 
     async def settle(self) -> None:
         """Wait until the broker acknowledged everything sent so far; raise if a send failed."""

@@ -16,10 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-import orjson
-
 from streams import topics
 from streams.codec import decode_entries, decode_scans
+from streams.encoding import encode
 from streams.metrics import Metrics
 from streams.models import EntryCount, Rejected, ScanEvent
 from streams.rules import codes as c
@@ -182,7 +181,7 @@ class Pipeline:
                 if decisions:
                     sink.send_many(topics.DECISIONS, venue_key, decisions)
                 venue, venue_key, decisions = scan.venue_id, scan.venue_id.encode(), []
-            decisions.append(orjson.dumps({
+            decisions.append(encode({
                 "schema": "hcs.decision.v1",
                 "event_id": scan.event_id,
                 "checkpoint_id": scan.checkpoint_id,
@@ -337,7 +336,7 @@ class Pipeline:
 
     def emit_alert(self, *, minute: DistrictMinute, **fields: Any) -> None:
         record = alert_record(**fields)
-        self.sink.send(topics.ALERTS, record["dedup_key"].encode(), orjson.dumps(record))
+        self.sink.send(topics.ALERTS, record["dedup_key"].encode(), encode(record))
         self.metrics.alerts(record["district"], record["kind"], record["severity"]).inc()
         minute.alerts[record["kind"]] += 1
 
@@ -459,13 +458,13 @@ class Pipeline:
             self._touched_minutes.discard(key)
             minute = cached[0] if cached is not None else DistrictMinute.from_json(raw)
             self.state.delete(key)
-            self.partials.partial(district, orjson.dumps(
+            self.partials.partial(district, encode(
                 {"source": partition, "district": district, "minute": start, "figures": minute.to_json()}))
             sent += 1
         # Each watermark after its partition's partials (all of them are in this flush, in order).
         for partition, through in closing.items():
             self.state.set(f"{CLOSED_PREFIX}{partition}", through, partition)
-            self.partials.watermark(orjson.dumps({"source": partition, "through": through}))
+            self.partials.watermark(encode({"source": partition, "through": through}))
         return sent
 
     def sweep(self, now: float) -> int:
@@ -482,7 +481,7 @@ class Pipeline:
     # -- dead letters --------------------------------------------------------------------------
 
     def dead_letter(self, rejected: Rejected, ref: RecordRef, now: float) -> None:
-        self.sink.send(topics.DLQ, ref.key, orjson.dumps({
+        self.sink.send(topics.DLQ, ref.key, encode({
             "schema": "hcs.deadletter.v1",
             "source_topic": ref.topic,
             "partition": ref.partition,

@@ -32,7 +32,8 @@ def _store_dict(table: ChangelogTable) -> dict[str, Any]:
     return inner  # type: ignore[no-any-return]
 
 
-ChangelogSend = Callable[[int, str, Any], None]  # (partition, key, value or None for a tombstone)
+# Writes changelog records of one partition, in order: (partition, [(key, value or None for a tombstone)]).
+ChangelogSend = Callable[[int, list[tuple[str, Any]]], None]
 
 
 class _StoreView:
@@ -79,8 +80,11 @@ class PartitionedState(_StoreView):
         """Send the latest value (or a tombstone) of every key changed since the last flush."""
         dirty, self._dirty = self._dirty, {}
         data = self.data
+        by_partition: dict[int, list[tuple[str, Any]]] = {}
         for key, partition in dirty.items():
-            self.send(partition, key, data.get(key))
+            by_partition.setdefault(partition, []).append((key, data.get(key)))
+        for partition, records in by_partition.items():
+            self.send(partition, records)
         return len(dirty)
 
     def items(self, prefix: str) -> Iterator[tuple[str, int, Any]]:
@@ -125,8 +129,11 @@ class DedupMarks(_StoreView):
     def flush(self) -> int:
         """Send every mark made (or swept) since the last flush to the changelog."""
         dirty, self._dirty = self._dirty, {}
+        by_partition: dict[int, list[tuple[str, Any]]] = {}
         for key, mark in dirty.items():
-            self.send(mark % PARTITION_SPAN, key, mark if mark >= 0 else None)
+            by_partition.setdefault(mark % PARTITION_SPAN, []).append((key, mark if mark >= 0 else None))
+        for partition, records in by_partition.items():
+            self.send(partition, records)
         return len(dirty)
 
     def sweep(self, now: float, owned: Callable[[int], bool], limit: int = 200_000) -> int:

@@ -63,7 +63,7 @@ def make_app(policy: Policy | None = None) -> tuple[HcsApp, RecordingSink, Magic
     app.pipeline.is_active = lambda partition: partition == 0  # as if the group gave us partition 0
     changelog = MagicMock(name="send_changelog")  # the changelogs of every table, in one record
     for state in (app.pipeline.state, app.pipeline.seen, app.stats_owner.state):
-        state.send = changelog
+        state.send = lambda partition, records: [changelog(partition, k, v) for k, v in records]
     return app, sink, changelog
 
 

@@ -12,7 +12,7 @@ from streams.state import DedupMarks
 def marks() -> tuple[DedupMarks, list[tuple[int, str, Any]]]:
     sent: list[tuple[int, str, Any]] = []
     table = SimpleNamespace(data=SimpleNamespace(data={}))  # a table over a memory store
-    return DedupMarks(table, lambda partition, key, value: sent.append((partition, key, value))), sent
+    return DedupMarks(table, lambda partition, records: sent.extend((partition, k, v) for k, v in records)), sent
 
 
 def test_a_mark_goes_to_its_partitions_changelog_once_per_flush_and_holds_no_container() -> None:
