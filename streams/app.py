@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, cast
 
 import faust
@@ -222,25 +221,10 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     async def drain(stream: Any, spec: topics.TopicSpec, handle: Handler) -> None:
         """Hand each batch's records to ``handle``; ack them once the outputs and state are durable.
 
-        A batch is written while the next one is handled (the broker's round trip overlaps the
-        work), in order: a batch's write starts once the one before is acknowledged, and a
-        failed write stops every write after it. At most one batch is handled ahead.
+        Batches are written while the next ones are handled (the broker's round trip overlaps
+        the work), in order, one write at a time (:class:`consuming.OrderedWriter`).
         """
-
-        async def write(before: asyncio.Future[None] | None, events: Sequence[Any], sealed: Sealed) -> None:
-            try:
-                if before is not None:
-                    await before
-            except BaseException:
-                output.abandon(sealed)
-                raise
-
-            async def persist_sealed() -> None:
-                await output.write(sealed)
-
-            await consuming.complete(stream, events, persist_sealed)
-
-        writing: asyncio.Future[None] | None = None
+        writer: consuming.OrderedWriter[Sealed] = consuming.OrderedWriter(stream, seal, output.write)
         try:
             async for events in consuming.batches(stream, SCAN_BATCH_MAX, SCAN_BATCH_WITHIN_S):
                 now = time.time()
@@ -256,13 +240,13 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
                         log.exception("record %s[%d]@%d failed: %s", msg.topic, msg.partition, msg.offset,
                                       type(exc).__name__)
                         metrics.processing_errors(spec.name).inc()
-                before, writing = writing, asyncio.ensure_future(write(writing, events, seal()))
-                if before is not None:
-                    await asyncio.shield(before)  # raises if that batch could not be written
+                writer.handled(events)
+                writer.check()  # an earlier batch could not be written: stop, unacknowledged
+                if writer.backlog >= SCAN_BATCH_MAX:
+                    await writer.wait()  # writes fall behind: handle no further ahead
         finally:
-            if writing is not None:
-                # A stop lets the batches in hand finish: written and acknowledged, or neither.
-                await asyncio.shield(writing)
+            # A stop lets the batches in hand finish: written and acknowledged, or neither.
+            await writer.finish()
 
     # A batch whose outputs could not be written (Kafka unreachable beyond the producer's
     # retries) stops the worker unacknowledged; its restart reads the batch again.

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 import faust
 from faust.transport.consumer import ensure_TP
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+
+Sealed = TypeVar("Sealed")
 
 
 async def batches(stream: Any, max_: int, within: float) -> AsyncIterator[Sequence[Any]]:
@@ -114,6 +116,82 @@ async def complete(stream: Any, events: Sequence[Any], persist: Callable[[], Awa
 async def _ack(stream: Any, events: Sequence[Any]) -> None:
     for event in events:
         await stream.ack(event)
+
+
+class OrderedWriter(Generic[Sealed]):
+    """Writes handled batches in order, one write at a time, while the next ones are handled.
+
+    :meth:`handled` takes a batch whose records were handled; if no write is in flight it is
+    sealed (``seal``: its outputs and state taken, synchronously) and written at once, else it
+    goes into the next write, which starts when the one in flight is done. A slow round trip
+    thus makes writes larger instead of the worker idle, and batches handled between two writes
+    share one. Events are acknowledged once their write succeeded (:func:`complete`). A failed
+    write stops all writing; :meth:`check` raises its error.
+    """
+
+    def __init__(self, stream: Any, seal: Callable[[], Sealed],
+                 write: Callable[[Sealed], Awaitable[object]]) -> None:
+        self._stream, self._seal, self._write = stream, seal, write
+        self._events: list[Any] = []  # handled, not yet sealed
+        self._writing: asyncio.Future[None] | None = None
+        self._failed: BaseException | None = None
+
+    @property
+    def backlog(self) -> int:
+        """Events handled and waiting for the next write."""
+        return len(self._events)
+
+    def handled(self, events: Sequence[Any]) -> None:
+        self._events.extend(events)
+        self._start()
+
+    def check(self) -> None:
+        """Raise the error of a failed write (nothing after it was written or acknowledged)."""
+        if self._failed is not None:
+            raise self._failed
+
+    async def wait(self) -> None:
+        """Until the write in flight is done; raise if a write failed."""
+        if self._writing is not None and not self._writing.done():
+            await asyncio.wait([self._writing])
+        self.check()
+
+    async def finish(self) -> None:
+        """Until every handled batch is written and acknowledged (a stop lets them finish)."""
+        while True:
+            self.check()
+            if self._writing is not None and not self._writing.done():
+                await asyncio.wait([self._writing])
+            elif self._events:
+                self._start()
+            else:
+                return
+
+    def _start(self) -> None:
+        if self._failed is not None or not self._events:
+            return
+        if self._writing is not None and not self._writing.done():
+            return  # the next write takes these events too
+        events, self._events = self._events, []
+        try:
+            sealed = self._seal()
+        except Exception as exc:  # noqa: BLE001 -- a bug; raised in the drain by check()
+            self._failed = exc
+            return
+
+        async def persist() -> None:
+            await self._write(sealed)
+
+        self._writing = asyncio.ensure_future(complete(self._stream, events, persist))
+        self._writing.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Future[None]) -> None:
+        if task.cancelled():
+            self._failed = asyncio.CancelledError("a write was cancelled")
+        elif (error := task.exception()) is not None:
+            self._failed = error
+        else:
+            self._start()
 
 
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
