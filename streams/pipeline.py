@@ -20,7 +20,7 @@ from streams import topics
 from streams.codec import decode_entries, decode_scans
 from streams.encoding import encode
 from streams.metrics import Metrics
-from streams.models import EntryCount, Rejected, ScanEvent
+from streams.models import Decision, EntryCount, Rejected, ScanEvent
 from streams.rules import codes as c
 from streams.rules.alerts import (
     AlertMemo,
@@ -164,7 +164,8 @@ class Pipeline:
                 policy_for = (district, venue_type)
                 recheck_s = params.recheck_window_minutes * 60
                 window_s = params.compliance_window_seconds
-                counts.group(district, venue_type)
+                if minute_district:  # a new venue type or policy within the minute in hand
+                    counts.group(district, venue_type, minute, reattributed)
             recheck_key = f"{RECHECK_PREFIX}{scan.venue_id}|{scan.person_ref}"
             recheck = get(recheck_key)
             verdict = judge(scan, params, recheck is not None and 0 <= t - recheck["opened"] <= recheck_s)
@@ -181,25 +182,14 @@ class Pipeline:
                 if decisions:
                     sink.send_many(topics.DECISIONS, venue_key, decisions)
                 venue, venue_key, decisions = scan.venue_id, scan.venue_id.encode(), []
-            decisions.append(encode({
-                "schema": "hcs.decision.v1",
-                "event_id": scan.event_id,
-                "checkpoint_id": scan.checkpoint_id,
-                "venue_id": venue,
-                "venue_type": venue_type,
-                "district": district,
-                "event_time": scan.event_time_at,
-                "decided_at": decided_at,
-                "decision": verdict.decision,
-                "reasons": list(verdict.reasons),
-                "policy_version": version,
-                "late": late,
-            }))
+            decisions.append(encode(Decision(
+                scan.event_id, scan.checkpoint_id, venue, venue_type, district, scan.event_time_at, decided_at,
+                verdict.decision, verdict.reasons, version, late)))
             if not (minute_lo <= t < minute_hi and district == minute_district):
                 minute, reattributed = self._minute(partition, district, t)
                 minute_district, minute_lo = district, window_start(t, MINUTE_S)
                 minute_hi = minute_lo + MINUTE_S
-            minute.add_decision(verdict.decision, verdict.reasons, late or reattributed)
+                counts.group(district, venue_type, minute, reattributed)
             for spec in verdict.alerts:
                 key = person_dedup_key(spec.kind, scan.person_ref, venue)
                 self.raise_alert(key, spec.kind, spec.severity, spec.reasons, district, venue,
@@ -527,24 +517,27 @@ class _Report:
 
 
 class _Counts:
-    """A record's metric updates, summed per (district, venue type) and applied once per run."""
+    """A record's counts (metrics, and the district minute's figures), summed per run of scans
+    of one district, venue type and minute, and applied once per run."""
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
-        self.key: tuple[str, str] | None = None
+        self.key: tuple[str, str, DistrictMinute, bool] | None = None
         self.decisions: list[str] = []
         self.reasons: list[str] = []
         self.lags: list[float] = []
         self.late = 0
 
-    def group(self, district: str, venue_type: str) -> None:
-        if self.key != (district, venue_type):
+    def group(self, district: str, venue_type: str, minute: DistrictMinute, reattributed: bool) -> None:
+        key = (district, venue_type, minute, reattributed)
+        if self.key is None or self.key[:2] != key[:2] or self.key[2] is not minute or self.key[3] != reattributed:
             self.flush()
-            self.key = (district, venue_type)
+            self.key = key
 
     def add(self, decision: str, reasons: tuple[str, ...], late: bool, lag: float) -> None:
         self.decisions.append(decision)
-        self.reasons.extend(reasons)
+        if reasons:
+            self.reasons.extend(reasons)
         self.lags.append(lag if lag > 0.0 else 0.0)
         if late:
             self.late += 1
@@ -552,12 +545,16 @@ class _Counts:
     def flush(self) -> None:
         if self.key is None or not self.decisions:
             return
-        m, (district, venue_type) = self.metrics, self.key
-        for decision, n in Counter(self.decisions).items():
+        m, (district, venue_type, minute, reattributed) = self.metrics, self.key
+        decisions, reasons = Counter(self.decisions), Counter(self.reasons)
+        for decision, n in decisions.items():
             m.scans(district, venue_type, decision).inc(n)
-        for reason, n in Counter(self.reasons).items():
+        for reason, n in reasons.items():
             m.scan_reasons(district, venue_type, reason).inc(n)
         if self.late:
             m.late(district).inc(self.late)
         m.lag(district).observe_all(self.lags)
+        # A scan counted in a later minute than its own (that one was sent) counts as late there.
+        minute.add_decisions(len(self.decisions), decisions, reasons,
+                             len(self.decisions) if reattributed else self.late)
         self.decisions, self.reasons, self.lags, self.late = [], [], [], 0

@@ -80,12 +80,14 @@ class DistrictMinute:
     three100: dict[str, list[int]] = field(default_factory=lambda: {m: [0, 0] for m in MEASURES})
 
     def add_decision(self, decision: str, reasons: tuple[str, ...], late: bool) -> None:
-        self.scans += 1
-        self.decisions[decision] += 1
-        for reason in reasons:
-            self.reasons[reason] += 1
-        if late:
-            self.late += 1
+        self.add_decisions(1, Counter((decision,)), Counter(reasons), int(late))
+
+    def add_decisions(self, scans: int, decisions: Counter[str], reasons: Counter[str], late: int) -> None:
+        """Several scans at once: how many, their decisions and reasons counted, how many late."""
+        self.scans += scans
+        self.decisions.update(decisions)
+        self.reasons.update(reasons)
+        self.late += late
 
     def add_outcomes(self, outcomes: dict[str, tuple[int, int]]) -> None:
         for measure, (ok, miss) in outcomes.items():

@@ -48,6 +48,9 @@ class Judgement(NamedTuple):
     ends_recheck: bool  # this scan was the recheck of an open window (fever confirmed or cleared)
 
 
+_CLEAR = Judgement(c.ALLOW, (), (), False, False)
+
+
 def shanghai_day(ts: float) -> int:
     """The Asia/Shanghai calendar day number of an epoch time."""
     return int((ts + SHANGHAI_OFFSET_S) // DAY_S)
@@ -138,6 +141,8 @@ def judge(scan: ScanEvent, p: Params, recheck_open: bool = False) -> Judgement:
                     recheck = starts_recheck = True
                     report.add(c.FEVER)
 
+    if not (deny or report or ends_recheck):
+        return _CLEAR  # most scans: allowed, nothing to report
     reasons = tuple(sorted(deny | report))
     if deny:
         decision = c.DENY
@@ -146,7 +151,7 @@ def judge(scan: ScanEvent, p: Params, recheck_open: bool = False) -> Judgement:
     elif report:
         decision = c.ALLOW_WITH_REPORT
     else:
-        decision = c.ALLOW
+        decision = c.ALLOW  # a recheck settled without fever
     return Judgement(decision, reasons, _alerts(reasons, fever_confirmed), starts_recheck, ends_recheck)
 
 
