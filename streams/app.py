@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 SCAN_BATCH_MAX = 1000  # records handed to the pipeline at once
 SCAN_BATCH_WITHIN_S = 0.005
+OVERLAP_MIN_S = 0.005  # a batch handled for at least this long is written while the next is handled
 RECHECK_TICK_S = 5.0  # FEVER_UNRESOLVED fires within this long after a recheck window ends
 WINDOW_TICK_S = 1.0  # compliance windows, silent checkpoints and district minutes close this often
 SWEEP_TICK_S = 60.0
@@ -227,6 +228,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
         writer: consuming.OrderedWriter[Sealed] = consuming.OrderedWriter(stream, seal, output.write)
         try:
             async for events in consuming.batches(stream, SCAN_BATCH_MAX, SCAN_BATCH_WITHIN_S):
+                started = time.perf_counter()
                 now = time.time()
                 for event in events:
                     msg = event.message
@@ -242,8 +244,12 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
                         metrics.processing_errors(spec.name).inc()
                 writer.handled(events)
                 writer.check()  # an earlier batch could not be written: stop, unacknowledged
-                if writer.backlog >= SCAN_BATCH_MAX:
-                    await writer.wait()  # writes fall behind: handle no further ahead
+                if time.perf_counter() - started < OVERLAP_MIN_S or writer.backlog >= SCAN_BATCH_MAX:
+                    # A quick batch (single-scan records: Faust's per-record path is the cost)
+                    # is written before the next is taken, so that records gather meanwhile into
+                    # a larger next batch, as writes cost per batch; a long one (gateway
+                    # batches) overlaps its write with the next batch's handling.
+                    await writer.finish()
         finally:
             # A stop lets the batches in hand finish: written and acknowledged, or neither.
             await writer.finish()
