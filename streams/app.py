@@ -70,6 +70,7 @@ def changelog_writer(output: BatchedOutput, table: Any) -> ChangelogSend:
     """Writes a table's changelog records as Faust's recovery reads them (JSON key and value)."""
     topic = table.changelog_topic.get_topic_name()
     output.send_after_outputs(topic)
+
     def send(partition: int, records: list[tuple[str, Any]]) -> None:
         output.add_to(topic, partition, [(encode(key), None if value is None else encode(value))
                                          for key, value in records])

@@ -26,7 +26,7 @@ from faust.transport.consumer import ensure_TP
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
-Sealed = TypeVar("Sealed")
+SealedT = TypeVar("SealedT")
 
 
 async def batches(stream: Any, max_: int, within: float) -> AsyncIterator[Sequence[Any]]:
@@ -118,7 +118,7 @@ async def _ack(stream: Any, events: Sequence[Any]) -> None:
         await stream.ack(event)
 
 
-class OrderedWriter(Generic[Sealed]):
+class OrderedWriter(Generic[SealedT]):
     """Writes handled batches in order, one write at a time, while the next ones are handled.
 
     :meth:`handled` takes a batch whose records were handled; if no write is in flight it is
@@ -129,8 +129,8 @@ class OrderedWriter(Generic[Sealed]):
     write stops all writing; :meth:`check` raises its error.
     """
 
-    def __init__(self, stream: Any, seal: Callable[[], Sealed],
-                 write: Callable[[Sealed], Awaitable[object]]) -> None:
+    def __init__(self, stream: Any, seal: Callable[[], SealedT],
+                 write: Callable[[SealedT], Awaitable[object]]) -> None:
         self._stream, self._seal, self._write = stream, seal, write
         self._events: list[Any] = []  # handled, not yet sealed
         self._writing: asyncio.Future[None] | None = None
@@ -149,12 +149,6 @@ class OrderedWriter(Generic[Sealed]):
         """Raise the error of a failed write (nothing after it was written or acknowledged)."""
         if self._failed is not None:
             raise self._failed
-
-    async def wait(self) -> None:
-        """Until the write in flight is done; raise if a write failed."""
-        if self._writing is not None and not self._writing.done():
-            await asyncio.wait([self._writing])
-        self.check()
 
     async def finish(self) -> None:
         """Until every handled batch is written and acknowledged (a stop lets them finish)."""

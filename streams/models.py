@@ -32,8 +32,8 @@ class Itinerary(msgspec.Struct, frozen=True, gc=False):
 
 class ScanEvent(msgspec.Struct, frozen=True, gc=False):
     """One scan (``hcs.scan.v1``). ``event_time`` is epoch seconds; ``event_time_at`` the same
-    instant with the offset it was sent with, for records that echo it (orjson renders a
-    datetime as RFC 3339 in C, for a quarter of what ``isoformat()`` costs)."""
+    instant with the offset it was sent with, for records that echo it (the encoder renders a
+    datetime as RFC 3339 in C, for a fraction of what ``isoformat()`` costs)."""
 
     event_id: str
     event_time: float

@@ -74,13 +74,16 @@ class BatchedOutput:
             if key is None:
                 partition = next(self._round_robin) % self._partitions[topic]
             else:
-                cached = self._key_partitions.get((topic, key))
-                if cached is None:
-                    if len(self._key_partitions) > 100_000:
-                        self._key_partitions.clear()
-                    cached = self._key_partitions[(topic, key)] = partition_for(key, self._partitions[topic])
-                partition = cached
+                partition = self._partition_of(topic, key)
         self._pending.setdefault((topic, partition), []).append((key, value))
+
+    def _partition_of(self, topic: str, key: bytes) -> int:
+        cached = self._key_partitions.get((topic, key))
+        if cached is None:
+            if len(self._key_partitions) > 100_000:
+                self._key_partitions.clear()
+            cached = self._key_partitions[(topic, key)] = partition_for(key, self._partitions[topic])
+        return cached
 
     def add_many(self, topic: str, key: bytes | None, values: list[bytes]) -> None:
         """Several records of one key (keyed: one partition), in order."""
@@ -88,9 +91,7 @@ class BatchedOutput:
             for value in values:
                 self.add(topic, None, value)
             return
-        self.add(topic, key, values[0])  # finds (and caches) the key's partition
-        partition = self._key_partitions[(topic, key)]
-        self._pending[(topic, partition)].extend([(key, value) for value in values[1:]])
+        self.add_to(topic, self._partition_of(topic, key), [(key, value) for value in values])
 
     def add_to(self, topic: str, partition: int, records: list[Record]) -> None:
         """Records (key, value) for one partition, in order."""

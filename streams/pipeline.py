@@ -115,16 +115,14 @@ class Pipeline:
             # reads and a histogram update per scan cost more than the rules of a plain scan.
             self.metrics.processing.observe_many((time.perf_counter() - started) / len(scans), len(scans))
 
-    def _first_sight(self, event_id: str, spec: topics.TopicSpec, partition: int, t: float, now: float) -> bool:
-        """False (and counted) for a redelivered event id; else the partition's stream time moves on."""
-        if DEDUP_PREFIX + event_id in self.seen:
-            self.metrics.duplicates(spec.name).inc()
-            return False
-        self.clock.observe(partition, t, now)
-        return True
-
-    def _remember(self, event_id: str, partition: int, now: float) -> None:
-        self.seen.set(DEDUP_PREFIX + event_id, now + self.dedup_horizon_s, partition)
+    def _claim(self, event_ids: list[str], spec: topics.TopicSpec, partition: int, now: float) -> list[int]:
+        """Mark the ids not seen before (until the dedup horizon); count the others as duplicates.
+        Returns the positions of the new ones."""
+        claimed = self.seen.claim([DEDUP_PREFIX + event_id for event_id in event_ids],
+                                  now + self.dedup_horizon_s, partition)
+        if len(claimed) < len(event_ids):
+            self.metrics.duplicates(spec.name).inc(len(event_ids) - len(claimed))
+        return claimed
 
     def on_scans(self, scans: Sequence[ScanEvent], partition: int, now: float) -> None:
         """Judge the scans of one record, in order: each gets its decision, alerts and counts.
@@ -134,11 +132,8 @@ class Pipeline:
         checkpoint window and status, the district minute, the metric children. Redelivered
         event ids are dropped (and counted) first; a repeat inside the record is one too.
         """
-        claimed = self.seen.claim([DEDUP_PREFIX + scan.event_id for scan in scans],
-                                  now + self.dedup_horizon_s, partition)
+        claimed = self._claim([scan.event_id for scan in scans], topics.SCANS, partition, now)
         fresh = scans if len(claimed) == len(scans) else [scans[i] for i in claimed]
-        if len(fresh) < len(scans):
-            self.metrics.duplicates(topics.SCANS.name).inc(len(scans) - len(fresh))
         if not fresh:
             return
         state, get, sink = self.state, self.state.get, self.sink
@@ -238,8 +233,9 @@ class Pipeline:
         self.on_entries(item, ref.partition, now)
 
     def on_entries(self, count: EntryCount, partition: int, now: float) -> None:
-        if not self._first_sight(count.event_id, topics.ENTRIES, partition, count.window_start, now):
+        if not self._claim([count.event_id], topics.ENTRIES, partition, now):
             return
+        self.clock.observe(partition, count.window_start, now)
         version, params = self.policy.params(count.window_start, count.district, count.venue_type)
         # An interval is counted in the compliance window holding its start.
         size = params.compliance_window_seconds
@@ -252,7 +248,6 @@ class Pipeline:
         window.save()
         self._reported(count.checkpoint_id, count.window_start, count.window_start, count.district,
                        count.venue_id, count.venue_type, version, partition)
-        self._remember(count.event_id, partition, now)
         self.metrics.entries(count.district, count.venue_type).inc(count.entries)
 
     # -- state helpers -------------------------------------------------------------------------

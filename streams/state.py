@@ -11,7 +11,7 @@ per key per batch, not once per scan); the agent flushes before its offsets can 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
 
@@ -55,6 +55,14 @@ class _StoreView:
     def __contains__(self, key: str) -> bool:
         return key in self.data
 
+    def _send_by_partition(self, records: Iterable[tuple[int, str, Any]]) -> None:
+        """Changelog records (partition, key, value), one ``send`` per partition, in order."""
+        by_partition: dict[int, list[tuple[str, Any]]] = {}
+        for partition, key, value in records:
+            by_partition.setdefault(partition, []).append((key, value))
+        for partition, grouped in by_partition.items():
+            self.send(partition, grouped)
+
 
 class PartitionedState(_StoreView):
     """A key-value view of a changelogged table whose values are ``[partition, payload]``.
@@ -80,11 +88,7 @@ class PartitionedState(_StoreView):
         """Send the latest value (or a tombstone) of every key changed since the last flush."""
         dirty, self._dirty = self._dirty, {}
         data = self.data
-        by_partition: dict[int, list[tuple[str, Any]]] = {}
-        for key, partition in dirty.items():
-            by_partition.setdefault(partition, []).append((key, data.get(key)))
-        for partition, records in by_partition.items():
-            self.send(partition, records)
+        self._send_by_partition((partition, key, data.get(key)) for key, partition in dirty.items())
         return len(dirty)
 
     def items(self, prefix: str) -> Iterator[tuple[str, int, Any]]:
@@ -110,10 +114,6 @@ class DedupMarks(_StoreView):
     def __len__(self) -> int:
         return len(self.data)
 
-    def set(self, key: str, expires_at: float, partition: int) -> None:
-        self.data[key] = mark = math.ceil(expires_at) * PARTITION_SPAN + partition
-        self._dirty[key] = mark
-
     def claim(self, keys: list[str], expires_at: float, partition: int) -> list[int]:
         """Mark the ``keys`` not marked yet (a key repeated in ``keys`` counts once); return
         their positions in ``keys``."""
@@ -129,11 +129,8 @@ class DedupMarks(_StoreView):
     def flush(self) -> int:
         """Send every mark made (or swept) since the last flush to the changelog."""
         dirty, self._dirty = self._dirty, {}
-        by_partition: dict[int, list[tuple[str, Any]]] = {}
-        for key, mark in dirty.items():
-            by_partition.setdefault(mark % PARTITION_SPAN, []).append((key, mark if mark >= 0 else None))
-        for partition, records in by_partition.items():
-            self.send(partition, records)
+        self._send_by_partition((mark % PARTITION_SPAN, key, mark if mark >= 0 else None)
+                                for key, mark in dirty.items())
         return len(dirty)
 
     def sweep(self, now: float, owned: Callable[[int], bool], limit: int = 200_000) -> int:

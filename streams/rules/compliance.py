@@ -79,9 +79,6 @@ class DistrictMinute:
     alerts: Counter[str] = field(default_factory=Counter)
     three100: dict[str, list[int]] = field(default_factory=lambda: {m: [0, 0] for m in MEASURES})
 
-    def add_decision(self, decision: str, reasons: tuple[str, ...], late: bool) -> None:
-        self.add_decisions(1, Counter((decision,)), Counter(reasons), int(late))
-
     def add_decisions(self, scans: int, decisions: Counter[str], reasons: Counter[str], late: int) -> None:
         """Several scans at once: how many, their decisions and reasons counted, how many late."""
         self.scans += scans

@@ -74,7 +74,12 @@ class Policy:
 
     def params(self, event_time: float, district: str, venue_type: str) -> tuple[str, Params]:
         """(version name, effective params) for a scan. Before the first version, the first applies."""
-        i = max(bisect.bisect_right(self._starts, event_time) - 1, 0)
+        return self._params(self._index(event_time), district, venue_type)
+
+    def _index(self, event_time: float) -> int:
+        return max(bisect.bisect_right(self._starts, event_time) - 1, 0)
+
+    def _params(self, i: int, district: str, venue_type: str) -> tuple[str, Params]:
         key = (i, district, venue_type)
         cached = self._cache.get(key)
         version = self.versions[i]
@@ -84,8 +89,8 @@ class Policy:
 
     def params_span(self, event_time: float, district: str, venue_type: str) -> tuple[str, Params, float, float]:
         """:meth:`params`, and the span ``[start, end)`` of event times in which they are in force."""
-        i = max(bisect.bisect_right(self._starts, event_time) - 1, 0)
-        version, params = self.params(event_time, district, venue_type)
+        i = self._index(event_time)
+        version, params = self._params(i, district, venue_type)
         start = self._starts[i] if i > 0 else -math.inf  # the first version also covers what is before it
         end = self._starts[i + 1] if i + 1 < len(self._starts) else math.inf
         return version, params, start, end

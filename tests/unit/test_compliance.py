@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 from streams.rules.compliance import CheckpointWindow, DistrictMinute, StreamClock, window_start
 
@@ -61,8 +62,8 @@ def test_windows_round_trip_through_json() -> None:
 
 def test_district_minutes_merge_every_figure() -> None:
     a, b = DistrictMinute(), DistrictMinute()
-    a.add_decision("DENY", ("NO_MASK",), late=False)
-    b.add_decision("ALLOW", (), late=True)
+    a.add_decisions(1, Counter(["DENY"]), Counter(["NO_MASK"]), late=0)
+    b.add_decisions(1, Counter(["ALLOW"]), Counter(), late=1)
     b.alerts["KEY_PERSON_DETECTED"] += 1
     b.add_outcomes({"code": (1, 2), "temperature": (3, 0), "mask": (2, 1)})
     a.merge(DistrictMinute.from_json(b.to_json()))

@@ -17,8 +17,8 @@ def marks() -> tuple[DedupMarks, list[tuple[int, str, Any]]]:
 
 def test_a_mark_goes_to_its_partitions_changelog_once_per_flush_and_holds_no_container() -> None:
     m, sent = marks()
-    m.set("d:a", 1000.2, 3)
-    m.set("d:b", 1000.0, 7)
+    m.claim(["d:a"], 1000.2, 3)
+    m.claim(["d:b"], 1000.0, 7)
     assert "d:a" in m and "d:c" not in m
     assert m.flush() == 2 and m.flush() == 0
     assert [(p, k) for p, k, _ in sent] == [(3, "d:a"), (7, "d:b")]
@@ -29,8 +29,8 @@ def test_a_mark_goes_to_its_partitions_changelog_once_per_flush_and_holds_no_con
 def test_a_sweep_forgets_expired_marks_of_owned_partitions_with_tombstones_and_stops_at_the_first_unexpired() -> None:
     m, sent = marks()
     for i in range(5):
-        m.set(f"d:{i}", 100.0 + i, i % 2)
-    m.set("d:late-but-old", 50.0, 0)  # made after d:4, expires before it: left for a later sweep
+        m.claim([f"d:{i}"], 100.0 + i, i % 2)
+    m.claim(["d:late-but-old"], 50.0, 0)  # made after d:4, expires before it: left for a later sweep
     m.flush()
     sent.clear()
     removed = m.sweep(now=102.5, owned=lambda partition: partition == 0)
@@ -43,7 +43,7 @@ def test_a_sweep_forgets_expired_marks_of_owned_partitions_with_tombstones_and_s
 
 def test_claiming_marks_only_ids_not_seen_and_a_repeat_within_the_claim_once() -> None:
     m, sent = marks()
-    m.set("d:old", 1000.0, 3)
+    m.claim(["d:old"], 1000.0, 3)
     assert m.claim(["d:a", "d:old", "d:b", "d:a"], 2000.5, 3) == [0, 2]
     assert "d:a" in m and "d:b" in m
     m.flush()

@@ -88,17 +88,17 @@ def test_a_failed_write_stops_every_later_write_and_is_raised() -> None:
     asyncio.run(scenario())
 
 
-def test_finish_writes_what_is_handled_and_wait_returns_once_the_write_in_flight_is_done() -> None:
+def test_finish_returns_once_the_write_in_flight_and_what_was_handled_meanwhile_are_written() -> None:
     async def scenario() -> None:
         h = Harness()
         h.handle("a1")
         h.handle("b1")
-        waiting = asyncio.ensure_future(h.writer.wait())
-        await settle()
-        assert not waiting.done()
-        h.gates[0].set_result(None)
-        await waiting
         finishing = asyncio.ensure_future(h.writer.finish())
+        await settle()
+        assert not finishing.done()
+        h.gates[0].set_result(None)
+        await settle()
+        assert not finishing.done()  # b1 is being written now
         await settle()
         h.gates[1].set_result(None)
         await finishing
