@@ -127,3 +127,19 @@ def test_offsets_are_committed_only_once_the_apps_writes_are_acknowledged(monkey
     with pytest.raises(ConnectionError):
         asyncio.run(app.consumer._commit_offsets({SCANS[0]: 5}))
     assert calls == []  # nothing committed
+
+
+def test_the_workers_consumer_lets_the_broker_hold_an_empty_fetch_briefly_not_faust_s_1_5_s() -> None:
+    from aiokafka import AIOKafkaConsumer
+
+    async def build() -> tuple[Any, Any]:
+        app = create_app(Settings(app_id="fetch-wait-test"), load_policy(), Metrics())
+        thread: Any = app.consumer._thread
+        # The private name is aiokafka's own, read when the fetcher starts: checked on a plain consumer.
+        plain = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9", fetch_max_wait_ms=123)
+        return thread._create_worker_consumer(app.transport), plain
+
+    worker, plain = asyncio.run(build())
+    assert plain._fetch_max_wait_ms == 123
+    assert worker._fetch_max_wait_ms == consuming.FETCH_MAX_WAIT_MS == 100
+    assert worker._max_partition_fetch_bytes == 4 * 1024 * 1024  # Faust's other settings kept
