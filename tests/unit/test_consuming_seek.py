@@ -9,7 +9,7 @@ from typing import Any
 from aiokafka import TopicPartition
 
 from streams import consuming
-from streams.app import create_app
+from streams.app import CONSUMER_FETCH_BYTES, create_app
 from streams.metrics import Metrics
 from streams.rules.policy import load_policy
 from streams.settings import Settings
@@ -142,4 +142,4 @@ def test_the_workers_consumer_lets_the_broker_hold_an_empty_fetch_briefly_not_fa
     worker, plain = asyncio.run(build())
     assert plain._fetch_max_wait_ms == 123
     assert worker._fetch_max_wait_ms == consuming.FETCH_MAX_WAIT_MS == 100
-    assert worker._max_partition_fetch_bytes == 4 * 1024 * 1024  # Faust's other settings kept
+    assert worker._max_partition_fetch_bytes == CONSUMER_FETCH_BYTES  # the settings Faust passes are kept
