@@ -225,6 +225,7 @@ def run(rate: float, port: int) -> None:
 def bench(scans: int, rounds: int, budget: float, rate: float, latency_seconds: float, out: Path) -> None:
     """Benchmark hcs against a raw aiokafka loop and a bare Faust agent on a real broker."""
     import os
+    import shutil
     import tempfile
 
     from streams.bench.run import run_benchmark, table
@@ -234,6 +235,7 @@ def bench(scans: int, rounds: int, budget: float, rate: float, latency_seconds: 
     out.parent.mkdir(parents=True, exist_ok=True)
     kafka = None
     bootstrap = os.environ.get(ENV_BOOTSTRAP)
+    finished = False
     try:
         if not bootstrap:
             kafka = LocalKafka(Path(tempfile.mkdtemp(prefix="hcs-bench-")), heap="1g", owned=True)
@@ -241,11 +243,16 @@ def bench(scans: int, rounds: int, budget: float, rate: float, latency_seconds: 
             click.echo(f"local broker at {bootstrap}", err=True)
         report = run_benchmark(bootstrap, scans, rounds, budget, rate, latency_seconds, out,
                                log=lambda line: click.echo(line, err=True))
+        finished = True
     except HcsError as exc:
         _fail(exc)
     finally:
         if kafka is not None:
             kafka.stop()
+            # The broker's data (~2 GB for 500,000 scans) goes; its logs stay if the run failed.
+            shutil.rmtree(kafka.state_dir if finished else kafka.state_dir / "data", ignore_errors=True)
+            if not finished:
+                click.echo(f"broker logs kept in {kafka.state_dir / 'logs'}", err=True)
     click.echo(table(report))
     click.echo(f"\nwritten: {out}")
 
