@@ -16,9 +16,12 @@ from streams.errors import HcsError
 class FakeKafka:
     """A local broker that leaves what a real one does in its state dir."""
 
+    made: list[FakeKafka] = []
+
     def __init__(self, state_dir: Path, **_: Any) -> None:
         self.state_dir = state_dir
         self.stopped = False
+        FakeKafka.made.append(self)
 
     def start(self, port: int) -> Any:
         (self.state_dir / "data").mkdir()
@@ -37,6 +40,7 @@ def tmp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr("tempfile.tempdir", None)  # re-read TMPDIR
     monkeypatch.setattr(localkafka, "LocalKafka", FakeKafka)
+    FakeKafka.made.clear()
     return tmp_path
 
 
@@ -51,6 +55,7 @@ def test_a_finished_benchmark_removes_its_broker_dir(tmp_root: Path, monkeypatch
     assert result.exit_code == 0, result.output
     assert "TABLE" in result.output
     assert list(tmp_root.glob("hcs-bench-*")) == []
+    assert [kafka.stopped for kafka in FakeKafka.made] == [True]
 
 
 def test_a_failed_benchmark_removes_the_broker_data_and_keeps_its_logs(
@@ -65,3 +70,4 @@ def test_a_failed_benchmark_removes_the_broker_data_and_keeps_its_logs(
     assert not (state / "data").exists()
     assert (state / "logs" / "broker.log").read_text() == "started\n"
     assert str(state / "logs") in result.output
+    assert [kafka.stopped for kafka in FakeKafka.made] == [True]
