@@ -525,6 +525,7 @@ class _Counts:
 
     def group(self, district: str, venue_type: str, minute: DistrictMinute, reattributed: bool) -> None:
         key = (district, venue_type, minute, reattributed)
+        # The minute by identity, not `==`: two minutes whose figures are equal are still two.
         if self.key is None or self.key[:2] != key[:2] or self.key[2] is not minute or self.key[3] != reattributed:
             self.flush()
             self.key = key
