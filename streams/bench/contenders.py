@@ -97,8 +97,11 @@ def run_bare(bootstrap: str, source: str, sink: str, group: str, progress: Progr
 
     from streams.app import QuietWorker  # the same fix of Faust's logging trap as hcs, to be fair
 
+    # Faust's data dir defaults to "<id>-data" in the working directory; keep it in the bench's
+    # work dir (next to the progress file), which the bench removes when it ends.
     app = faust.App(group, broker=f"kafka://{bootstrap}", store="memory://", web_enabled=False,
-                    autodiscover=False, consumer_auto_offset_reset="earliest", Worker=QuietWorker)
+                    autodiscover=False, consumer_auto_offset_reset="earliest", Worker=QuietWorker,
+                    datadir=str(progress.path.parent / f"{group}-data"))
     src = app.topic(source, key_serializer="raw", value_serializer="raw")
     out = app.topic(sink, key_serializer="raw", value_serializer="raw")
 

@@ -13,7 +13,10 @@ pytestmark = pytest.mark.integration
 
 
 def test_the_benchmark_runs_every_contender_in_both_modes_and_writes_its_report(
-        kafka_bootstrap: str, tmp_path: Path) -> None:
+        kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)  # the contenders inherit it
     out = tmp_path / "bench.json"
     lines: list[str] = []
     report = run_benchmark(kafka_bootstrap, scans=3000, rounds=1, budget_s=3, rate=300, latency_s=2, out=out,
@@ -26,3 +29,4 @@ def test_the_benchmark_runs_every_contender_in_both_modes_and_writes_its_report(
     assert set(saved["summary"]) == set(MODES) and saved["scans"] == 3000
     printed = table(report)
     assert "hcs/raw" in printed and "single" in printed and "batch" in printed
+    assert list(cwd.iterdir()) == []  # no contender left its data dir where it was started
