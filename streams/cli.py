@@ -146,9 +146,10 @@ def policy_check(file: Path, district: str) -> None:
         click.echo(f"version {version.version}  valid_from {rfc3339(version.valid_from)}"
                    + (f"  district {district}" if district else ""))
         table = {vt: asdict(p) for vt, p in loaded.effective_table(version, district).items()}
-        click.echo(f"  {'':<26}" + "".join(f"{vt[:13]:>14}" for vt in table))
+        width = 2 + max(map(len, table))  # whole venue-type names: isolation_point is 15 characters
+        click.echo(f"  {'':<26}" + "".join(f"{vt:>{width}}" for vt in table))
         for name in PARAM_NAMES:
-            click.echo(f"  {name:<26}" + "".join(f"{_fmt(p[name]):>14}" for p in table.values()))
+            click.echo(f"  {name:<26}" + "".join(f"{_fmt(p[name]):>{width}}" for p in table.values()))
     click.echo(f"{file}: OK ({len(loaded.versions)} version(s))")
 
 

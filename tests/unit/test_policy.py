@@ -113,7 +113,8 @@ def test_a_policy_that_is_not_json_is_refused(tmp_path: Path) -> None:
 def test_policy_check_prints_effective_parameters_per_venue_type(two_versions: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "streams", "policy", "check", str(two_versions)],
                          capture_output=True, text=True, check=True).stdout
-    assert "version 2022.05" in out and "transport_hub" in out
+    header = out.split("version 2022.05")[1].splitlines()[1]
+    assert header.split() == list(c.VENUE_TYPES)  # whole names, in the contract's order
     row = next(line for line in out.split("version 2022.05")[1].splitlines() if line.strip().startswith("fever"))
     assert row.split()[1:] == ["37.5"] * 12
     assert out.strip().endswith("OK (2 version(s))")
