@@ -11,8 +11,7 @@ import pytest
 
 from streams.errors import BrokerError
 from streams.localkafka import LocalKafka, free_port
-
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+from tests.environment import unavailable
 
 
 @pytest.fixture(scope="session")
@@ -31,9 +30,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         status = kafka.start(port=free_port())
     except BrokerError as exc:
-        if IN_CI:
-            pytest.fail(f"CI needs a real Kafka broker and it could not start: {exc}")
-        pytest.skip(f"no Kafka broker: {exc}")
+        unavailable("a real Kafka broker", str(exc))
     try:
         assert status.bootstrap
         yield status.bootstrap

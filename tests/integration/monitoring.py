@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 import urllib.parse
@@ -12,22 +10,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from streams.localkafka import die_with_parent, free_port
-
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-def binary(*names: str) -> str:
-    for name in names:
-        path = shutil.which(name)
-        if path:
-            return path
-    message = f"{names[0]} is not installed (apt-get install prometheus prometheus-alertmanager)"
-    if IN_CI:
-        pytest.fail(message + "; .ci/run must install it")
-    pytest.skip(message)
+from tests.environment import tool
 
 
 def get_json(url: str, timeout: float = 5.0) -> Any:
@@ -74,7 +58,7 @@ def start_prometheus(tmp: Path, targets: list[str], rule_files: list[Path]) -> S
         "rule_files": [str(p) for p in rule_files],
         "scrape_configs": [{"job_name": "hcs-worker", "static_configs": [{"targets": targets}]}],
     }))
-    return Server([binary("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
+    return Server([tool("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={tmp / 'tsdb'}",
                    f"--web.listen-address=127.0.0.1:{port}"], port, tmp / "prometheus.log", "/-/ready")
 
 
@@ -86,6 +70,6 @@ def query(server: Server, expr: str) -> list[dict[str, Any]]:
 
 def start_alertmanager(tmp: Path, config: Path, port: int | None = None) -> Server:
     port = port or free_port()
-    return Server([binary("prometheus-alertmanager", "alertmanager"), f"--config.file={config}",
+    return Server([tool("prometheus-alertmanager", "alertmanager"), f"--config.file={config}",
                    f"--storage.path={tmp / 'am-data'}", f"--web.listen-address=127.0.0.1:{port}",
                    "--cluster.listen-address="], port, tmp / "alertmanager.log", "/-/ready")

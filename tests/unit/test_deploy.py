@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,23 +10,14 @@ import pytest
 import yaml
 
 from streams import settings as settings_module
+from tests.environment import tool
 
 ROOT = Path(__file__).resolve().parents[2]
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
 def compose() -> dict[str, Any]:
     loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     return loaded
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        if IN_CI:
-            pytest.fail(f"{name} must be installed in CI (.ci/run installs it)")
-        pytest.skip(f"{name} is not installed (apt-get install prometheus prometheus-alertmanager)")
-    return path
 
 
 def test_compose_runs_kafka_worker_simulator_and_the_monitoring_stack() -> None:
