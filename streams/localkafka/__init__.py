@@ -148,7 +148,9 @@ def cluster_id() -> str:
 
 
 def answers_metadata(bootstrap: str, timeout_s: float = 5.0) -> bool:
-    """True when a Kafka broker at ``bootstrap`` answers a metadata request."""
+    """True when a Kafka broker at ``bootstrap`` answers a metadata request and can coordinate
+    consumer groups (on a new broker the first group request creates ``__consumer_offsets``, and
+    until it exists every consumer logs "Group Coordinator Request failed")."""
     import logging
 
     from aiokafka.admin import AIOKafkaAdminClient
@@ -161,6 +163,7 @@ def answers_metadata(bootstrap: str, timeout_s: float = 5.0) -> bool:
         try:
             await asyncio.wait_for(admin.start(), timeout_s)
             cluster = await asyncio.wait_for(admin.describe_cluster(), timeout_s)
+            await asyncio.wait_for(admin.find_coordinator("hcs-broker-ready"), timeout_s)
             return bool(cluster.get("brokers"))
         except Exception:  # noqa: BLE001 - any failure means "not ready yet"
             return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.localkafka import answers_metadata, free_port
 
@@ -21,13 +23,26 @@ def hcs(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
                           env=env if env is not None else dict(os.environ), timeout=180, check=False)
 
 
+def coordinator_of_a_new_group(bootstrap: str) -> int:
+    """One FindCoordinator request, no retry: fails while the broker cannot coordinate groups yet."""
+    async def ask() -> int:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            return await admin.find_coordinator("a-new-group")
+        finally:
+            await admin.close()
+    return asyncio.run(ask())
+
+
 def test_start_twice_then_stop_twice(tmp_path: Path, kafka_bootstrap: str) -> None:
     # kafka_bootstrap: the jars are resolved (or this is skipped where no broker can run).
     state, port = str(tmp_path / "broker"), free_port()
     first = hcs("broker", "start", "--port", str(port), "--state-dir", state)
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith(f"started: broker: running at 127.0.0.1:{port}")
-    assert answers_metadata(f"127.0.0.1:{port}")
+    # Ready for consumers the moment start returns, so a worker's first group request succeeds.
+    assert coordinator_of_a_new_group(f"127.0.0.1:{port}") == 1
 
     second = hcs("broker", "start", "--port", str(port), "--state-dir", state)
     assert second.returncode == 0, second.stderr

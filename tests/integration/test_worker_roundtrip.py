@@ -57,3 +57,5 @@ def test_worker_judges_scans_and_dead_letters_bad_records(
     assert 'hcs_duplicates_total{topic="hcs.scans.v1"} 1.0' in metrics
     assert 'hcs_dead_letters_total{reason="NOT_JSON",topic="hcs.scans.v1"} 1.0' in metrics
     assert red["person_ref"] not in metrics
+
+    assert "[ERROR]" not in worker.log_path.read_text(), worker.log_tail()  # bad input is no error
