@@ -214,6 +214,13 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
                        sources=topics.SCANS.partitions)
     app.pipeline = pipeline
     app.stats_owner = owner
+    entries_name = entries_topic.get_topic_name()
+
+    # mode types the handler as generic in an unbound sender type, which mypy cannot match.
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    def release_partitions(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        """Another worker may now add to the revoked partitions' state: drop what is cached of it."""
+        pipeline.release({tp.partition for tp in revoked if tp.topic in (scans_name, entries_name)})
 
     Handler = Callable[[bytes | None, RecordRef, float], None]
 

@@ -12,7 +12,7 @@ import base64
 import math
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -97,6 +97,15 @@ class Pipeline:
         self._touched_minutes.clear()
         self.seen.flush()
         self.state.flush()
+
+    def release(self, partitions: Collection[int]) -> None:
+        """Forget what is cached of ``partitions``, which this worker gave up: another worker may
+        add to their state, and should one come back, its figures are what the table recovers."""
+        for key in [key for key, (_, partition) in self._minutes.items() if partition in partitions]:
+            del self._minutes[key]
+            # Nothing touched is lost: a batch is flushed before it is acknowledged, and Faust
+            # waits for every acknowledgement before it revokes.
+            self._touched_minutes.discard(key)
 
     # -- scans ---------------------------------------------------------------------------------
 

@@ -9,11 +9,12 @@ from typing import Any
 from unittest.mock import MagicMock
 
 import orjson
+from faust.types import TP
 
 from streams import topics
 from streams.app import HcsApp
 from tests import factories as f
-from tests.agents.conftest import RecordingPartials, RecordingSink
+from tests.agents.conftest import RecordingPartials, RecordingSink, make_app
 
 Harness = tuple[HcsApp, RecordingSink, MagicMock]
 T0 = f.T0  # 08:00 Shanghai: the start of a 600-second window
@@ -160,3 +161,25 @@ def test_district_minutes_are_merged_per_source_and_emitted_when_every_source_pa
     # A partial re-sent after its minute was emitted changes nothing.
     asyncio.run(_aggregate(app, [(owner_partition, partials.partials[0])] + [(owner_partition, w) for w in others]))
     assert len(sink.of(topics.DISTRICT_STATS)) == 5
+
+
+def test_a_partition_given_up_and_taken_back_counts_what_its_other_owner_added() -> None:
+    """A district minute cached by this worker is dropped when its partition is revoked: meanwhile
+    another worker may add to it, and the state recovered on its return holds the sum."""
+    app, _, _ = make_app()
+    other, _, _ = make_app()
+
+    def recover(into: HcsApp, source: HcsApp) -> None:  # as table recovery replays a changelog
+        into.pipeline.state.data.update(source.pipeline.state.data)
+        into.pipeline.seen.data.update(source.pipeline.seen.data)
+
+    scans(app, f.scan(event_id="a"))
+    asyncio.run(app.on_partitions_revoked.send(revoked={TP(topics.SCANS.name, 0), TP(topics.ENTRIES.name, 0)}))
+    recover(other, app)
+    scans(other, f.scan(event_id="b"), f.scan(event_id="c"))
+    recover(app, other)  # partition 0 comes back
+    scans(app, f.scan(event_id="d"))
+    close(app, idle=True)
+    partials: RecordingPartials = app.pipeline.partials  # type: ignore[assignment]
+    minute = [p for p in map(orjson.loads, partials.partials) if p["minute"] == T0.timestamp()]
+    assert [p["figures"]["scans"] for p in minute] == [4]
