@@ -1,34 +1,47 @@
 """Writes the Grafana dashboards of deploy/grafana/dashboards/ (run it after changing a panel).
 
-The dashboards are data; this file is where they are edited, so that panel layout, datasource
-and units stay uniform. tests/unit/test_dashboards.py checks the JSON is what this writes, and
-tests/integration/test_monitoring_end_to_end.py runs every query against a real Prometheus.
+The dashboards are built with Grafana's own Foundation SDK (``grafana-foundation-sdk``, in the
+``test`` extra): its builders know the dashboard schema, lay the panels out on the grid and
+encode the JSON Grafana provisions. This file is where a panel is edited, so that datasource,
+sizes and units stay uniform. tests/unit/test_dashboards.py checks the JSON is what this writes,
+and tests/integration/test_monitoring_end_to_end.py runs every query against a real Prometheus
+that scraped a real worker.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
+from grafana_foundation_sdk.builders.common import VizLegendOptions, VizTooltipOptions
+from grafana_foundation_sdk.builders.dashboard import Dashboard, QueryVariable
+from grafana_foundation_sdk.builders.prometheus import Dataquery as PrometheusQuery
+from grafana_foundation_sdk.builders.timeseries import Panel as Timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.common import LegendDisplayMode, LegendPlacement, SortOrder, TooltipDisplayMode
+from grafana_foundation_sdk.models.dashboard import DataSourceRef, VariableOption, VariableRefresh, VariableSort
+
+DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")  # provisioning/datasources/prometheus.yml
 OUT = Path(__file__).parent / "dashboards"
 
 
-def panel(title: str, expr: str, legend: str, unit: str = "short", kind: str = "timeseries",
-          description: str = "") -> dict[str, Any]:
-    return {"type": kind, "title": title, "description": description, "datasource": DATASOURCE,
-            "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
-            "targets": [{"refId": "A", "datasource": DATASOURCE, "expr": expr, "legendFormat": legend}]}
+def panel(title: str, expr: str, legend: str, unit: str = "short", description: str = "") -> Timeseries:
+    built = (Timeseries().title(title).datasource(DATASOURCE).unit(unit).height(8).span(12)  # two per row
+             .legend(VizLegendOptions().show_legend(True).display_mode(LegendDisplayMode.LIST)
+                     .placement(LegendPlacement.BOTTOM))
+             .tooltip(VizTooltipOptions().mode(TooltipDisplayMode.MULTI).sort(SortOrder.DESCENDING))
+             .with_target(PrometheusQuery().ref_id("A").datasource(DATASOURCE).expr(expr).legend_format(legend)))
+    return built.description(description) if description else built
 
 
-def dashboard(uid: str, title: str, panels: list[dict[str, Any]], variables: list[dict[str, Any]]) -> dict[str, Any]:
-    laid_out = []
-    for i, p in enumerate(panels):
-        laid_out.append({"id": i + 1, "gridPos": {"h": 8, "w": 12, "x": 12 * (i % 2), "y": 8 * (i // 2)}, **p})
-    return {"uid": uid, "title": title, "tags": ["hcs"], "timezone": "Asia/Shanghai", "schemaVersion": 39,
-            "version": 1, "editable": True, "refresh": "30s", "time": {"from": "now-6h", "to": "now"},
-            "templating": {"list": variables}, "panels": laid_out}
+def dashboard(uid: str, title: str, panels: list[Timeseries], variables: list[QueryVariable]) -> Dashboard:
+    board = (Dashboard(title).uid(uid).tags(["hcs"]).timezone("Asia/Shanghai").editable().refresh("30s")
+             .time("now-6h", "now"))
+    for variable in variables:
+        board = board.with_variable(variable)
+    for number, p in enumerate(panels, start=1):
+        board = board.with_panel(p.id(number))
+    return board
 
 
 CITY = dashboard("hcs-city", "hcs — city overview", [
@@ -44,12 +57,12 @@ CITY = dashboard("hcs-city", "hcs — city overview", [
           "p99", "s", description="from a scan's event_time to its decision"),
 ], [])
 
-DISTRICT_VARIABLE = {
-    "name": "district", "label": "District", "type": "query", "datasource": DATASOURCE,
-    "query": {"query": "label_values(hcs_scans_total, district)", "refId": "district"},
-    "definition": "label_values(hcs_scans_total, district)", "refresh": 2, "sort": 1,
-    "current": {"text": "330106", "value": "330106"},
-}
+DISTRICT_VARIABLE = (
+    QueryVariable("district").label("District").datasource(DATASOURCE)
+    .query("label_values(hcs_scans_total, district)")
+    .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED).sort(VariableSort.ALPHABETICAL_ASC)
+    .current(VariableOption(text="330106", value="330106"))
+)
 DISTRICT = dashboard("hcs-district", "hcs — district drill-down", [
     panel("Scans per second by venue type", 'sum by (venue_type) (rate(hcs_scans_total{district="$district"}[5m]))',
           "{{venue_type}}", "ops"),
@@ -74,8 +87,8 @@ DISTRICT = dashboard("hcs-district", "hcs — district drill-down", [
 DASHBOARDS = {"hcs-city.json": CITY, "hcs-district.json": DISTRICT}
 
 
-def render(board: dict[str, Any]) -> str:
-    return json.dumps(board, indent=2, ensure_ascii=False) + "\n"
+def render(board: Dashboard) -> str:
+    return json.dumps(board.build(), cls=JSONEncoder, indent=2, ensure_ascii=False) + "\n"
 
 
 if __name__ == "__main__":

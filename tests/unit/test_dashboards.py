@@ -47,7 +47,7 @@ def test_every_panel_has_a_unique_id_a_prometheus_query_and_a_place(name: str) -
 def test_the_district_drill_down_has_a_district_variable_used_by_every_panel() -> None:
     board = boards()["hcs-district.json"]
     (variable,) = board["templating"]["list"]
-    assert variable["name"] == "district" and "label_values(hcs_scans_total, district)" in variable["definition"]
+    assert variable["name"] == "district" and variable["query"] == "label_values(hcs_scans_total, district)"
     assert all('district="$district"' in t["expr"] for p in board["panels"] for t in p["targets"])
 
 
