@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,13 @@ def compose() -> dict[str, Any]:
 def test_compose_runs_kafka_worker_simulator_and_the_monitoring_stack() -> None:
     assert set(compose()["services"]) == {"kafka", "worker", "simulator", "alerts-bridge", "prometheus",
                                           "alertmanager", "grafana"}
-    assert compose()["services"]["kafka"]["image"].startswith("apache/kafka:4.")
+
+
+def test_compose_runs_the_kafka_version_of_the_local_broker() -> None:
+    pom = ET.parse(ROOT / "streams/localkafka/pom.xml").getroot()
+    version = pom.findtext("m:properties/m:kafka.version", namespaces={"m": "http://maven.apache.org/POM/4.0.0"})
+    assert version and version.startswith("4.")
+    assert compose()["services"]["kafka"]["image"] == f"apache/kafka:{version}"
 
 
 def test_every_file_compose_mounts_exists() -> None:
