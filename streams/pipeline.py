@@ -100,7 +100,9 @@ class Pipeline:
 
     def release(self, partitions: Collection[int]) -> None:
         """Forget what is cached of ``partitions``, which this worker gave up: another worker may
-        add to their state, and should one come back, its figures are what the table recovers."""
+        add to their state, and should one come back, its figures are what the table recovers
+        and its stream time starts anew."""
+        self.clock.forget(partitions)
         for key in [key for key, (_, partition) in self._minutes.items() if partition in partitions]:
             del self._minutes[key]
             # Nothing touched is lost: a batch is flushed before it is acknowledged, and Faust

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,3 +152,10 @@ class StreamClock:
         if wall - last >= self.idle_s:
             return max(mark, wall)
         return mark
+
+    def forget(self, partitions: Collection[int]) -> None:
+        """Partitions given up: should one come back, it starts as new (a backlog left by its
+        other owner is read by its own event times, not by the wall clock of a stale idle time)."""
+        for partition in partitions:
+            self.watermark.pop(partition, None)
+            self.last_read.pop(partition, None)

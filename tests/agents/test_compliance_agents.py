@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from datetime import timedelta
 from typing import Any
@@ -175,6 +176,7 @@ def test_a_partition_given_up_and_taken_back_counts_what_its_other_owner_added()
 
     scans(app, f.scan(event_id="a"))
     asyncio.run(app.on_partitions_revoked.send(revoked={TP(topics.SCANS.name, 0), TP(topics.ENTRIES.name, 0)}))
+    assert app.pipeline.clock.now(0, time.time()) == -math.inf  # its stream time starts anew too
     recover(other, app)
     scans(other, f.scan(event_id="b"), f.scan(event_id="c"))
     recover(app, other)  # partition 0 comes back

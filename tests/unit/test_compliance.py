@@ -94,3 +94,13 @@ def test_a_partition_never_read_waits_out_the_idle_time_first() -> None:
     assert clock.now(3, wall=5000.0) == -math.inf  # maybe a backlog is about to arrive
     assert clock.now(3, wall=5009.0) == -math.inf
     assert clock.now(3, wall=5010.0) == 5010.0
+
+
+def test_a_partition_given_up_and_taken_back_starts_as_new() -> None:
+    clock = StreamClock(idle_s=10)
+    clock.observe(3, 1000.0, wall=5000.0)
+    clock.forget([3])
+    # Another worker read it meanwhile; what it left is read by its own event times, not the wall.
+    assert clock.now(3, wall=5100.0) == -math.inf
+    clock.observe(3, 1200.0, wall=5101.0)
+    assert clock.now(3, wall=5102.0) == 1200.0
