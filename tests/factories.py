@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -48,3 +50,12 @@ def batch(scans: list[dict[str, Any]], gateway_id: str = "gw-1") -> dict[str, An
 
 def encode(value: Any) -> bytes:
     return orjson.dumps(value)
+
+
+def policy_file(directory: Path, version: str, **defaults: Any) -> Path:
+    """A policy file of one version, in force since 2022, that changes the packaged ``defaults``
+    named (e.g. seconds-long windows for a drill)."""
+    path = directory / f"policy-{version}.json"
+    path.write_text(json.dumps({"schema": "hcs.policy.v1", "versions": [
+        {"version": version, "valid_from": "2022-01-01T00:00:00+08:00", "defaults": defaults}]}))
+    return path

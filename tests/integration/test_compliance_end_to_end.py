@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import Counter
@@ -22,10 +21,8 @@ pytestmark = pytest.mark.integration
 
 def test_two_districts_yield_the_expected_violations_and_district_stats_totals(
         worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
-    policy = tmp_path / "policy.json"
-    policy.write_text(json.dumps({"schema": "hcs.policy.v1", "versions": [
-        {"version": "drill-2", "valid_from": "2022-01-01T00:00:00+08:00",
-         "defaults": {"compliance_window_seconds": 60, "compliance_grace_seconds": 2, "silent_after_minutes": 100}}]}))
+    policy = f.policy_file(tmp_path, "drill-2", compliance_window_seconds=60, compliance_grace_seconds=2,
+                           silent_after_minutes=100)
     create_topics(kafka_bootstrap, topic_prefix)
     # Three minutes ago, on a minute boundary: recent enough not to be late, old enough to be closed.
     start = datetime.fromtimestamp(math.floor(time.time() / 60) * 60 - 180, f.SHANGHAI)

@@ -40,10 +40,7 @@ def recording_rules() -> list[str]:
 
 def test_every_dashboard_query_and_recording_rule_returns_data_from_a_real_worker(
         worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
-    policy = tmp_path / "policy.json"
-    policy.write_text(json.dumps({"schema": "hcs.policy.v1", "versions": [
-        {"version": "drill-3", "valid_from": "2022-01-01T00:00:00+08:00",
-         "defaults": {"compliance_window_seconds": 5, "compliance_grace_seconds": 1}}]}))
+    policy = f.policy_file(tmp_path, "drill-3", compliance_window_seconds=5, compliance_grace_seconds=1)
     create_topics(kafka_bootstrap, topic_prefix)
     env = {**worker_env, "HCS_POLICY_FILE": str(policy)}
     worker = WorkerProcess(env, tmp_path / "worker.log").start()

@@ -171,12 +171,7 @@ def test_tail_prints_one_line_per_alert_with_its_severity(
 
 def test_a_fever_without_recheck_raises_fever_unresolved_under_the_policy_file(
         worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
-    import json
-
-    policy = tmp_path / "policy.json"
-    policy.write_text(json.dumps({"schema": "hcs.policy.v1", "versions": [
-        {"version": "drill-1", "valid_from": "2022-01-01T00:00:00+08:00",
-         "defaults": {"recheck_window_minutes": 0.05}}]}))  # a 3-second window for the drill
+    policy = f.policy_file(tmp_path, "drill-1", recheck_window_minutes=0.05)  # a 3-second window for the drill
     create_topics(kafka_bootstrap, topic_prefix)
     fever = f.scan(temperature_c=38.6)
     produce(kafka_bootstrap, name(topics.SCANS, topic_prefix), [(b"venue-1", f.encode(fever))])

@@ -4,7 +4,6 @@ decided exactly once and the district statistics add up."""
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 import time
@@ -28,10 +27,7 @@ CHUNKS = 30
 
 def test_a_worker_joining_and_leaving_mid_stream_loses_and_repeats_nothing(
         worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
-    policy = tmp_path / "policy.json"
-    policy.write_text(json.dumps({"schema": "hcs.policy.v1", "versions": [
-        {"version": "shared", "valid_from": "2022-01-01T00:00:00+08:00",
-         "defaults": {"compliance_grace_seconds": 1, "silent_after_minutes": 100}}]}))
+    policy = f.policy_file(tmp_path, "shared", compliance_grace_seconds=1, silent_after_minutes=100)
     create_topics(kafka_bootstrap, topic_prefix)
     # One minute of event time, two minutes ago: not late, and each partition's part of it is
     # added to by the first worker, then the second, then the first again.
