@@ -274,7 +274,7 @@ class LocalKafka:
         ]
 
     def start(self, port: int = DEFAULT_PORT, timeout_s: float = START_TIMEOUT_S) -> BrokerStatus:
-        """Start the broker unless it already runs; return once it answers metadata requests."""
+        """Start the broker unless it already runs; return once it answers metadata and group requests."""
         current = self.status()
         if current.running:
             return current
