@@ -147,8 +147,8 @@ def cluster_id() -> str:
             return candidate
 
 
-def answers_metadata(bootstrap: str, timeout_s: float = 5.0) -> bool:
-    """True when a Kafka broker at ``bootstrap`` answers a metadata request and can coordinate
+def serves_clients(bootstrap: str, timeout_s: float = 5.0) -> bool:
+    """True when a Kafka broker at ``bootstrap`` answers metadata requests and can coordinate
     consumer groups (on a new broker the first group request creates ``__consumer_offsets``, and
     until it exists every consumer logs "Group Coordinator Request failed")."""
     import logging
@@ -311,7 +311,7 @@ class LocalKafka:
             if proc.poll() is not None:
                 self._state_path.unlink(missing_ok=True)
                 raise BrokerError(f"the broker exited with code {proc.returncode} at start; see {self.log_path}")
-            if answers_metadata(bootstrap, timeout_s=3.0):
+            if serves_clients(bootstrap, timeout_s=3.0):
                 return self.status()
             time.sleep(0.5)
         self.stop()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.localkafka import answers_metadata, free_port
+from streams.localkafka import free_port, serves_clients
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ def test_start_twice_then_stop_twice(tmp_path: Path, kafka_bootstrap: str) -> No
     assert hcs("broker", "status", "--state-dir", state).returncode == 0
 
     assert hcs("broker", "stop", "--state-dir", state).stdout.strip() == "broker: stopped"
-    assert not answers_metadata(f"127.0.0.1:{port}", timeout_s=2)
+    assert not serves_clients(f"127.0.0.1:{port}", timeout_s=2)
     again = hcs("broker", "stop", "--state-dir", state)
     assert (again.returncode, again.stdout.strip()) == (0, "broker: not running")
     status = hcs("broker", "status", "--state-dir", state)
@@ -104,7 +104,7 @@ def test_a_broker_owned_by_a_process_stops_when_that_process_is_killed(tmp_path:
         "print(s.pid, s.port, flush=True); time.sleep(600)")], stdout=subprocess.PIPE, text=True)
     assert owner.stdout is not None
     pid, port = map(int, owner.stdout.readline().split())
-    assert answers_metadata(f"127.0.0.1:{port}")
+    assert serves_clients(f"127.0.0.1:{port}")
     owner.send_signal(signal.SIGKILL)  # no teardown runs
     owner.wait(10)
     deadline = time.monotonic() + 30
