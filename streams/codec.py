@@ -9,12 +9,14 @@ Schemas of ``schemas/`` are the published form of the same shapes.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import msgspec
 import orjson
 
 from streams import wire
 from streams.models import EntryCount, Itinerary, Nat, Rejected, ScanEvent, Vaccination
+from streams.pseudonyms import PERSON_REF_FORM, PERSON_REF_PATTERN, holds_resident_id, is_resident_id
 
 MAX_RECORD_BYTES = 64 * 1024  # a scan, an entry count: CONTRACT.md's TOO_LARGE limit
 # A gateway batch holds up to 1,000 scans, which cannot fit in 64 KiB: the limit applies to each
@@ -24,30 +26,36 @@ SCAN_SCHEMA = "hcs.scan.v1"
 BATCH_SCHEMA = "hcs.scan-batch.v1"
 ENTRIES_SCHEMA = "hcs.entries.v1"
 
+MAX_FUTURE_S = 3600.0  # an event time further ahead of the read time is a broken device clock
+
 _AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+_QUOTED = re.compile(r"\s*'.*'", re.S)  # msgspec quotes the offending value: never echoed
 _FRIENDLY = {
     "Expected `datetime` with a timezone component":
         "must be an RFC 3339 timestamp with an explicit offset, e.g. 2022-05-10T08:00:00+08:00",
     "Invalid RFC3339 encoded datetime":
         "must be an RFC 3339 timestamp with an explicit offset, e.g. 2022-05-10T08:00:00+08:00",
+    "Invalid enum value": "is not one of the allowed values",
+    f"Expected `str` matching regex {PERSON_REF_PATTERN!r}": f"must be {PERSON_REF_FORM}",
 }
+_SCHEMAS = f"one of {SCAN_SCHEMA}, {BATCH_SCHEMA}"
+_ID_FIELDS = ("checkpoint_id", "venue_id")
 
 
 def _field_error(exc: msgspec.ValidationError, where: str = "") -> tuple[str, str]:
-    """(path, message) of a msgspec error, the path as ``health_code.color`` behind ``where``."""
+    """(path, message) of a msgspec error, the path as ``health_code.color`` behind ``where``.
+
+    The message names what was wrong, never the value that was there (it may be a name or an ID
+    number sent by mistake).
+    """
     match = _AT.match(str(exc))
     message = match.group("message") if match else str(exc)
     path = (match.group("path") or "") if match else ""
-    return where + (path.lstrip(".") or "(record)"), _FRIENDLY.get(message, message)
-
-
-def _schema_of(raw: bytes) -> object:
-    """The ``schema`` field of a record that failed to decode (for the UNSUPPORTED_SCHEMA detail)."""
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return value.get("schema") if isinstance(value, dict) else None
+    friendly = _FRIENDLY.get(message)
+    if friendly is None:
+        friendly = _QUOTED.sub("", message) if "regex" not in message else message
+        friendly = _FRIENDLY.get(friendly, friendly)
+    return where + (path.lstrip(".") or "(record)"), friendly
 
 
 def _is_schema_error(exc: msgspec.ValidationError) -> bool:
@@ -55,13 +63,83 @@ def _is_schema_error(exc: msgspec.ValidationError) -> bool:
     return text.endswith("- at `$.schema`") or text == "Object missing required field `schema`"
 
 
+def _not_json(raw: bytes | memoryview) -> str | None:
+    """Why ``raw`` is not well-formed UTF-8 JSON, or None if it is.
+
+    msgspec validates while it parses, so a record cut off after a bad value fails as a schema
+    error first; a record that is not JSON at all is NOT_JSON whatever else is wrong with it.
+    """
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "recursion" in str(exc):
+            return None  # well-formed as far as read: too deep, which is a shape error
+        return f"not UTF-8 JSON: {exc.msg}"
+    return None
+
+
 def _too_large(size: int, limit: int, what: str, payload: bytes) -> Rejected:
     return Rejected("TOO_LARGE", f"{what} is {size} bytes, over the {limit} byte limit", payload)
 
 
+def _too_deep(payload: bytes, where: str = "") -> Rejected:
+    return Rejected("SCHEMA_INVALID", f"{where or '(record)'}: nested too deeply", payload)
+
+
 def _invalid(exc: msgspec.ValidationError, payload: bytes, where: str = "") -> Rejected:
     path, message = _field_error(exc, where)
-    return Rejected("SCHEMA_INVALID", f"{path}: {message}", payload)
+    return Rejected("SCHEMA_INVALID", f"{path}: {message}", payload, redact=path.removeprefix(where))
+
+
+def _shape_error(exc: msgspec.ValidationError, payload: bytes, where: str, schemas: str) -> Rejected:
+    """A record that decoded as JSON but not as its schema: the schema tag, or a field."""
+    why = _not_json(payload)
+    if why is not None:
+        return Rejected("NOT_JSON", f"{where}{why}" if where else why, payload)
+    if _is_schema_error(exc):
+        return Rejected("UNSUPPORTED_SCHEMA", f"{where}schema: is not {schemas}", payload, redact="schema")
+    return _invalid(exc, payload, where)
+
+
+def _identity_error(scan: wire.Scan, where: str) -> tuple[str, str] | None:
+    """(detail, field) if the scan's pseudonym or place identifiers hold a resident ID number."""
+    if len(scan.person_ref) == 18 and is_resident_id(scan.person_ref):
+        return f"{where}person_ref: is a resident ID number; must be {PERSON_REF_FORM}", "person_ref"
+    for name in _ID_FIELDS:
+        if holds_resident_id(getattr(scan, name)):
+            return f"{where}{name}: holds a resident ID number", name
+    return None
+
+
+_TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},:]', re.S)
+
+
+def _split_batch(raw: bytes) -> tuple[bytes, list[bytes]] | None:
+    """A gateway batch too deeply nested for the decoder, split without recursion: the record
+    with its ``scans`` replaced by ``[0]`` (to decode the rest) and each scan's bytes, so that
+    only the scan nested too deeply is refused. None if no ``scans`` array is found."""
+    depth, key, previous = 0, None, None
+    start = item = -1
+    items: list[bytes] = []
+    for token in _TOKEN.finditer(raw):
+        text = token.group()
+        if text in (b"{", b"["):
+            depth += 1
+            if depth == 2 and text == b"[" and key == b'"scans"' and start < 0:
+                start = item = token.end()
+        elif text in (b"}", b"]"):
+            if depth == 2 and start >= 0 and text == b"]":
+                if raw[item:token.start()].strip():
+                    items.append(raw[item:token.start()])
+                return raw[:start - 1] + b"[0]" + raw[token.end():], items
+            depth -= 1
+        elif text == b"," and depth == 2 and start >= 0:
+            items.append(raw[item:token.start()])
+            item = token.end()
+        elif text == b":" and depth == 1:
+            key = previous
+        previous = text
+    return None
 
 
 def _event(scan: wire.Scan) -> ScanEvent:
@@ -88,71 +166,110 @@ def _event(scan: wire.Scan) -> ScanEvent:
     )
 
 
-def decode_scans(raw: bytes | None, key: bytes | None = None) -> list[ScanEvent | Rejected]:
+def _accept(scan: wire.Scan, payload: bytes | memoryview, where: str, now: float | None) -> ScanEvent | Rejected:
+    """The event of a decoded scan, or why it is refused although it decoded."""
+    refused = _identity_error(scan, where)
+    if refused is not None:  # the payload (a view into a batch) is copied only when refused
+        return Rejected("SCHEMA_INVALID", refused[0], bytes(payload), redact=refused[1])
+    event = _event(scan)
+    if now is not None and event.event_time > now + MAX_FUTURE_S:
+        return Rejected("SCHEMA_INVALID", f"{where}event_time: more than {MAX_FUTURE_S:.0f} s after it was read "
+                        "(a device clock ahead)", bytes(payload), redact="event_time")
+    return event
+
+
+def decode_scans(raw: bytes | None, key: bytes | None = None, now: float | None = None) -> list[ScanEvent | Rejected]:
     """Decode one ``hcs.scans.v1`` record: a single scan, or a gateway batch of scans.
 
     Returns one item per scan, in order; a bad scan of a batch is rejected on its own (its
     detail starts with ``scans[i]``) and never spoils the others. A batch holds the scans of
     one venue (the record key, else its first scan's): a scan of another venue is rejected,
-    since its state lives in another partition.
+    since its state lives in another partition. With ``now`` (when the record was read), an
+    event time more than :data:`MAX_FUTURE_S` ahead of it is refused: one scan from a device
+    whose clock is years ahead would otherwise move its partition's stream time past every
+    window. Any input, however hostile, gives items, never an exception.
     """
     raw = raw or b""
     if len(raw) > MAX_BATCH_RECORD_BYTES:
         return [_too_large(len(raw), MAX_BATCH_RECORD_BYTES, "record", raw)]
+    items: Sequence[bytes | msgspec.Raw]
     try:
         record = wire.SCAN_RECORD.decode(raw)
     except msgspec.ValidationError as exc:
-        if _is_schema_error(exc):
-            return [Rejected("UNSUPPORTED_SCHEMA", f"schema: {_schema_of(raw)!r} is not one of "
-                             f"{SCAN_SCHEMA!r}, {BATCH_SCHEMA!r}", raw)]
-        return [_invalid(exc, raw)]
+        return [_shape_error(exc, raw, "", _SCHEMAS)]
     except msgspec.DecodeError as exc:
         return [Rejected("NOT_JSON", f"not UTF-8 JSON: {exc}", raw)]
-    if isinstance(record, wire.Scan):
-        if len(raw) > MAX_RECORD_BYTES:
-            return [_too_large(len(raw), MAX_RECORD_BYTES, "record", raw)]
-        return [_event(record)]
+    except RecursionError:
+        # A batch of which one scan is nested too deeply must not cost the others their decisions.
+        split = _split_batch(raw)
+        try:
+            envelope = wire.SCAN_RECORD.decode(split[0]) if split is not None else None
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            envelope = None
+        if split is None or not isinstance(envelope, wire.ScanBatch) or len(split[1]) > wire.MAX_BATCH_SCANS:
+            return [_too_deep(raw)]
+        items = split[1]
+    else:
+        if isinstance(record, wire.Scan):
+            if len(raw) > MAX_RECORD_BYTES:
+                return [_too_large(len(raw), MAX_RECORD_BYTES, "record", raw)]
+            return [_accept(record, raw, "", now)]
+        items = record.scans
     out: list[ScanEvent | Rejected] = []
     venue = key.decode("utf-8", "replace") if key else None
-    for i, item in enumerate(record.scans):
+    for i, item in enumerate(items):
         # Decoded from the batch's buffer in place; a scan is copied out only to be dead-lettered.
+        where = f"scans[{i}]."
         if len(item) > MAX_RECORD_BYTES:
             out.append(_too_large(len(item), MAX_RECORD_BYTES, f"scans[{i}]", bytes(item)))
             continue
         try:
-            scan = wire.SCAN.decode(item)
+            scan = wire.SCAN_RECORD.decode(item)
         except msgspec.ValidationError as exc:
-            payload = bytes(item)
-            if _is_schema_error(exc):
-                out.append(Rejected("UNSUPPORTED_SCHEMA", f"scans[{i}].schema: {_schema_of(payload)!r} is not "
-                                    f"{SCAN_SCHEMA!r}", payload))
-            else:
-                out.append(_invalid(exc, payload, f"scans[{i}]."))
+            out.append(_shape_error(exc, bytes(item), where, SCAN_SCHEMA))
+            continue
+        except msgspec.DecodeError as exc:  # only a batch split by _split_batch may hold one
+            out.append(Rejected("NOT_JSON", f"{where}not UTF-8 JSON: {exc}", bytes(item)))
+            continue
+        except RecursionError:
+            out.append(_too_deep(bytes(item), f"scans[{i}]"))
+            continue
+        if not isinstance(scan, wire.Scan):
+            out.append(Rejected("UNSUPPORTED_SCHEMA", f"{where}schema: is not {SCAN_SCHEMA} (a batch inside a batch)",
+                                bytes(item)))
             continue
         venue = venue or scan.venue_id
         if scan.venue_id != venue:
-            out.append(Rejected("SCHEMA_INVALID", f"scans[{i}].venue_id: {scan.venue_id!r} is not the batch's "
-                                f"venue {venue!r}", bytes(item)))
+            out.append(Rejected("SCHEMA_INVALID", f"{where}venue_id: is not the batch's venue (its record key)",
+                                bytes(item)))
             continue
-        out.append(_event(scan))
+        out.append(_accept(scan, item, where, now))
     return out
 
 
-def decode_entries(raw: bytes | None) -> EntryCount | Rejected:
-    """Decode one ``hcs.entries.v1`` record."""
+def decode_entries(raw: bytes | None, now: float | None = None) -> EntryCount | Rejected:
+    """Decode one ``hcs.entries.v1`` record (``now``: as for :func:`decode_scans`)."""
     raw = raw or b""
     if len(raw) > MAX_RECORD_BYTES:
         return _too_large(len(raw), MAX_RECORD_BYTES, "record", raw)
     try:
         record = wire.ENTRIES.decode(raw)
     except msgspec.ValidationError as exc:
-        if _is_schema_error(exc):
-            return Rejected("UNSUPPORTED_SCHEMA", f"schema: {_schema_of(raw)!r} is not {ENTRIES_SCHEMA!r}", raw)
-        return _invalid(exc, raw)
+        return _shape_error(exc, raw, "", ENTRIES_SCHEMA)
     except msgspec.DecodeError as exc:
         return Rejected("NOT_JSON", f"not UTF-8 JSON: {exc}", raw)
+    except RecursionError:
+        return _too_deep(raw)
+    if not isinstance(record, wire.EntryCountRecord):
+        return Rejected("UNSUPPORTED_SCHEMA", f"schema: is not {ENTRIES_SCHEMA}", raw)
+    for name in _ID_FIELDS:
+        if holds_resident_id(getattr(record, name)):
+            return Rejected("SCHEMA_INVALID", f"{name}: holds a resident ID number", raw, redact=name)
     start, end = record.window_start.timestamp(), record.window_end.timestamp()
     if end < start:
         return Rejected("SCHEMA_INVALID", "window_end: is before window_start", raw)
+    if now is not None and start > now + MAX_FUTURE_S:
+        return Rejected("SCHEMA_INVALID", f"window_start: more than {MAX_FUTURE_S:.0f} s after it was read "
+                        "(a device clock ahead)", raw)
     return EntryCount(record.event_id, record.checkpoint_id, record.venue_id, record.venue_type,
                       record.district, start, end, record.entries)

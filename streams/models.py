@@ -93,3 +93,6 @@ class Rejected(msgspec.Struct, frozen=True, gc=False):
     reason: str  # NOT_JSON | SCHEMA_INVALID | UNSUPPORTED_SCHEMA | TOO_LARGE
     detail: str
     payload: bytes
+    # The field (a path such as ``health_code.color``) whose value was refused: the dead letter
+    # carries the payload with that value redacted, since it may be a name or an ID number.
+    redact: str = ""

@@ -8,7 +8,6 @@ partition at a time (scans and entries of a venue share a partition number).
 
 from __future__ import annotations
 
-import base64
 import math
 import time
 from collections import Counter
@@ -18,6 +17,7 @@ from typing import Any, Protocol, cast
 
 from streams import topics
 from streams.codec import decode_entries, decode_scans
+from streams.deadletters import dead_letter, dead_letter_key
 from streams.encoding import encode
 from streams.metrics import Metrics
 from streams.models import Decision, EntryCount, Rejected, ScanEvent
@@ -115,7 +115,7 @@ class Pipeline:
         """Handle one record of ``hcs.scans.v1`` (a scan or a gateway batch)."""
         started = time.perf_counter()
         scans: list[ScanEvent] = []
-        for item in decode_scans(value, ref.key):
+        for item in decode_scans(value, ref.key, now):
             if type(item) is ScanEvent:
                 scans.append(item)
             else:
@@ -237,7 +237,7 @@ class Pipeline:
 
     def on_entries_record(self, value: bytes | None, ref: RecordRef, now: float) -> None:
         """Handle one record of ``hcs.entries.v1``: add the people counted to their checkpoint's window."""
-        item = decode_entries(value)
+        item = decode_entries(value, now)
         if isinstance(item, Rejected):
             self.dead_letter(item, ref, now)
             return
@@ -477,16 +477,8 @@ class Pipeline:
     # -- dead letters --------------------------------------------------------------------------
 
     def dead_letter(self, rejected: Rejected, ref: RecordRef, now: float) -> None:
-        self.sink.send(topics.DLQ, ref.key, encode({
-            "schema": "hcs.deadletter.v1",
-            "source_topic": ref.topic,
-            "partition": ref.partition,
-            "offset": ref.offset,
-            "reason": rejected.reason,
-            "detail": rejected.detail,
-            "payload_b64": base64.b64encode(rejected.payload).decode("ascii"),
-            "received_at": utc_rfc3339(now),
-        }))
+        self.sink.send(topics.DLQ, dead_letter_key(ref.key),
+                       dead_letter(rejected, ref.topic, ref.partition, ref.offset, utc_rfc3339(now)))
         self.metrics.dead_letters(ref.spec.name, rejected.reason).inc()
 
 

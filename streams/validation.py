@@ -31,6 +31,20 @@ def _validator(name: str) -> Any:
     return fastjsonschema.compile(load_schema(name))
 
 
+def _bad_name(path: str, value: dict[str, Any], names: dict[str, Any]) -> tuple[str, str]:
+    """(path of the first key of ``value`` its ``propertyNames`` schema refuses, what is wrong):
+    ``versions.0.venue_types.scool: unknown venue type``, not the validator's generic words."""
+    check = fastjsonschema.compile(names)
+    for key in value:
+        try:
+            check(key)
+        except fastjsonschema.JsonSchemaValueException:
+            expected = names.get("x-expected")
+            what = f"must be {expected}" if expected else names.get("x-unknown", "is not an allowed name")
+            return f"{path}.{key}" if path else key, what
+    return path, "has a name that is not allowed"
+
+
 def validate(name: str, value: Any, where: str = "") -> None:
     """Raise :class:`SchemaViolation` naming the field (behind ``where``) if ``value`` breaks schema ``name``."""
     try:
@@ -41,4 +55,6 @@ def validate(name: str, value: Any, where: str = "") -> None:
         definition = exc.definition if isinstance(exc.definition, dict) else {}
         if exc.rule == "pattern" and definition.get("x-expected"):
             message = f"must be {definition['x-expected']}, got {exc.value!r}"
+        if exc.rule == "propertyNames" and isinstance(exc.value, dict):
+            path, message = _bad_name(path, exc.value, definition.get("propertyNames", {}))
         raise SchemaViolation(f"{where}{path or '(record)'}: {message}") from None

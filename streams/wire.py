@@ -17,6 +17,12 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from streams.pseudonyms import PERSON_REF_PATTERN
+
+MAX_CITIES = 200  # a 14-day travel record; bounded, as every field of untrusted input is
+MAX_BATCH_SCANS = 1000
+MAX_ENTRIES = 1_000_000  # people one counter saw in one interval
+
 Timestamp = Annotated[datetime, Meta(tz=True)]
 Id = Annotated[str, Meta(min_length=1, max_length=128)]
 District = Annotated[str, Meta(pattern="^[0-9]{6}$")]
@@ -49,7 +55,7 @@ class City(Struct, frozen=True, gc=False):
 
 class Itinerary(Struct, frozen=True, gc=False):
     as_of: Timestamp
-    cities: list[City]
+    cities: Annotated[list[City], Meta(max_length=MAX_CITIES)]
 
 
 class Scan(Struct, frozen=True, gc=False, tag_field="schema", tag="hcs.scan.v1"):
@@ -59,7 +65,7 @@ class Scan(Struct, frozen=True, gc=False, tag_field="schema", tag="hcs.scan.v1")
     venue_id: Id
     venue_type: VenueType
     district: District
-    person_ref: Annotated[str, Meta(min_length=16, max_length=128)]
+    person_ref: Annotated[str, Meta(pattern=PERSON_REF_PATTERN)]
     health_code: HealthCode
     temperature_c: Annotated[float, Meta(ge=30, le=45)] | None = None
     mask: bool | None = None
@@ -71,7 +77,7 @@ class Scan(Struct, frozen=True, gc=False, tag_field="schema", tag="hcs.scan.v1")
 class ScanBatch(Struct, frozen=True, gc=False, tag_field="schema", tag="hcs.scan-batch.v1"):
     gateway_id: Id
     # Each scan is decoded on its own, so that one bad scan never spoils the others.
-    scans: Annotated[list[msgspec.Raw], Meta(min_length=1, max_length=1000)]
+    scans: Annotated[list[msgspec.Raw], Meta(min_length=1, max_length=MAX_BATCH_SCANS)]
 
 
 class EntryCountRecord(Struct, frozen=True, gc=False, tag_field="schema", tag="hcs.entries.v1"):
@@ -82,9 +88,14 @@ class EntryCountRecord(Struct, frozen=True, gc=False, tag_field="schema", tag="h
     district: District
     window_start: Timestamp
     window_end: Timestamp
-    entries: Annotated[int, Meta(ge=0)]
+    entries: Annotated[int, Meta(ge=0, le=MAX_ENTRIES)]
 
 
+class _NoRecord(Struct, frozen=True, tag_field="schema", tag=""):
+    """Never sent: the second member that makes entry counts a tagged union (see below)."""
+
+
+# Every decoder is of a tagged union, so the ``schema`` tag is required: msgspec does not require
+# the tag of a lone tagged Struct, and scans of a batch without one were once accepted.
 SCAN_RECORD = msgspec.json.Decoder(Scan | ScanBatch)
-SCAN = msgspec.json.Decoder(Scan)
-ENTRIES = msgspec.json.Decoder(EntryCountRecord)
+ENTRIES = msgspec.json.Decoder(EntryCountRecord | _NoRecord)

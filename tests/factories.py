@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 from datetime import datetime, timedelta, timezone
@@ -13,6 +14,19 @@ import orjson
 SHANGHAI = timezone(timedelta(hours=8))
 T0 = datetime(2022, 5, 10, 8, 0, 0, tzinfo=SHANGHAI)
 _ids = itertools.count(1)
+
+
+def pseudonym(n: int) -> str:
+    """A person_ref as devices make it (64 lowercase hex characters), distinct per ``n``."""
+    return hashlib.sha256(f"test-person-{n}".encode()).hexdigest()
+
+
+def valid_id_number(region: str, birth: str, sequence: str) -> str:
+    """An 18-character resident ID number of that form whose GB 11643 check character is right
+    (made up for tests: a real device must never send one)."""
+    body = region + birth + sequence
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    return body + "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11]
 
 
 def ts(when: datetime) -> str:
@@ -31,7 +45,7 @@ def scan(**overrides: Any) -> dict[str, Any]:
         "venue_id": "venue-1",
         "venue_type": "mall",
         "district": "330106",
-        "person_ref": f"pseudonym-{n:016d}",
+        "person_ref": pseudonym(n),
         "health_code": {"color": "green", "popup": False},
         "temperature_c": 36.5,
         "mask": True,

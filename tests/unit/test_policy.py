@@ -14,7 +14,7 @@ import pytest
 
 from streams.errors import ConfigError
 from streams.rules import codes as c
-from streams.rules.policy import load_policy
+from streams.rules.policy import load_policy, parse_policy
 from tests import factories as f
 from tests.unit.rules_helpers import verdict
 
@@ -135,3 +135,17 @@ def test_the_packaged_policy_matches_the_contract_table() -> None:
     assert table["transport_hub"].itinerary_required and table["transport_hub"].vaccination_required
     assert [vt for vt, p in table.items() if p.popup_action == "deny"] == [
         "school", "kindergarten", "nursing_home", "hospital", "isolation_point", "government"]
+
+
+@pytest.mark.parametrize(("version", "message"), [
+    ({"venue_types": {"scool": {}}}, "versions.0.venue_types.scool: unknown venue type"),
+    ({"districts": {"330106": {"venue_types": {"mal": {}}}}},
+     "versions.0.districts.330106.venue_types.mal: unknown venue type"),
+    ({"districts": {"3301": {}}}, "versions.0.districts.3301: must be a 6-digit GB/T 2260 district code, e.g. 330106"),
+])
+def test_a_bad_venue_type_or_district_key_is_named_in_the_error(version: dict[str, Any], message: str) -> None:
+    doc = {"schema": "hcs.policy.v1", "versions": [
+        {"version": "a", "valid_from": "2022-01-01T00:00:00+08:00", **version}]}
+    with pytest.raises(ConfigError) as caught:
+        parse_policy(doc)
+    assert str(caught.value) == f"invalid policy document: {message}"

@@ -10,9 +10,10 @@ import jsonschema
 import pytest
 
 from streams.codec import decode_entries, decode_scans
-from streams.models import EntryCount, ScanEvent
+from streams.models import EntryCount, Rejected, ScanEvent
 from streams.validation import load_schema
 from tests import factories as f
+from tests.factories import valid_id_number
 
 DELETE = object()
 BASE = f.scan()
@@ -25,6 +26,9 @@ MUTATIONS: list[tuple[str, Any]] = [
     ("event_time", "2022-05-10T08:00:00.5Z"), ("event_time", "2022-05-10T08:00:00-05:30"),
     ("venue_type", "casino"), ("venue_type", "other"), ("district", "33010"), ("district", "3301066"),
     ("district", "abcdef"), ("person_ref", "p" * 15), ("person_ref", "p" * 16), ("person_ref", "p" * 129),
+    ("person_ref", "a" * 15), ("person_ref", "a" * 16), ("person_ref", "a" * 128), ("person_ref", "a" * 129),
+    ("person_ref", "ABCDEF0123456789"), ("person_ref", "王小明" * 6), ("person_ref", "Zhang San Feng Lao"),
+    ("person_ref", "11010519491231002X"), ("person_ref", "abcdef0123456789 "),
     ("health_code.color", "blue"), ("health_code.color", DELETE), ("health_code.popup", "yes"),
     ("health_code.popup", DELETE), ("health_code", "green"),
     ("temperature_c", 29.9), ("temperature_c", 30), ("temperature_c", 45), ("temperature_c", 45.1),
@@ -36,7 +40,9 @@ MUTATIONS: list[tuple[str, Any]] = [
     ("vaccination.doses", 2.5), ("vaccination.doses", DELETE), ("vaccination.exemption", "no"),
     ("vaccination.exemption", DELETE), ("vaccination.last_dose_at", None),
     ("itinerary", None), ("itinerary.as_of", DELETE), ("itinerary.cities", "Hangzhou"), ("itinerary.cities", []),
-    ("itinerary.cities.0.starred", DELETE), ("itinerary.cities.0.starred", "yes"), ("itinerary.cities.0.name", ""),
+    ("itinerary.cities", [BASE["itinerary"]["cities"][0]] * 200),
+    ("itinerary.cities", [BASE["itinerary"]["cities"][0]] * 201), ("itinerary.cities.0.starred", DELETE),
+    ("itinerary.cities.0.starred", "yes"), ("itinerary.cities.0.name", ""),
     ("itinerary.cities.0.last_seen_at", "2022-05-01T00:00:00"), ("unknown_extra_field", {"ignored": True}),
 ]
 
@@ -57,6 +63,7 @@ def mutate(value: dict[str, Any], path: str, new: Any) -> dict[str, Any]:
     return out
 
 
+ID_NUMBER = valid_id_number("330106", "19900101", "124")  # all digits: fits the hex charset
 SCAN_SCHEMA = jsonschema.Draft7Validator(load_schema("scan.v1"))
 
 
@@ -80,6 +87,14 @@ def test_the_documented_timestamp_differences(text: str, schema_accepts: bool, d
     assert (SCAN_SCHEMA.is_valid(value), isinstance(item, ScanEvent)) == (schema_accepts, decoder_accepts)
 
 
+def test_an_id_number_that_fits_the_hex_charset_is_refused_by_the_decoder_only() -> None:
+    """JSON Schema cannot compute the GB 11643 check digit: 18 digits that pass it match the
+    pattern but are a resident ID number, which the decoder refuses (documented in the schema)."""
+    value = mutate(BASE, "person_ref", ID_NUMBER)
+    (item,) = decode_scans(f.encode(value))
+    assert SCAN_SCHEMA.is_valid(value) and isinstance(item, Rejected) and item.redact == "person_ref"
+
+
 ENTRY = {"schema": "hcs.entries.v1", "event_id": "c-1", "checkpoint_id": "cp", "venue_id": "v", "venue_type": "mall",
          "district": "330106", "window_start": "2022-05-10T08:00:00+08:00",
          "window_end": "2022-05-10T08:01:00+08:00", "entries": 3}
@@ -87,7 +102,8 @@ ENTRIES_SCHEMA = jsonschema.Draft7Validator(load_schema("entries.v1"))
 
 
 @pytest.mark.parametrize(("path", "new"), [
-    ("entries", -1), ("entries", 0), ("entries", 2.5), ("entries", DELETE), ("district", "1"),
+    ("entries", -1), ("entries", 0), ("entries", 2.5), ("entries", 1_000_000), ("entries", 1_000_001),
+    ("entries", DELETE), ("district", "1"),
     ("window_start", "2022-05-10T08:00:00"), ("venue_type", "zoo"), ("schema", "hcs.entries.v2"), ("extra", 1)])
 def test_entry_counts_agree_with_their_schema(path: str, new: Any) -> None:
     value = mutate(ENTRY, path, new)
