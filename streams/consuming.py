@@ -22,6 +22,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import Any, Generic, TypeVar, cast
 
 import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.tables import TableManager as FaustTableManager
+from faust.tables.recovery import Recovery as FaustRecovery
 from faust.transport.consumer import ensure_TP
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
@@ -205,6 +208,10 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer = super()._create_worker_consumer(transport)
         # Faust passes 1,500 ms with no setting to change it; read when the consumer starts.
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        # Changelogs and partials are written in transactions (exactly-once mode): table
+        # recovery must never restore the state of an aborted one. Faust reads committed only
+        # with its own transactions; device topics (no transactions) read the same either way.
+        consumer._isolation_level = "read_committed"
         return consumer
 
     async def seek_to_committed(self) -> Mapping[TP, int]:  # values may be None, as upstream
@@ -262,11 +269,85 @@ class Transport(faust_aiokafka.Transport):
     Consumer = Consumer
 
 
+async def last_record_offsets(client: Mapping[str, Any], ends: Mapping[TP, int]) -> dict[TP, int]:
+    """The offset of the last record a read_committed reader gets from each partition (-1: none),
+    given each partition's end offset.
+
+    Read back from the end in growing steps. It waits while a transaction is open at the end of
+    a partition: its outcome decides what the last record is.
+    """
+    found: dict[TP, int] = {tp: -1 for tp, end in ends.items() if end <= 0}
+    pending = {TopicPartition(tp.topic, tp.partition): (tp, end) for tp, end in ends.items() if end > 0}
+    if not pending:
+        return found
+    consumer = AIOKafkaConsumer(**client, group_id=None, enable_auto_commit=False, isolation_level="read_committed")
+    await consumer.start()
+    try:
+        span = 64
+        while pending:
+            consumer.assign(list(pending))
+            for ktp, (_, end) in pending.items():
+                consumer.seek(ktp, max(end - span, 0))
+            last = dict.fromkeys(pending, -1)
+            reading = set(pending)
+            while reading:
+                for ktp, records in (await consumer.getmany(*reading, timeout_ms=500)).items():
+                    if records:
+                        last[ktp] = records[-1].offset
+                reading = {ktp for ktp in reading if await consumer.position(ktp) < pending[ktp][1]}
+            for ktp in list(pending):
+                tp, end = pending[ktp]
+                if last[ktp] >= 0 or end - span <= 0:
+                    found[tp] = last[ktp]
+                    del pending[ktp]
+            span *= 8
+        return found
+    finally:
+        await consumer.stop()
+
+
+class Recovery(FaustRecovery):
+    """Faust's table recovery, done when the last record of each changelog partition is read.
+
+    Faust takes a partition's end offset less one for the offset of its last record, and
+    recovers until it has read that. A partition written in transactions ends with a commit
+    marker, which takes an offset but is never delivered: recovery never ended (Faust itself
+    notices it only in its own exactly-once mode, after 10 s of quiet). Here the last record's
+    offset is read from the partition (:func:`last_record_offsets`).
+    """
+
+    async def _build_highwaters(self, consumer: Any, tps: Any, destination: Any, title: str) -> None:
+        await super()._build_highwaters(consumer, tps, destination, title)
+        ends = {tp: destination[tp] + 1 for tp in tps if destination.get(tp) is not None}
+        if ends:
+            app = cast(AtLeastOnceApp, self.app)
+            for tp, offset in (await last_record_offsets(app.kafka_client_kwargs(), ends)).items():
+                destination[tp] = offset  # a Counter: update() would add
+
+
+class TableManager(FaustTableManager):
+    """Faust's table manager with :class:`Recovery`."""
+
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = Recovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return cast(Recovery, self._recovery)
+
+
 class AtLeastOnceApp(faust.App):
-    """A Faust app on :class:`Transport`."""
+    """A Faust app on :class:`Transport` and :class:`TableManager`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("TableManager", TableManager)
+        super().__init__(*args, **kwargs)
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)
+
+    def kafka_client_kwargs(self) -> dict[str, Any]:
+        """Connection arguments of an aiokafka client of this app's cluster."""
+        return {"bootstrap_servers": [f"{url.host}:{url.port or 9092}" for url in self.conf.broker]}
 
     async def before_commit(self) -> None:
         """Awaited before offsets are committed; raise to stop the commit (and the worker)."""

@@ -52,8 +52,11 @@ def partition_for(key: bytes, partitions: int) -> int:
 class BatchedOutput:
     """Collects records during a batch; :meth:`flush` sends them and waits for the acks."""
 
-    def __init__(self, producer: Callable[[], Any], partitions: Mapping[str, int]) -> None:
-        self._producer = producer  # the started aiokafka producer (Faust's own)
+    def __init__(self, producer: Callable[[], Any], partitions: Mapping[str, int],
+                 transactional: bool = False) -> None:
+        self._producer = producer  # the started aiokafka producer (Faust's own, or a transactional one)
+        # Each write one Kafka transaction: outputs and state become visible together or not at all.
+        self._transactional = transactional
         self._partitions = partitions  # topic name -> partition count
         self._after: set[str] = set()  # state topics, sent once the outputs are acknowledged
         self._pending: dict[tuple[str, int], list[Record]] = {}
@@ -115,7 +118,14 @@ class BatchedOutput:
         return sealed
 
     async def write(self, sealed: Sealed) -> int:
-        """Send a seal's records, outputs first; its state once they are acknowledged."""
+        """Send a seal's records, outputs first; its state once they are acknowledged.
+
+        Transactional: every record of the seal in one transaction, once the transactions of
+        the seals taken before it are committed, so outputs and state are durable together or
+        not at all (read_committed readers never see an aborted one).
+        """
+        if self._transactional:
+            return await self._write_transaction(sealed)
         try:
             outputs = {tp: records for tp, records in sealed.records.items() if tp[0] not in self._after}
             state = {tp: records for tp, records in sealed.records.items() if tp[0] in self._after}
@@ -127,6 +137,34 @@ class BatchedOutput:
             return sent
         finally:
             self.abandon(sealed)
+
+    async def _write_transaction(self, sealed: Sealed) -> int:
+        try:
+            if sealed.previous is not None:
+                await sealed.previous  # one transaction at a time, in the order the seals were taken
+            if not sealed.records:
+                return 0
+            producer = self._producer()
+            await producer.begin_transaction()
+            try:
+                sent = await self._send(sealed.records)
+                await self.settle()
+                await producer.commit_transaction()
+            except BaseException:
+                await self._abort(producer)
+                raise
+            return sent
+        finally:
+            self.abandon(sealed)
+
+    async def _abort(self, producer: Any) -> None:
+        """Abort the open transaction if the producer still can (else the broker aborts it when
+        the restarted worker's producer starts, or after the transaction timeout)."""
+        self._in_flight = []
+        try:
+            await asyncio.wait_for(asyncio.shield(producer.abort_transaction()), 5.0)
+        except Exception:  # noqa: BLE001 -- the error that made us abort is the one raised
+            pass
 
     def abandon(self, sealed: Sealed) -> None:
         """Give up a seal's turn (its records are not sent), so later seals' state can go out."""

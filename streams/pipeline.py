@@ -38,6 +38,7 @@ from streams.rules.policy import Params, Policy
 from streams.state import DedupMarks, PartitionedState
 
 DEDUP_PREFIX = "e|"  # in the `seen` table: event_id -> forget-after (wall clock)
+DEAD_LETTER_PREFIX = "d|"  # in the `seen` table: topic|partition|offset|index of a record dead-lettered
 RECHECK_PREFIX = "f|"  # venue|person -> open fever recheck
 ALERT_PREFIX = "a|"  # dedup_key -> AlertMemo
 WINDOW_PREFIX = "w|"  # checkpoint|window_start -> compliance window
@@ -115,21 +116,22 @@ class Pipeline:
         """Handle one record of ``hcs.scans.v1`` (a scan or a gateway batch)."""
         started = time.perf_counter()
         scans: list[ScanEvent] = []
-        for item in decode_scans(value, ref.key, now):
+        for i, item in enumerate(decode_scans(value, ref.key, now)):
             if type(item) is ScanEvent:
                 scans.append(item)
             else:
-                self.dead_letter(item, ref, now)  # type: ignore[arg-type]
+                self.dead_letter(item, ref, now, i)  # type: ignore[arg-type]
         if scans:
             self.on_scans(scans, ref.partition, now)
             # Each scan is timed as its share of the record (decoding included): two clock
             # reads and a histogram update per scan cost more than the rules of a plain scan.
             self.metrics.processing.observe_many((time.perf_counter() - started) / len(scans), len(scans))
 
-    def _claim(self, event_ids: list[str], spec: topics.TopicSpec, partition: int, now: float) -> list[int]:
+    def _claim(self, event_ids: list[str], spec: topics.TopicSpec, partition: int, now: float,
+               prefix: str = DEDUP_PREFIX) -> list[int]:
         """Mark the ids not seen before (until the dedup horizon); count the others as duplicates.
         Returns the positions of the new ones."""
-        claimed = self.seen.claim([DEDUP_PREFIX + event_id for event_id in event_ids],
+        claimed = self.seen.claim([prefix + event_id for event_id in event_ids],
                                   now + self.dedup_horizon_s, partition)
         if len(claimed) < len(event_ids):
             self.metrics.duplicates(spec.name).inc(len(event_ids) - len(claimed))
@@ -476,7 +478,12 @@ class Pipeline:
 
     # -- dead letters --------------------------------------------------------------------------
 
-    def dead_letter(self, rejected: Rejected, ref: RecordRef, now: float) -> None:
+    def dead_letter(self, rejected: Rejected, ref: RecordRef, now: float, index: int = 0) -> None:
+        """Dead-letter a refused record (or scan ``index`` of a batch) once: a record read again
+        after a crash is marked like a scan's event id, by where it was read."""
+        if not self._claim([f"{ref.topic}|{ref.partition}|{ref.offset}|{index}"], ref.spec, ref.partition, now,
+                           DEAD_LETTER_PREFIX):
+            return
         self.sink.send(topics.DLQ, dead_letter_key(ref.key),
                        dead_letter(rejected, ref.topic, ref.partition, ref.offset, utc_rfc3339(now)))
         self.metrics.dead_letters(ref.spec.name, rejected.reason).inc()

@@ -21,6 +21,10 @@ ENV_DEDUP_HORIZON_HOURS = "HCS_DEDUP_HORIZON_HOURS"
 ENV_REPLICATION = "HCS_REPLICATION"
 ENV_ALERTMANAGER_URL = "HCS_ALERTMANAGER_URL"
 ENV_COMMIT_INTERVAL_S = "HCS_COMMIT_INTERVAL_S"
+ENV_PROCESSING_GUARANTEE = "HCS_PROCESSING_GUARANTEE"
+
+EXACTLY_ONCE = "exactly_once"
+AT_LEAST_ONCE = "at_least_once"
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ class Settings:
         replication: replication factor of the topics and changelogs the worker creates.
         alertmanager_url: where ``hcs alerts-bridge`` posts alerts.
         commit_interval_s: how often consumed offsets are committed (Faust's default).
+        processing_guarantee: ``exactly_once`` (each write of outputs and state one Kafka
+            transaction) or ``at_least_once`` (outputs, then state; a crash may repeat outputs).
     """
 
     bootstrap: str = "127.0.0.1:9092"
@@ -52,6 +58,7 @@ class Settings:
     replication: int = 1
     alertmanager_url: str = "http://127.0.0.1:9093"
     commit_interval_s: float = 2.8
+    processing_guarantee: str = EXACTLY_ONCE
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -70,7 +77,13 @@ class Settings:
             replication=_int(env, ENV_REPLICATION, defaults.replication, 1, 10),
             alertmanager_url=env.get(ENV_ALERTMANAGER_URL) or defaults.alertmanager_url,
             commit_interval_s=_float(env, ENV_COMMIT_INTERVAL_S, defaults.commit_interval_s),
+            processing_guarantee=_choice(env, ENV_PROCESSING_GUARANTEE, defaults.processing_guarantee,
+                                         (EXACTLY_ONCE, AT_LEAST_ONCE)),
         )
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.processing_guarantee == EXACTLY_ONCE
 
     @property
     def broker_url(self) -> str:
@@ -102,3 +115,12 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise ConfigError(f"{name}={value} must be positive")
     return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = env.get(name)
+    if not raw:
+        return default
+    if raw not in allowed:
+        raise ConfigError(f"{name}={raw!r} must be one of {', '.join(allowed)}")
+    return raw

@@ -297,7 +297,9 @@ async def _offered_load(bootstrap: str, source: str, sink: str, rate: float, sec
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
     sim = Simulator(seed=seed, mix=CLEAN)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    # read_committed: an hcs decision counts once its transaction is committed (what readers see).
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                isolation_level="read_committed")
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
     await consumer.start()
     await producer.start()

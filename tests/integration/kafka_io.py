@@ -49,7 +49,9 @@ def read(bootstrap: str, topic: str, until: Callable[[list[dict[str, Any]]], boo
     ``_key`` added."""
 
     async def run() -> list[dict[str, Any]]:
+        # As every reader of the worker's outputs must: records of aborted transactions are not outputs.
         consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                    isolation_level="read_committed",
                                     enable_auto_commit=False, group_id=None)
         await consumer.start()
         values: list[dict[str, Any]] = []
