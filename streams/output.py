@@ -27,6 +27,7 @@ the next flush, so a failed state write stops the worker before anything it cove
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
@@ -161,10 +162,8 @@ class BatchedOutput:
         """Abort the open transaction if the producer still can (else the broker aborts it when
         the restarted worker's producer starts, or after the transaction timeout)."""
         self._in_flight = []
-        try:
+        with contextlib.suppress(Exception):  # the error that made us abort is the one raised
             await asyncio.wait_for(asyncio.shield(producer.abort_transaction()), 5.0)
-        except Exception:  # noqa: BLE001 -- the error that made us abort is the one raised
-            pass
 
     def abandon(self, sealed: Sealed) -> None:
         """Give up a seal's turn (its records are not sent), so later seals' state can go out."""

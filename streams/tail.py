@@ -54,7 +54,8 @@ async def follow(bootstrap: str, alerts_topic: str, decisions_topic: str | None,
     wanted = [alerts_topic] + ([decisions_topic] if decisions_topic else [])
     # read_committed: the worker writes in transactions; an aborted one's records are no alerts.
     consumer = AIOKafkaConsumer(*wanted, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                isolation_level="read_committed", auto_offset_reset="earliest" if from_beginning else "latest")
+                                isolation_level="read_committed",
+                                auto_offset_reset="earliest" if from_beginning else "latest")
     await consumer.start()
     printed = 0
     deadline = time.monotonic() + timeout_s if timeout_s else None

@@ -82,8 +82,8 @@ def test_repeated_sigkills_mid_stream_decide_every_scan_exactly_once(
     decided = Counter(d["event_id"] for d in decisions)
     repeated = {k: n for k, n in decided.items() if n > 1}
     alert_ids = Counter(a["alert_id"] for a in alerts)
-    print(f"kills (seconds after deciding began, scans the killed worker decided, mid-stream): {kills}; {len(decisions)} "
-          f"decisions for {len(expected)} scans, {sum(n - 1 for n in repeated.values())} repeated; "
+    print(f"kills (seconds after deciding began, scans the killed worker decided, mid-stream): {kills}; "
+          f"{len(decisions)} decisions for {len(expected)} scans, {sum(n - 1 for n in repeated.values())} repeated; "
           f"{len(alerts)} alerts, {sum(n - 1 for n in alert_ids.values())} re-sent")
     assert sum(offered for *_, offered in kills) >= KILLS - 1  # killed mid-stream, not after it
     assert set(decided) == expected  # nothing lost
