@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -12,6 +13,7 @@ from typing import Any, cast
 import faust
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP
 from mode import CrashingSupervisor
@@ -19,6 +21,7 @@ from mode import CrashingSupervisor
 from streams import consuming, topics
 from streams.aggregation import StatsOwner
 from streams.encoding import encode
+from streams.errors import TopicShapeError
 from streams.metrics import Metrics
 from streams.output import BatchedOutput, Sealed
 from streams.pipeline import Pipeline, RecordRef
@@ -139,11 +142,18 @@ class HcsApp(consuming.AtLeastOnceApp):
 
 
 async def ensure_topics(settings: Settings) -> list[str]:
-    """Create the contract topics that do not exist yet; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id=f"{settings.app_id}-admin")
-    await admin.start()
+    """Create the contract topics that do not exist yet; return the names created.
+
+    Raises :class:`TopicShapeError` if a topic the worker relies on exists with another
+    partition count (made by hand, or by a broker that auto-creates topics): per-venue state
+    lives in the partition of the venue's scans, so scans, entries, decisions and the tables'
+    changelogs must all have the counts hcs declares; the worker does not adapt.
+    """
+    admin = await _admin(settings)
     try:
         existing = set(await admin.list_topics())
+        required = topics.required_partitions(settings.topic_prefix, settings.app_id)
+        check_partitions(required, await _partition_counts(admin, [n for n in required if n in existing]))
         # The internal partials topic too: created by Faust on subscription, it raced the consumer.
         wanted = topics.worker_topics(settings.topic_prefix, settings.app_id)
         missing = [NewTopic(name, partitions, settings.replication)
@@ -154,6 +164,46 @@ async def ensure_topics(settings: Settings) -> list[str]:
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def _admin(settings: Settings, retry_s: float = 2.0, max_retry_s: float = 30.0) -> Any:
+    """A started admin client; while the cluster cannot be reached, one log line, then retries
+    with backoff (a worker started before its broker waits for it)."""
+    wait = retry_s
+    warned = False
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id=f"{settings.app_id}-admin")
+        try:
+            await admin.start()
+        except KafkaConnectionError:
+            await admin.close()
+            if not warned:
+                log.warning("Kafka at %s is unreachable; retrying (every %.0f s at most)", settings.bootstrap,
+                            max_retry_s)
+                warned = True
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, max_retry_s)
+            continue
+        if warned:
+            log.warning("Kafka at %s is reachable again", settings.bootstrap)
+        return admin
+
+
+async def _partition_counts(admin: Any, names: list[str]) -> dict[str, int]:
+    if not names:
+        return {}
+    described = await admin.describe_topics(names)
+    return {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code")}
+
+
+def check_partitions(required: dict[str, int], actual: dict[str, int]) -> None:
+    """Raise :class:`TopicShapeError` for the first topic whose partition count is not the required one."""
+    for name, count in sorted(actual.items()):
+        if name in required and count != required[name]:
+            raise TopicShapeError(
+                f"topic {name} has {count} partitions, hcs needs {required[name]}: per-venue state is kept by "
+                f"partition, so its topics must have the declared counts (recreate the topic, or use another "
+                f"HCS_TOPIC_PREFIX / HCS_APP_ID)")
 
 
 def transactional_id(settings: Settings) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -35,11 +36,12 @@ def cli() -> None:
 @click.pass_context
 def worker(ctx: click.Context) -> None:
     """Run the stream worker (Faust's worker; extra options such as ``-l info`` pass through)."""
-    from streams.app import create_app
+    from streams.app import create_app, ensure_topics
 
     try:
         settings = Settings.from_env()
         app = create_app(settings)
+        asyncio.run(ensure_topics(settings))  # a topic of the wrong shape: one line, before Faust starts
     except HcsError as exc:
         _fail(exc)
     sys.argv = ["hcs worker", "worker", *ctx.args]

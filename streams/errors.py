@@ -15,6 +15,10 @@ class BrokerError(HcsError):
     """The local Kafka broker cannot be provided (Java/Maven missing, port taken, start failed)."""
 
 
+class TopicShapeError(HcsError):
+    """A topic the worker relies on exists with another partition count than hcs declares."""
+
+
 class DecodeError(HcsError):
     """A record cannot be accepted; ``reason`` is a DeadLetter reason code of CONTRACT.md."""
 

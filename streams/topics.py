@@ -41,3 +41,21 @@ def worker_topics(prefix: str, app_id: str) -> dict[str, int]:
     names = {topic_name(spec, prefix): spec.partitions for spec in ALL}
     names[partials_topic_name(prefix, app_id)] = PARTIALS.partitions
     return names
+
+
+# The worker's tables (name -> partitions): each changelog must have as many partitions as the
+# topic whose partitions its keys follow (seen and state: the venue topics; stats: districts).
+TABLES: dict[str, int] = {"seen": SCANS.partitions, "state": SCANS.partitions,
+                          "district-stats": DISTRICT_STATS.partitions}
+
+
+def changelog_topic_name(app_id: str, table: str) -> str:
+    """Faust's name for a table's changelog topic."""
+    return f"{app_id}-{table}-changelog"
+
+
+def required_partitions(prefix: str, app_id: str) -> dict[str, int]:
+    """Every topic whose partition count the worker relies on, with that count."""
+    counts = worker_topics(prefix, app_id)
+    counts.update({changelog_topic_name(app_id, table): n for table, n in TABLES.items()})
+    return counts
