@@ -22,6 +22,7 @@ from streams import consuming, topics
 from streams.aggregation import StatsOwner
 from streams.encoding import encode
 from streams.errors import TopicShapeError
+from streams.kafka_health import ConnectionWatch
 from streams.metrics import Metrics
 from streams.output import BatchedOutput, Sealed
 from streams.pipeline import Pipeline, RecordRef
@@ -284,6 +285,9 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     # commit latency. A fixed prefix keeps dashboards and rules independent of HCS_APP_ID.
     app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(metrics.registry, FAUST_METRICS_PREFIX))
 
+    watch = ConnectionWatch(f"Kafka at {settings.bootstrap}").install()
+    metrics.watch_kafka(lambda: watch.reachable, lambda: watch.outages)
+
     scans_name = topics.topic_name(topics.SCANS, settings.topic_prefix)
     scans_topic = app.topic(scans_name, partitions=topics.SCANS.partitions,
                             key_serializer="raw", value_serializer="raw")
@@ -407,6 +411,10 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
         pipeline.check_silent(now)
         pipeline.close_minutes(now)
         await persist()
+
+    @app.timer(WINDOW_TICK_S, name="watch_kafka")
+    async def watch_kafka() -> None:
+        watch.check()  # one log line when Kafka is back
 
     @app.timer(SWEEP_TICK_S, name="sweep_state")
     async def sweep_state() -> None:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
 # Seconds; scan processing is sub-millisecond, event lag spans seconds to hours for late uploads.
@@ -141,5 +141,20 @@ class Metrics:
             "hcs_event_lag_seconds", "Time from a scan's event_time to its judgement.",
             ["district"], r, buckets=LAG_BUCKETS)
 
+    def watch_kafka(self, reachable: Callable[[], bool], outages: Callable[[], int]) -> None:
+        """Export whether Kafka is reachable (``hcs_kafka_reachable``) and how often it was lost."""
+        self.registry.register(_KafkaCollector(reachable, outages))
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _KafkaCollector:
+    def __init__(self, reachable: Callable[[], bool], outages: Callable[[], int]) -> None:
+        self._reachable, self._outages = reachable, outages
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("hcs_kafka_reachable", "1 while the worker reaches Kafka, 0 during an outage.",
+                                value=1.0 if self._reachable() else 0.0)
+        yield CounterMetricFamily("hcs_kafka_outages", "Times the worker lost its connection to Kafka.",
+                                  value=float(self._outages()))
