@@ -69,6 +69,13 @@ def test_names_and_other_non_pseudonyms_are_refused_without_echoing_them(value: 
     assert value.encode() not in base64.b64decode(letter(item)["payload_b64"])
 
 
+def test_an_event_id_that_is_an_id_number_is_refused_one_holding_digits_is_not() -> None:
+    item = one(f.encode(f.scan(event_id=ID_NUMBER)))
+    assert isinstance(item, Rejected) and item.detail == "event_id: is a resident ID number"
+    assert ID_NUMBER.encode() not in base64.b64decode(letter(item)["payload_b64"])
+    assert isinstance(one(f.encode(f.scan(event_id=f"{ID_NUMBER}0a"))), ScanEvent)  # a hex digest may hold digits
+
+
 @pytest.mark.parametrize("field", ["checkpoint_id", "venue_id"])
 def test_a_place_id_holding_an_id_number_is_refused(field: str) -> None:
     raw = f.encode(f.scan(**{field: f"gate-{ID_NUMBER}"}))
