@@ -183,6 +183,9 @@ class Contender:
                        HCS_WEB_PORT=str(self.port), HCS_DATA_DIR=str(workdir / f"hcs-{tag}"))
             if policy:
                 env["HCS_POLICY_FILE"] = str(policy)
+            # The one setting a run may choose: exactly-once (default) or at-least-once, to compare.
+            if os.environ.get("HCS_PROCESSING_GUARANTEE"):
+                env["HCS_PROCESSING_GUARANTEE"] = os.environ["HCS_PROCESSING_GUARANTEE"]
             self.sink = topics.topic_name(topics.DECISIONS, hcs_prefix)
             args = [sys.executable, "-m", "streams", "worker", "-l", "warn"]
         else:
