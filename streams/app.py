@@ -21,7 +21,8 @@ from mode import CrashingSupervisor
 from streams import consuming, topics
 from streams.aggregation import StatsOwner
 from streams.encoding import encode
-from streams.errors import TopicShapeError
+from streams.errors import ClusterAccessError, TopicShapeError
+from streams.kafka_errors import client_errors, describe_client_error, is_refusal
 from streams.kafka_health import ConnectionWatch
 from streams.metrics import Metrics
 from streams.output import BatchedOutput, Sealed
@@ -138,6 +139,9 @@ class HcsApp(consuming.AtLeastOnceApp):
         if self.transactions is not None:  # after the agents, whose last writes it carried
             await self.transactions.stop()
 
+    def kafka_client_kwargs(self) -> dict[str, Any]:
+        return self.hcs_settings.client_kwargs()
+
     async def before_commit(self) -> None:
         await self.output.settle()  # state written for acknowledged records is acknowledged too
 
@@ -173,11 +177,14 @@ async def _admin(settings: Settings, retry_s: float = 2.0, max_retry_s: float = 
     wait = retry_s
     warned = False
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id=f"{settings.app_id}-admin")
+        admin = AIOKafkaAdminClient(**settings.client_kwargs(), client_id=f"{settings.app_id}-admin")
         try:
-            await admin.start()
-        except KafkaConnectionError:
+            with client_errors() as logged:
+                await admin.start()
+        except KafkaConnectionError as exc:
             await admin.close()
+            if is_refusal(exc, logged):  # wrong credentials or an untrusted certificate: no retry mends it
+                raise ClusterAccessError(describe_client_error(exc, settings, logged) or str(exc)) from None
             if not warned:
                 log.warning("Kafka at %s is unreachable; retrying (every %.0f s at most)", settings.bootstrap,
                             max_retry_s)
@@ -231,7 +238,7 @@ def transactional_producer(settings: Settings) -> Any:
     from aiokafka import AIOKafkaProducer
 
     return AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap,
+        **settings.client_kwargs(),
         client_id=f"{settings.app_id}-transactions",
         transactional_id=transactional_id(settings),
         # A transaction a crashed worker left open (on a data dir that was lost) holds back
@@ -250,6 +257,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     app = HcsApp(
         settings.app_id,
         broker=settings.broker_url,
+        broker_credentials=settings.kafka.faust_credentials(),
         store="memory://",
         datadir=str(settings.data_dir / "worker"),
         autodiscover=False,
@@ -445,6 +453,7 @@ def create_bridge_app(settings: Settings) -> BridgeApp:
     app = BridgeApp(
         f"{settings.app_id}-alerts-bridge",
         broker=settings.broker_url,
+        broker_credentials=settings.kafka.faust_credentials(),
         store="memory://",
         datadir=str(settings.data_dir / "alerts-bridge"),
         autodiscover=False,

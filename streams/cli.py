@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
@@ -16,9 +17,30 @@ if TYPE_CHECKING:  # the broker module is imported only by the commands that nee
     from streams.localkafka import LocalKafka
 
 
-def _fail(exc: Exception) -> NoReturn:
+T = TypeVar("T")
+
+
+def _fail(exc: Exception | str) -> NoReturn:
     click.echo(f"hcs: {exc}", err=True)
     sys.exit(1)
+
+
+def _run_client(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
+    """Run a command's Kafka client to its end; a cluster it cannot reach or that refuses its
+    credentials is one line and exit 1, never a traceback (the password is never printed)."""
+    from streams.kafka_errors import client_errors, describe_client_error
+
+    logged: list[str] = []
+    try:
+        with client_errors() as logged:
+            return asyncio.run(work)
+    except KeyboardInterrupt:
+        sys.exit(0)
+    except Exception as exc:
+        described = describe_client_error(exc, settings, logged)
+        if described is None:
+            raise
+        _fail(described)
 
 
 def _broker_state_dir(settings: Settings) -> Path:
@@ -168,21 +190,24 @@ def policy_check(file: Path, district: str) -> None:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def simulate(count: int | None, rate: float | None, batch: int, seed: int, entries: bool, quiet: bool) -> None:
     """Publish simulated checkpoint scans of Hangzhou's districts to hcs.scans.v1."""
-    import asyncio
     import os
 
     from streams import topics
     from streams.device import ENV_PERSON_KEY, person_key_from_env
     from streams.simulate import Simulator, publish
 
-    settings = Settings.from_env()
-    key = person_key_from_env() if os.environ.get(ENV_PERSON_KEY) else None
+    try:
+        settings = Settings.from_env()
+        client = settings.client_kwargs()
+        key = person_key_from_env() if os.environ.get(ENV_PERSON_KEY) else None
+    except HcsError as exc:
+        _fail(exc)
     sim = Simulator(seed=seed) if key is None else Simulator(seed=seed, key=key)
     topic = topics.topic_name(topics.SCANS, settings.topic_prefix)
     entries_topic = topics.topic_name(topics.ENTRIES, settings.topic_prefix) if entries else None
     with click.progressbar(length=count or 0, label=f"scans -> {topic}", file=sys.stderr,
                            hidden=quiet or count is None) as bar:
-        counts = asyncio.run(publish(sim, settings.bootstrap, topic, count, rate, batch, bar.update, entries_topic))
+        counts = _run_client(settings, publish(sim, client, topic, count, rate, batch, bar.update, entries_topic))
     click.echo("sent: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
 
@@ -196,13 +221,18 @@ def tail(decisions: bool, from_beginning: bool, max_lines: int | None, timeout_s
          color: bool | None) -> None:
     """Follow hcs.alerts.v1 for the on-call team: one line per alert, newest last."""
     from streams import topics
-    from streams.tail import run_follow
+    from streams.tail import follow
 
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+        client = settings.client_kwargs()
+    except HcsError as exc:
+        _fail(exc)
     colour = sys.stdout.isatty() if color is None else color
-    run_follow(settings.bootstrap, topics.topic_name(topics.ALERTS, settings.topic_prefix),
-               topics.topic_name(topics.DECISIONS, settings.topic_prefix) if decisions else None,
-               from_beginning, lambda line: click.echo(line, color=colour), colour, max_lines, timeout_s)
+    _run_client(settings, follow(
+        client, topics.topic_name(topics.ALERTS, settings.topic_prefix),
+        topics.topic_name(topics.DECISIONS, settings.topic_prefix) if decisions else None,
+        from_beginning, lambda line: click.echo(line, color=colour), colour, max_lines, timeout_s))
 
 
 @cli.command()

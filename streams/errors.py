@@ -15,6 +15,10 @@ class BrokerError(HcsError):
     """The local Kafka broker cannot be provided (Java/Maven missing, port taken, start failed)."""
 
 
+class ClusterAccessError(HcsError):
+    """The cluster refused this client: its credentials, its permissions, or TLS trust."""
+
+
 class TopicShapeError(HcsError):
     """A topic the worker relies on exists with another partition count than hcs declares."""
 

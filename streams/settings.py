@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from streams.errors import ConfigError
+from streams.kafka_security import KafkaSecurity
 
 # Every environment name hcs reads, in one place (CONTRACT.md "Settings", plus documented extras).
 ENV_BOOTSTRAP = "HCS_BOOTSTRAP"
@@ -43,6 +45,7 @@ class Settings:
         replication: replication factor of the topics and changelogs the worker creates.
         alertmanager_url: where ``hcs alerts-bridge`` posts alerts.
         commit_interval_s: how often consumed offsets are committed (Faust's default).
+        kafka: TLS and SASL settings of the cluster (``HCS_KAFKA_*``), for every client.
         processing_guarantee: ``exactly_once`` (each write of outputs and state one Kafka
             transaction) or ``at_least_once`` (outputs, then state; a crash may repeat outputs).
     """
@@ -59,6 +62,7 @@ class Settings:
     alertmanager_url: str = "http://127.0.0.1:9093"
     commit_interval_s: float = 2.8
     processing_guarantee: str = EXACTLY_ONCE
+    kafka: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -79,7 +83,12 @@ class Settings:
             commit_interval_s=_float(env, ENV_COMMIT_INTERVAL_S, defaults.commit_interval_s),
             processing_guarantee=_choice(env, ENV_PROCESSING_GUARANTEE, defaults.processing_guarantee,
                                          (EXACTLY_ONCE, AT_LEAST_ONCE)),
+            kafka=KafkaSecurity.from_env(env),
         )
+
+    def client_kwargs(self) -> dict[str, Any]:
+        """Arguments of an aiokafka client of the cluster: bootstrap servers, TLS and SASL."""
+        return {"bootstrap_servers": self.bootstrap, **self.kafka.aiokafka_kwargs()}
 
     @property
     def exactly_once(self) -> bool:

@@ -12,7 +12,7 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -231,20 +231,24 @@ class Simulator:
             yield key, encoded, n
 
 
-async def publish(sim: Simulator, bootstrap: str, topic: str, count: int | None, rate: float | None,
+async def publish(sim: Simulator, client: Mapping[str, Any], topic: str, count: int | None, rate: float | None,
                   batch: int = 1, on_progress: Callable[[int], None] | None = None,
                   entries_topic: str | None = None) -> Counter[str]:
     """Send ``count`` scans (forever if None) to ``topic``, at ``rate`` scans/s or as fast as possible,
     and to ``entries_topic`` each checkpoint's people count once its minute is over."""
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
+    producer = AIOKafkaProducer(**client, acks="all", linger_ms=20,
                                 max_batch_size=512 * 1024, compression_type=None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)  # finish cleanly: flush what was sent, then report
-    await producer.start()
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()  # a refused or unreachable cluster: close what the start opened
+        raise
     try:
         started = time.monotonic()
         sent = 0

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
@@ -46,17 +45,21 @@ def format_decision(decision: dict[str, Any], colour: bool = True) -> str:
             f"reasons {reasons}{late}")
 
 
-async def follow(bootstrap: str, alerts_topic: str, decisions_topic: str | None, from_beginning: bool,
+async def follow(client: Mapping[str, Any], alerts_topic: str, decisions_topic: str | None, from_beginning: bool,
                  emit: Callable[[str], None], colour: bool, max_lines: int | None, timeout_s: float | None) -> int:
     """Print records until ``max_lines`` were printed or ``timeout_s`` passed (forever if both None)."""
     from aiokafka import AIOKafkaConsumer
 
     wanted = [alerts_topic] + ([decisions_topic] if decisions_topic else [])
     # read_committed: the worker writes in transactions; an aborted one's records are no alerts.
-    consumer = AIOKafkaConsumer(*wanted, bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(*wanted, **client, group_id=None, enable_auto_commit=False,
                                 isolation_level="read_committed",
                                 auto_offset_reset="earliest" if from_beginning else "latest")
-    await consumer.start()
+    try:
+        await consumer.start()
+    except BaseException:
+        await consumer.stop()  # a refused or unreachable cluster: close what the start opened
+        raise
     printed = 0
     deadline = time.monotonic() + timeout_s if timeout_s else None
     try:
@@ -77,10 +80,3 @@ async def follow(bootstrap: str, alerts_topic: str, decisions_topic: str | None,
     finally:
         await consumer.stop()
     return printed
-
-
-def run_follow(*args: Any, **kwargs: Any) -> int:
-    try:
-        return asyncio.run(follow(*args, **kwargs))
-    except KeyboardInterrupt:
-        return 0

@@ -188,17 +188,49 @@ class BrokerStatus:
         return f"broker: running at {self.bootstrap} (pid {self.pid}, log {self.log_path})"
 
 
+@dataclass(frozen=True)
+class SecureListener:
+    """A SASL_SSL listener beside the PLAINTEXT one (to test clients of a secured cluster).
+
+    ``keystore``: the broker's PKCS#12 key and certificate (for 127.0.0.1); ``users``: SCRAM
+    users and passwords, made when the data dir is formatted.
+    """
+
+    port: int
+    keystore: Path
+    keystore_password: str
+    users: tuple[tuple[str, str], ...]
+    mechanism: str = "SCRAM-SHA-512"
+
+    def properties(self) -> dict[str, str]:
+        name = "sasl_ssl"
+        return {
+            "sasl.enabled.mechanisms": self.mechanism,
+            f"listener.name.{name}.{self.mechanism.lower()}.sasl.jaas.config":
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            f"listener.name.{name}.ssl.keystore.type": "PKCS12",
+            f"listener.name.{name}.ssl.keystore.location": str(self.keystore),
+            f"listener.name.{name}.ssl.keystore.password": self.keystore_password,
+        }
+
+    def format_args(self) -> list[str]:
+        return [arg for user, password in self.users
+                for arg in ("--add-scram", f"{self.mechanism}=[name={user},password={password}]")]
+
+
 class LocalKafka:
     """One local broker, identified by its state dir."""
 
     def __init__(self, state_dir: Path, cache_dir: Path | None = None, heap: str = "512m",
-                 owned: bool = False) -> None:
+                 owned: bool = False, secure: SecureListener | None = None) -> None:
         """``owned``: the broker belongs to this process (tests, ``hcs run``, ``hcs bench``) and
-        stops when it dies; otherwise (``hcs broker start``) it outlives the command."""
+        stops when it dies; otherwise (``hcs broker start``) it outlives the command.
+        ``secure``: also listen with SASL_SSL (tests of secured clients)."""
         self.state_dir = Path(state_dir)
         self.cache_dir = cache_dir
         self.heap = heap
         self.owned = owned
+        self.secure = secure
 
     @property
     def _state_path(self) -> Path:
@@ -246,7 +278,7 @@ class LocalKafka:
             "advertised.listeners": f"PLAINTEXT://{HOST}:{port}",
             "controller.listener.names": "CONTROLLER",
             "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL",
             "log.dirs": str(data_dir),
             "num.partitions": "1",
             # Topics are declared by the worker with their partition counts; a typo'd topic
@@ -261,6 +293,10 @@ class LocalKafka:
             "group.initial.rebalance.delay.ms": "0",
             "log.retention.hours": "24",
         }
+        if self.secure is not None:
+            props["listeners"] += f",SASL_SSL://{HOST}:{self.secure.port}"
+            props["advertised.listeners"] += f",SASL_SSL://{HOST}:{self.secure.port}"
+            props.update(self.secure.properties())
         path = self.state_dir / "server.properties"
         path.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
         return path
@@ -291,7 +327,8 @@ class LocalKafka:
         if not (self.state_dir / "data" / "meta.properties").is_file():
             fmt = subprocess.run(
                 self._java_cmd(java, libs, "kafka.tools.StorageTool", "format",
-                               "-t", cluster_id(), "-c", str(config)),
+                               "-t", cluster_id(), "-c", str(config),
+                               *(self.secure.format_args() if self.secure else [])),
                 capture_output=True, text=True, check=False,
             )
             if fmt.returncode != 0:
