@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.errors import BrokerError
-from streams.localkafka import LocalKafka, free_port
-from tests.environment import unavailable
+from streams.localkafka import free_port
+from tests.environment import local_broker
 
 
 @pytest.fixture(scope="session")
@@ -26,16 +25,8 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if explicit:
         yield explicit
         return
-    kafka = LocalKafka(tmp_path_factory.mktemp("kafka"), owned=True)
-    try:
-        status = kafka.start(port=free_port())
-    except BrokerError as exc:
-        unavailable("a real Kafka broker", str(exc))
-    try:
-        assert status.bootstrap
-        yield status.bootstrap
-    finally:
-        kafka.stop()
+    with local_broker(tmp_path_factory.mktemp("kafka")) as (_, bootstrap):
+        yield bootstrap
 
 
 @pytest.fixture

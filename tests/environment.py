@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import NoReturn
 
 import pytest
+
+from streams.errors import BrokerError
+from streams.localkafka import LocalKafka, SecureListener, free_port
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -28,3 +34,19 @@ def tool(*names: str) -> str:
         if path:
             return path
     unavailable(names[0], f"not installed ({MONITORING_PACKAGES})")
+
+
+@contextmanager
+def local_broker(state_dir: Path, secure: SecureListener | None = None) -> Iterator[tuple[LocalKafka, str]]:
+    """A real broker of the caller's alone, on a free port: (the broker, its PLAINTEXT bootstrap).
+    A broker that cannot start fails the run in CI and skips the test elsewhere."""
+    kafka = LocalKafka(state_dir, owned=True, secure=secure)
+    try:
+        status = kafka.start(port=free_port())
+    except BrokerError as exc:
+        unavailable("a real Kafka broker", str(exc))
+    try:
+        assert status.bootstrap
+        yield kafka, status.bootstrap
+    finally:
+        kafka.stop()

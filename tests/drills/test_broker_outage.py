@@ -18,12 +18,11 @@ import pytest
 
 from streams import topics
 from streams.codec import decode_scans
-from streams.errors import BrokerError
-from streams.localkafka import LocalKafka, free_port
+from streams.localkafka import LocalKafka
 from streams.models import ScanEvent
 from streams.simulate import Simulator
 from tests import factories as f
-from tests.environment import unavailable
+from tests.environment import local_broker
 from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read
 
 pytestmark = [pytest.mark.integration, pytest.mark.drill]
@@ -34,16 +33,8 @@ OUTAGE_S = 12
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[tuple[LocalKafka, int]]:
     """A broker of this test alone (the session's broker must not go down)."""
-    kafka = LocalKafka(tmp_path / "broker", owned=True)
-    port = free_port()
-    try:
-        kafka.start(port=port)
-    except BrokerError as exc:
-        unavailable("a real Kafka broker", str(exc))
-    try:
-        yield kafka, port
-    finally:
-        kafka.stop()
+    with local_broker(tmp_path / "broker") as (kafka, bootstrap):
+        yield kafka, int(bootstrap.rsplit(":", 1)[1])
 
 
 def test_a_broker_killed_and_restarted_under_a_worker_costs_no_scan_and_two_log_lines(

@@ -20,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams import topics
 from tests import factories as f
-from tests.integration.kafka_io import WorkerProcess, create_topics, name, read
+from tests.integration.kafka_io import WorkerProcess, create_topics, name, read, running_worker
 from tests.schema_check import assert_valid
 
 pytestmark = [pytest.mark.integration, pytest.mark.drill]
@@ -77,11 +77,8 @@ def worker(worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str,
            tmp_path: Path) -> Iterator[WorkerProcess]:
     create_large_scans_topic(kafka_bootstrap, name(topics.SCANS, topic_prefix))
     create_topics(kafka_bootstrap, topic_prefix)
-    proc = WorkerProcess(worker_env, tmp_path / "worker.log").start()
-    try:
+    with running_worker(worker_env, tmp_path / "worker.log") as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def test_every_poison_record_is_dead_lettered_and_the_scans_after_it_are_judged(

@@ -9,7 +9,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +143,13 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
             return self.proc.wait(10)
+
+
+@contextmanager
+def running_worker(env: dict[str, str], log_path: Path) -> Iterator[WorkerProcess]:
+    """A started ``hcs worker``, stopped when the block ends."""
+    proc = WorkerProcess(env, log_path).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from streams import topics
-from streams.errors import BrokerError
-from streams.localkafka import LocalKafka, SecureListener, free_port
-from tests.environment import unavailable
+from streams.localkafka import SecureListener, free_port
+from tests.environment import local_broker
 from tests.integration.kafka_io import WorkerProcess, name, read
 from tests.tls import make_pki
 
@@ -28,17 +27,9 @@ def secured(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
     """(plaintext bootstrap, SASL_SSL bootstrap, CA file) of a broker of this test alone."""
     pki = make_pki(tmp_path / "pki")
     secure_port = free_port()
-    kafka = LocalKafka(tmp_path / "broker", owned=True, secure=SecureListener(
-        secure_port, pki.keystore, pki.keystore_password, ((USER, PASSWORD),)))
-    try:
-        status = kafka.start(port=free_port())
-    except BrokerError as exc:
-        unavailable("a real Kafka broker", str(exc))
-    try:
-        assert status.bootstrap
-        yield status.bootstrap, f"127.0.0.1:{secure_port}", pki.ca_cert
-    finally:
-        kafka.stop()
+    listener = SecureListener(secure_port, pki.keystore, pki.keystore_password, ((USER, PASSWORD),))
+    with local_broker(tmp_path / "broker", listener) as (_, bootstrap):
+        yield bootstrap, f"127.0.0.1:{secure_port}", pki.ca_cert
 
 
 def secure_env(worker_env: dict[str, str], bootstrap: str, ca: Path, password_file: Path) -> dict[str, str]:

@@ -9,7 +9,7 @@ import pytest
 
 from streams import topics
 from tests import factories as f
-from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read
+from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read, running_worker
 
 pytestmark = pytest.mark.integration
 
@@ -18,11 +18,8 @@ pytestmark = pytest.mark.integration
 def worker(worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str,
            tmp_path: Path) -> Iterator[WorkerProcess]:
     create_topics(kafka_bootstrap, topic_prefix)
-    proc = WorkerProcess(worker_env, tmp_path / "worker.log").start()
-    try:
+    with running_worker(worker_env, tmp_path / "worker.log") as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def test_worker_judges_scans_and_dead_letters_bad_records(
