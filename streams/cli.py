@@ -261,13 +261,19 @@ def bench(scans: int, rounds: int, budget: float, rate: float, latency_seconds: 
     import shutil
     import tempfile
 
-    from streams.bench.run import run_benchmark, table
+    from streams.bench.run import SECURE_ENV, run_benchmark, table
     from streams.localkafka import LocalKafka, free_port
     from streams.settings import ENV_BOOTSTRAP
 
     out.parent.mkdir(parents=True, exist_ok=True)
     kafka = None
     bootstrap = os.environ.get(ENV_BOOTSTRAP)
+    if bootstrap:  # the caller's cluster, with its HCS_KAFKA_* security (checked now: one line if wrong)
+        try:
+            Settings.from_env().client_kwargs()
+        except HcsError as exc:
+            _fail(exc)
+        os.environ[SECURE_ENV] = "1"
     finished = False
     try:
         if not bootstrap:

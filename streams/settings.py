@@ -67,6 +67,10 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
+        if env.get("BROKER_CREDENTIALS"):
+            # Faust reads it on its own, crashes on a string and prints it: never let it through.
+            raise ConfigError("BROKER_CREDENTIALS (Faust's own setting) is set: unset it and use the HCS_KAFKA_* "
+                              "settings, which read the password from a file")
         defaults = cls()
         policy = env.get(ENV_POLICY_FILE) or None
         return cls(

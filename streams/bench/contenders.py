@@ -54,10 +54,12 @@ class Progress:
 async def run_raw(bootstrap: str, source: str, sink: str, group: str, progress: Progress) -> None:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-    consumer = AIOKafkaConsumer(source, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
+    from streams.bench.run import client_kwargs
+
+    consumer = AIOKafkaConsumer(source, **client_kwargs(bootstrap), group_id=group, auto_offset_reset="earliest",
                                 enable_auto_commit=False, max_partition_fetch_bytes=4 * 1024 * 1024,
                                 fetch_max_bytes=32 * 1024 * 1024)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=1024 * 1024,
+    producer = AIOKafkaProducer(**client_kwargs(bootstrap), linger_ms=5, max_batch_size=1024 * 1024,
                                 max_request_size=4 * 1024 * 1024)
     await consumer.start()
     await producer.start()
@@ -99,7 +101,10 @@ def run_bare(bootstrap: str, source: str, sink: str, group: str, progress: Progr
 
     # Faust's data dir defaults to "<id>-data" in the working directory; keep it in the bench's
     # work dir (next to the progress file), which the bench removes when it ends.
-    app = faust.App(group, broker=f"kafka://{bootstrap}", store="memory://", web_enabled=False,
+    from streams.bench.run import bench_security
+
+    app = faust.App(group, broker=f"kafka://{bootstrap}", broker_credentials=bench_security().faust_credentials(),
+                    store="memory://", web_enabled=False,
                     autodiscover=False, consumer_auto_offset_reset="earliest", Worker=QuietWorker,
                     datadir=str(progress.path.parent / f"{group}-data"))
     src = app.topic(source, key_serializer="raw", value_serializer="raw")

@@ -23,7 +23,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from streams.kafka_security import KafkaSecurity
 
 import orjson
 
@@ -98,12 +101,27 @@ def machine() -> dict[str, Any]:
             "memory": mem.split(":")[-1].strip()}
 
 
+SECURE_ENV = "HCS_BENCH_SECURE"  # set when the bench runs on the caller's cluster (HCS_BOOTSTRAP), with its security
+
+
+def bench_security() -> KafkaSecurity:
+    """The caller's HCS_KAFKA_* security on the caller's cluster, none on the bench's own broker."""
+    from streams.kafka_security import KafkaSecurity
+
+    return KafkaSecurity.from_env(os.environ) if os.environ.get(SECURE_ENV) else KafkaSecurity()
+
+
+def client_kwargs(bootstrap: str) -> dict[str, Any]:
+    """Arguments of the bench's own aiokafka clients and contenders."""
+    return {"bootstrap_servers": bootstrap, **bench_security().aiokafka_kwargs()}
+
+
 # -- preloading ------------------------------------------------------------------------------------
 
 async def _create(bootstrap: str, names: list[str], partitions: int) -> None:
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_kwargs(bootstrap))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
@@ -114,7 +132,7 @@ async def _create(bootstrap: str, names: list[str], partitions: int) -> None:
 async def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=1024 * 1024,
+    producer = AIOKafkaProducer(**client_kwargs(bootstrap), linger_ms=20, max_batch_size=1024 * 1024,
                                 max_request_size=8 * 1024 * 1024)
     await producer.start()
     try:
@@ -175,7 +193,9 @@ class Contender:
         self.sink = f"{prefix}out-{kind}-{tag}"
         self.progress = workdir / f"{kind}-{tag}.progress"
         self.log = workdir / f"{kind}-{tag}.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HCS_")}
+        # None of the caller's HCS_ settings, but the cluster's security when the bench is on one
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("HCS_") or (os.environ.get(SECURE_ENV) and k.startswith(("HCS_KAFKA_", SECURE_ENV)))}
         if kind == "hcs":
             self.port = free_port()
             hcs_prefix = source.removesuffix(topics.SCANS.name)
@@ -301,9 +321,9 @@ async def _offered_load(bootstrap: str, source: str, sink: str, rate: float, sec
 
     sim = Simulator(seed=seed, mix=CLEAN)
     # read_committed: an hcs decision counts once its transaction is committed (what readers see).
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**client_kwargs(bootstrap), group_id=None, enable_auto_commit=False,
                                 isolation_level="read_committed")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    producer = AIOKafkaProducer(**client_kwargs(bootstrap), linger_ms=0)
     await consumer.start()
     await producer.start()
     tps = [TopicPartition(sink, p) for p in range(topics.DECISIONS.partitions)]

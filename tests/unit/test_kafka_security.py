@@ -57,3 +57,10 @@ def test_an_empty_password_file_is_refused_when_a_client_is_made(tmp_path: Path)
     Path(env["HCS_KAFKA_SASL_PASSWORD_FILE"]).write_text("")
     with pytest.raises(ConfigError, match="is empty"):
         Settings.from_env(env).client_kwargs()
+
+
+def test_fausts_own_credentials_setting_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"BROKER_CREDENTIALS": "user:hunter2-secret"})
+    assert str(caught.value).startswith("BROKER_CREDENTIALS (Faust's own setting) is set")
+    assert "hunter2" not in str(caught.value)
