@@ -17,8 +17,6 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from streams.pseudonyms import PERSON_REF_PATTERN
-
 MAX_CITIES = 200  # a 14-day travel record; bounded, as every field of untrusted input is
 MAX_BATCH_SCANS = 1000
 MAX_ENTRIES = 1_000_000  # people one counter saw in one interval
@@ -65,7 +63,9 @@ class Scan(Struct, frozen=True, gc=False, tag_field="schema", tag="hcs.scan.v1")
     venue_id: Id
     venue_type: VenueType
     district: District
-    person_ref: Annotated[str, Meta(pattern=PERSON_REF_PATTERN)]
+    # Its form (lowercase hex) is checked by the codec (streams.pseudonyms.is_pseudonym): msgspec
+    # runs a pattern through Python's re, 0.4 us a scan.
+    person_ref: Annotated[str, Meta(min_length=16, max_length=128)]
     health_code: HealthCode
     temperature_c: Annotated[float, Meta(ge=30, le=45)] | None = None
     mask: bool | None = None

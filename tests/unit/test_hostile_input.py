@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from typing import Any
 
 import orjson
@@ -14,7 +15,8 @@ import pytest
 from streams.codec import MAX_FUTURE_S, decode_entries, decode_scans
 from streams.deadletters import MAX_PAYLOAD_BYTES, REDACTED, dead_letter
 from streams.models import EntryCount, Rejected, ScanEvent
-from streams.pseudonyms import holds_resident_id, is_resident_id
+from streams.pseudonyms import PERSON_REF_PATTERN, holds_resident_id, is_pseudonym, is_resident_id
+from streams.validation import load_schema
 from tests import factories as f
 
 ID_NUMBER = f.valid_id_number("330106", "19900101", "124")  # all digits, valid check digit
@@ -196,3 +198,10 @@ def test_a_small_dead_letter_keeps_its_whole_payload() -> None:
     assert (base64.b64decode(dead["payload_b64"]), dead["payload_truncated"], dead["payload_redacted"]) == (
         raw, False, None)
 
+
+
+@pytest.mark.parametrize("text", ["a" * 15, "a" * 16, "0123456789abcdef", "0123456789ABCDEF", "a" * 128, "a" * 129,
+                                  "abcdefabcdefabcg", "abcdefabcdefabc ", "\uff41bcdefabcdefabcd", ID_NUMBER])
+def test_the_fast_pseudonym_check_is_the_published_pattern(text: str) -> None:
+    assert load_schema("scan.v1")["properties"]["person_ref"]["pattern"] == PERSON_REF_PATTERN
+    assert is_pseudonym(text) == bool(re.fullmatch(PERSON_REF_PATTERN.strip("^$"), text))
