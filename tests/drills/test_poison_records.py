@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -81,6 +82,27 @@ def worker(worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str,
         yield proc
 
 
+ENTRY = {"schema": "hcs.entries.v1", "event_id": "c-1", "checkpoint_id": "cp-1", "venue_id": "venue-1",
+         "venue_type": "mall", "district": "330106", "window_start": "2022-05-10T08:00:00+08:00",
+         "window_end": "2022-05-10T08:01:00+08:00", "entries": 0}
+
+
+def test_poison_entry_counts_are_dead_lettered_and_never_count(
+        worker: WorkerProcess, kafka_bootstrap: str, topic_prefix: str) -> None:
+    huge = f.encode(ENTRY).replace(b'"entries":0', b'"entries":' + b"1" * 31)
+    no_schema = f.encode({k: v for k, v in ENTRY.items() if k != "schema"})
+    good = f.encode({**ENTRY, "event_id": "c-2", "entries": 7})
+    produce_large(kafka_bootstrap, name(topics.ENTRIES, topic_prefix),
+                  [(b"venue-1", huge), (b"venue-1", no_schema), (b"venue-1", good)])
+    dead = read(kafka_bootstrap, name(topics.DLQ, topic_prefix), lambda v: len(v) >= 2, settle_s=2)
+    assert sorted((d["reason"], d["detail"].split(":")[0]) for d in dead) == [
+        ("SCHEMA_INVALID", "entries"), ("UNSUPPORTED_SCHEMA", "schema")]
+    deadline = time.monotonic() + 30
+    while 'hcs_entries_total{district="330106",venue_type="mall"} 7.0' not in worker.metrics_text():
+        assert time.monotonic() < deadline, worker.metrics_text()
+        time.sleep(0.2)
+
+
 def test_every_poison_record_is_dead_lettered_and_the_scans_after_it_are_judged(
         worker: WorkerProcess, kafka_bootstrap: str, topic_prefix: str) -> None:
     bad = poison()
@@ -113,6 +135,7 @@ def test_every_poison_record_is_dead_lettered_and_the_scans_after_it_are_judged(
 
     assert worker.proc is not None and worker.proc.poll() is None  # alive
     log = worker.log_path.read_text()
+    assert "hcs_entries_total{" not in worker.metrics_text()  # no entry count was accepted above
     assert "[ERROR]" not in log and "Traceback" not in log, worker.log_tail()
     assert ID_NUMBER not in log and ID_NUMBER not in str(dead)
     assert "hcs_processing_errors_total{" not in worker.metrics_text()
