@@ -187,10 +187,14 @@ def policy_check(file: Path, district: str) -> None:
 @click.option("--seed", type=int, default=7, show_default=True, help="Same seed, same stream.")
 @click.option("--entries/--no-entries", default=True, show_default=True,
               help="Also send people counts per checkpoint and minute to hcs.entries.v1.")
+@click.option("--run-id", default=None, help="In every event id (default: new each run, so a second run is not "
+              "taken for redeliveries of the first; give the same one to resend a run).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def simulate(count: int | None, rate: float | None, batch: int, seed: int, entries: bool, quiet: bool) -> None:
+def simulate(count: int | None, rate: float | None, batch: int, seed: int, entries: bool, run_id: str | None,
+             quiet: bool) -> None:
     """Publish simulated checkpoint scans of Hangzhou's districts to hcs.scans.v1."""
     import os
+    import uuid
 
     from streams import topics
     from streams.device import ENV_PERSON_KEY, person_key_from_env
@@ -202,13 +206,16 @@ def simulate(count: int | None, rate: float | None, batch: int, seed: int, entri
         key = person_key_from_env() if os.environ.get(ENV_PERSON_KEY) else None
     except HcsError as exc:
         _fail(exc)
-    sim = Simulator(seed=seed) if key is None else Simulator(seed=seed, key=key)
+    run = run_id if run_id is not None else uuid.uuid4().hex[:8]
+    sim = Simulator(seed=seed, run_id=run) if key is None else Simulator(seed=seed, key=key, run_id=run)
     topic = topics.topic_name(topics.SCANS, settings.topic_prefix)
     entries_topic = topics.topic_name(topics.ENTRIES, settings.topic_prefix) if entries else None
     with click.progressbar(length=count or 0, label=f"scans -> {topic}", file=sys.stderr,
                            hidden=quiet or count is None) as bar:
         counts = _run_client(settings, publish(sim, client, topic, count, rate, batch, bar.update, entries_topic))
-    click.echo("sent: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    for on_purpose in ("duplicate_records", "malformed_records"):  # always said, even when none
+        counts.setdefault(on_purpose, 0)
+    click.echo(f"sent (run {run}): " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
 
 
 @cli.command()

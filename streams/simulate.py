@@ -74,6 +74,9 @@ class Simulator:
     people: int = 20_000
     mix: Mix = field(default_factory=Mix)
     key: bytes = SIM_KEY
+    # In every event id: the worker remembers ids for its dedup horizon, so a second run of the
+    # same seed must bring new ids (``hcs simulate`` makes one per run); the content stays the seed's.
+    run_id: str = ""
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
@@ -147,7 +150,7 @@ class Simulator:
             mask = None
         value: dict[str, Any] = {
             "schema": "hcs.scan.v1",
-            "event_id": f"sim-{self.seed}-{self._seq:012d}",
+            "event_id": f"sim-{self.seed}-{self.run_id}{'-' if self.run_id else ''}{self._seq:012d}",
             "event_time": at.isoformat(timespec="milliseconds"),
             "checkpoint_id": rng.choice(venue.checkpoints),
             "venue_id": venue.venue_id,
@@ -180,7 +183,7 @@ class Simulator:
             start = datetime.fromtimestamp(minute, SHANGHAI)
             self.counts["entry_counts"] += 1
             yield venue.venue_id.encode(), orjson.dumps({
-                "schema": "hcs.entries.v1", "event_id": f"count-{self.seed}-{checkpoint}-{int(minute)}",
+                "schema": "hcs.entries.v1", "event_id": f"count-{self.seed}-{self.run_id}-{checkpoint}-{int(minute)}",
                 "checkpoint_id": checkpoint, "venue_id": venue.venue_id, "venue_type": venue.venue_type,
                 "district": venue.district, "window_start": start.isoformat(),
                 "window_end": (start + timedelta(minutes=1)).isoformat(), "entries": scanned + unscanned})

@@ -73,3 +73,21 @@ def test_each_counter_minute_is_reported_once_even_with_late_uploads() -> None:
     list(sim.records(5000, clock=late))
     ids += [orjson.loads(v)["event_id"] for _, v in sim.entry_counts(float("inf"))]
     assert len(ids) == len(set(ids))
+
+
+def test_a_run_id_changes_only_the_event_ids() -> None:
+    def parse(value: bytes) -> object:
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value  # a malformed record, sent on purpose
+
+    def without_id(value: object) -> object:
+        return {k: v for k, v in value.items() if k != "event_id"} if isinstance(value, dict) else value
+
+    a = [parse(v) for _, v, _ in Simulator(seed=9, run_id="r1").records(3000, clock=clock())]
+    b = [parse(v) for _, v, _ in Simulator(seed=9, run_id="r2").records(3000, clock=clock())]
+    ids_a = {s["event_id"] for s in a if isinstance(s, dict) and "event_id" in s}
+    ids_b = {s["event_id"] for s in b if isinstance(s, dict) and "event_id" in s}
+    assert ids_a and not ids_a & ids_b
+    assert [without_id(s) for s in a] == [without_id(s) for s in b]
