@@ -45,8 +45,8 @@ class ConnectionWatch(logging.Filter):
         if record.levelno < logging.WARNING:
             return True
         message = record.getMessage()
-        if not any(text in message for text in _OUTAGE_MESSAGES):
-            return True
+        if "rebalancing" in message or not any(text in message for text in _OUTAGE_MESSAGES):
+            return True  # a heartbeat refused during a rebalance is the group at work, not an outage
         now = self.clock()
         self._last_error = now
         if self.reachable:

@@ -37,4 +37,5 @@ def test_other_warnings_and_debug_lines_pass_and_start_no_outage() -> None:
     watch = ConnectionWatch("Kafka", clock=lambda: 0.0)
     assert watch.filter(record("Topic t not found in cluster metadata", logging.WARNING))
     assert watch.filter(record("Unable connect to node with id 1", logging.DEBUG))
+    assert watch.filter(record("Heartbeat failed for group g because it is rebalancing", logging.WARNING))
     assert watch.reachable and watch.outages == 0
