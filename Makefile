@@ -26,4 +26,4 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 clean:
-	rm -rf $(VENV) .hcs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .hcs .pytest_cache .mypy_cache .ruff_cache *.egg-info build bench-results

@@ -48,6 +48,7 @@ def _broker_state_dir(settings: Settings) -> Path:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hcs", prog_name="hcs")
 def cli() -> None:
     """hcs: judge health-code scans from Kafka in real time."""
 

@@ -24,3 +24,35 @@ def test_the_data_files_the_code_reads_are_declared_package_data() -> None:
         assert all(list(base.glob(pattern)) for pattern in patterns), package
     declared = {(package, pattern) for package, patterns in data.items() for pattern in patterns}
     assert {("streams.rules", "*.json"), ("streams", "schemas/*.json"), ("streams.localkafka", "pom.xml")} <= declared
+
+
+def test_every_third_party_module_the_product_imports_is_a_declared_dependency() -> None:
+    import ast
+    import importlib.metadata
+    import re
+    import sys
+
+    imported: set[str] = set()
+    for path in (ROOT / "streams").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {name for name in imported if name not in sys.stdlib_module_names and name != "streams"}
+    distributions = importlib.metadata.packages_distributions()
+    needed = {re.sub(r"[-_.]+", "-", distributions[name][0]).lower() for name in third_party}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = {re.sub(r"[-_.]+", "-", re.split(r"[<>=!~;\[ ]", dep, maxsplit=1)[0]).lower()
+                for dep in project["dependencies"]}
+    assert "mode-streaming" in needed and "aiohttp" in needed
+    assert needed - declared == set()
+
+
+def test_hcs_version_prints_the_installed_version() -> None:
+    import importlib.metadata
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "streams", "--version"], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == f"hcs, version {importlib.metadata.version('hcs')}"
