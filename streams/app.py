@@ -114,7 +114,7 @@ class HcsApp(consuming.AtLeastOnceApp):
     async def on_first_start(self) -> None:
         self.hcs_settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only the leaf
         await super().on_first_start()
-        await ensure_topics(self.hcs_settings)
+        # The topics were ensured by `hcs worker` before Faust started (streams.cli.worker).
         if self.hcs_settings.exactly_once:
             # Started before the agents; its start aborts what a crashed run with the same
             # transactional id left open, so the restarted worker never waits for it.
@@ -319,13 +319,12 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
         return TP(scans_name, partition) in app.assignor.assigned_actives()
 
     partials_name = partials_topic.get_topic_name()
-    # Faust's aiokafka driver keeps the started aiokafka producer behind _ensure_producer().
-    if settings.exactly_once:
-        output = BatchedOutput(lambda: app.transactions, topics.worker_topics(settings.topic_prefix, settings.app_id),
-                               transactional=True)
-    else:
-        output = BatchedOutput(lambda: cast(Any, app.producer)._ensure_producer(),
-                               topics.worker_topics(settings.topic_prefix, settings.app_id))
+    # Exactly-once: the app's transactional producer; else Faust's own, which its aiokafka driver
+    # keeps started behind _ensure_producer().
+    producer: Callable[[], Any] = ((lambda: app.transactions) if settings.exactly_once
+                                   else (lambda: cast(Any, app.producer)._ensure_producer()))
+    output = BatchedOutput(producer, topics.worker_topics(settings.topic_prefix, settings.app_id),
+                           transactional=settings.exactly_once)
     app.output = output
     sink = TopicSink(output, settings.topic_prefix)
     pipeline = Pipeline(policy, PartitionedState(state, changelog_writer(output, state)),

@@ -346,8 +346,9 @@ class AtLeastOnceApp(faust.App):
         return Transport(self.conf.broker_consumer, self)
 
     def kafka_client_kwargs(self) -> dict[str, Any]:
-        """Connection arguments of an aiokafka client of this app's cluster."""
-        return {"bootstrap_servers": [f"{url.host}:{url.port or 9092}" for url in self.conf.broker]}
+        """Connection arguments (bootstrap, TLS, SASL) of an aiokafka client of this app's
+        cluster, for the recovery of its tables; an app with tables provides them."""
+        raise NotImplementedError(f"{type(self).__name__} has tables but no Kafka client settings")
 
     async def before_commit(self) -> None:
         """Awaited before offsets are committed; raise to stop the commit (and the worker)."""

@@ -41,33 +41,50 @@ def client_errors() -> Iterator[list[str]]:
         logger.propagate = propagate
 
 
+AUTH, DENIED, TLS, UNREACHABLE = "auth", "denied", "tls", "unreachable"
+
+
+def classify(exc: BaseException, logged: list[str] | tuple[str, ...] = ()) -> tuple[str, str] | None:
+    """(kind, what to add) of an error of a Kafka client (``logged``: what aiokafka logged
+    meanwhile), or None if it is not about reaching or entering the cluster (a bug)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:  # the cause may be wrapped
+        seen.add(id(current))
+        if isinstance(current, _AUTH):
+            return AUTH, ""
+        if isinstance(current, _DENIED):
+            return DENIED, type(current).__name__
+        if isinstance(current, ssl.SSLError):
+            return TLS, str(current.reason or current)
+        if isinstance(current, errors.KafkaConnectionError):
+            told = " ".join([str(current), *logged])
+            if "AuthenticationFailed" in told or "Authentication failed" in told:
+                return AUTH, ""
+            if "CERTIFICATE_VERIFY_FAILED" in told.upper() or "CERTIFICATE VERIFY FAILED" in told.upper():
+                return TLS, "the broker's certificate cannot be verified (HCS_KAFKA_SSL_CAFILE)"
+            return UNREACHABLE, str(current).splitlines()[0][:200]
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def is_refusal(exc: BaseException, logged: list[str] | tuple[str, ...] = ()) -> bool:
     """True for an error that retrying cannot mend (credentials, permissions, TLS trust)."""
-    described = describe_client_error(exc, Settings(), logged)
-    return described is not None and not described.startswith("cannot reach")
+    kind = classify(exc, logged)
+    return kind is not None and kind[0] != UNREACHABLE
 
 
 def describe_client_error(exc: BaseException, settings: Settings,
                           logged: list[str] | tuple[str, ...] = ()) -> str | None:
-    """A one-line reason for an error of a client of ``settings``'s cluster (``logged``: what
-    aiokafka logged meanwhile), or None if it is not about reaching or entering the cluster (a
-    bug, to be raised as it is)."""
+    """A one-line reason for an error of a client of ``settings``'s cluster, or None if it is
+    not about reaching or entering the cluster (a bug, to be raised as it is)."""
+    kind = classify(exc, logged)
+    if kind is None:
+        return None
     where = f"Kafka at {settings.bootstrap} ({settings.kafka.describe()})"
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:  # the cause may be wrapped
-        seen.add(id(exc))
-        if isinstance(exc, _AUTH):
-            return f"{where} refused the credentials: authentication failed (check the user and the password file)"
-        if isinstance(exc, _DENIED):
-            return f"{where} denied an operation: {type(exc).__name__} (the user lacks an ACL)"
-        if isinstance(exc, ssl.SSLError):
-            return f"TLS with {where} failed: {exc.reason or exc}"
-        if isinstance(exc, errors.KafkaConnectionError):
-            told = " ".join([str(exc), *logged])
-            if "AuthenticationFailed" in told or "Authentication failed" in told:
-                return f"{where} refused the credentials: authentication failed (check the user and the password file)"
-            if "CERTIFICATE_VERIFY_FAILED" in told.upper() or "CERTIFICATE VERIFY FAILED" in told.upper():
-                return f"TLS with {where} failed: the broker's certificate cannot be verified (HCS_KAFKA_SSL_CAFILE)"
-            return f"cannot reach {where}: {str(exc).splitlines()[0][:200]}"
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return None
+    return {
+        AUTH: f"{where} refused the credentials: authentication failed (check the user and the password file)",
+        DENIED: f"{where} denied an operation: {kind[1]} (the user lacks an ACL)",
+        TLS: f"TLS with {where} failed: {kind[1]}",
+        UNREACHABLE: f"cannot reach {where}: {kind[1]}",
+    }[kind[0]]

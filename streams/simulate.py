@@ -79,6 +79,7 @@ class Simulator:
     run_id: str = ""
 
     def __post_init__(self) -> None:
+        self._run = f"{self.run_id}-" if self.run_id else ""  # the event ids' run part
         self.rng = random.Random(self.seed)
         types, weights = zip(*VENUE_WEIGHTS.items(), strict=True)
         self.venues: list[Venue] = []
@@ -150,7 +151,7 @@ class Simulator:
             mask = None
         value: dict[str, Any] = {
             "schema": "hcs.scan.v1",
-            "event_id": f"sim-{self.seed}-{self.run_id}{'-' if self.run_id else ''}{self._seq:012d}",
+            "event_id": f"sim-{self.seed}-{self._run}{self._seq:012d}",
             "event_time": at.isoformat(timespec="milliseconds"),
             "checkpoint_id": rng.choice(venue.checkpoints),
             "venue_id": venue.venue_id,
@@ -183,7 +184,7 @@ class Simulator:
             start = datetime.fromtimestamp(minute, SHANGHAI)
             self.counts["entry_counts"] += 1
             yield venue.venue_id.encode(), orjson.dumps({
-                "schema": "hcs.entries.v1", "event_id": f"count-{self.seed}-{self.run_id}-{checkpoint}-{int(minute)}",
+                "schema": "hcs.entries.v1", "event_id": f"count-{self.seed}-{self._run}{checkpoint}-{int(minute)}",
                 "checkpoint_id": checkpoint, "venue_id": venue.venue_id, "venue_type": venue.venue_type,
                 "district": venue.district, "window_start": start.isoformat(),
                 "window_end": (start + timedelta(minutes=1)).isoformat(), "entries": scanned + unscanned})

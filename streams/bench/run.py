@@ -217,6 +217,14 @@ class Contender:
         self.args, self.env = args, env
         self.proc: subprocess.Popen[bytes] | None = None
 
+    def ensure_hcs_topics(self) -> None:
+        """The hcs worker's topics, made before it starts (on the caller's cluster, with its security)."""
+        from streams.app import ensure_topics
+        from streams.settings import Settings
+
+        asyncio.run(ensure_topics(Settings(bootstrap=self.bootstrap, topic_prefix=self.env["HCS_TOPIC_PREFIX"],
+                                           kafka=bench_security())))
+
     def start(self) -> None:
         if self.kind != "hcs":  # hcs creates its own topics
             asyncio.run(_create(self.bootstrap, [self.sink], topics.SCANS.partitions))
@@ -270,11 +278,7 @@ class Contender:
 
 def measure(contender: Contender, mode: str, total: int, budget_s: float, log: Callable[[str], None]) -> Run:
     if contender.kind == "hcs":
-        from streams.app import ensure_topics
-        from streams.settings import Settings
-
-        asyncio.run(ensure_topics(Settings(bootstrap=contender.bootstrap,
-                                           topic_prefix=contender.env["HCS_TOPIC_PREFIX"])))
+        contender.ensure_hcs_topics()
     contender.start()
     samples: list[tuple[float, int]] = []
     deadline: float | None = None
@@ -382,11 +386,7 @@ def scans_in(value: bytes) -> list[dict[str, Any]]:
 def measure_latency(contender: Contender, mode: str, rate: float, seconds: float, seed: int,
                     log: Callable[[str], None]) -> Latency:
     if contender.kind == "hcs":
-        from streams.app import ensure_topics
-        from streams.settings import Settings
-
-        asyncio.run(ensure_topics(Settings(bootstrap=contender.bootstrap,
-                                           topic_prefix=contender.env["HCS_TOPIC_PREFIX"])))
+        contender.ensure_hcs_topics()
     else:
         asyncio.run(_create(contender.bootstrap, [contender.source], topics.SCANS.partitions))
     contender.start()
