@@ -368,7 +368,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
                 now = time.time()
                 for event in events:
                     msg = event.message
-                    ref = RecordRef(spec, msg.topic, msg.partition, msg.offset, msg.key)
+                    ref = RecordRef(spec, msg.topic, msg.partition, msg.offset, msg.key, msg.timestamp)
                     try:
                         handle(event.value, ref, now)
                     except Exception as exc:

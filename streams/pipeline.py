@@ -71,6 +71,15 @@ class RecordRef:
     partition: int
     offset: int
     key: bytes | None
+    # The Kafka record timestamp (seconds): when the producer sent the record, a device's
+    # upload time. None when unknown; it is then taken as read now.
+    timestamp: float | None = None
+
+    def uploaded(self, now: float) -> float:
+        """When the record was uploaded, never later than ``now`` (a device clock ahead of ours
+        must not keep its checkpoint alive)."""
+        ts = self.timestamp
+        return now if ts is None or ts < 0 or ts > now else ts
 
 
 class Pipeline:
@@ -86,6 +95,9 @@ class Pipeline:
         self.dedup_horizon_s = dedup_horizon_s
         self.is_active = is_active  # does this worker own the partition now (for timers)?
         self.clock = StreamClock(idle_s=idle_s)
+        # The same clock over upload times (record timestamps): a checkpoint is silent only when
+        # nothing of it was uploaded for a while either, not only nothing of recent event time.
+        self.uploads = StreamClock(idle_s=idle_s)
         self._minutes: dict[str, tuple[DistrictMinute, int]] = {}  # live partials, by state key
         self._touched_minutes: set[str] = set()  # changed since the last flush
         self._decided_at: tuple[float, str] = (0.0, "")  # `now` is one value per batch: format it once
@@ -104,6 +116,7 @@ class Pipeline:
         add to their state, and should one come back, its figures are what the table recovers
         and its stream time starts anew."""
         self.clock.forget(partitions)
+        self.uploads.forget(partitions)
         for key in [key for key, (_, partition) in self._minutes.items() if partition in partitions]:
             del self._minutes[key]
             # Nothing touched is lost: a batch is flushed before it is acknowledged, and Faust
@@ -122,7 +135,7 @@ class Pipeline:
             else:
                 self.dead_letter(item, ref, now, i)  # type: ignore[arg-type]
         if scans:
-            self.on_scans(scans, ref.partition, now)
+            self.on_scans(scans, ref.partition, now, ref.uploaded(now))
             # Each scan is timed as its share of the record (decoding included): two clock
             # reads and a histogram update per scan cost more than the rules of a plain scan.
             self.metrics.processing.observe_many((time.perf_counter() - started) / len(scans), len(scans))
@@ -137,8 +150,9 @@ class Pipeline:
             self.metrics.duplicates(spec.name).inc(len(event_ids) - len(claimed))
         return claimed
 
-    def on_scans(self, scans: Sequence[ScanEvent], partition: int, now: float) -> None:
+    def on_scans(self, scans: Sequence[ScanEvent], partition: int, now: float, uploaded: float | None = None) -> None:
         """Judge the scans of one record, in order: each gets its decision, alerts and counts.
+        ``uploaded``: when the record was sent (its Kafka timestamp; default ``now``).
 
         What consecutive scans share (the scans of a gateway batch are one venue's) is looked
         up once per run of scans sharing it and written back once: the policy in force, the
@@ -222,11 +236,14 @@ class Pipeline:
 
         sink.send_many(topics.DECISIONS, venue_key, decisions)
         self.clock.observe(partition, stream_now, now)
+        if uploaded is None:
+            uploaded = now
+        self.uploads.observe(partition, uploaded, now)
         for window in windows.values():
             window.save()
         for checkpoint_id, report in reports.items():
             last = report.last
-            self._reported(checkpoint_id, report.first_t, report.last_t, last.district, last.venue_id,
+            self._reported(checkpoint_id, report.first_t, report.last_t, uploaded, last.district, last.venue_id,
                            last.venue_type, report.version, partition)
         counts.flush()
 
@@ -243,12 +260,15 @@ class Pipeline:
         if isinstance(item, Rejected):
             self.dead_letter(item, ref, now)
             return
-        self.on_entries(item, ref.partition, now)
+        self.on_entries(item, ref.partition, now, ref.uploaded(now))
 
-    def on_entries(self, count: EntryCount, partition: int, now: float) -> None:
+    def on_entries(self, count: EntryCount, partition: int, now: float, uploaded: float | None = None) -> None:
         if not self._claim([count.event_id], topics.ENTRIES, partition, now):
             return
+        if uploaded is None:
+            uploaded = now
         self.clock.observe(partition, count.window_start, now)
+        self.uploads.observe(partition, uploaded, now)
         version, params = self.policy.params(count.window_start, count.district, count.venue_type)
         # An interval is counted in the compliance window holding its start.
         size = params.compliance_window_seconds
@@ -259,7 +279,7 @@ class Pipeline:
             self.metrics.three100_late(count.district).inc()
         window.counts.add_entries(count.entries)
         window.save()
-        self._reported(count.checkpoint_id, count.window_start, count.window_start, count.district,
+        self._reported(count.checkpoint_id, count.window_start, count.window_start, uploaded, count.district,
                        count.venue_id, count.venue_type, version, partition)
         self.metrics.entries(count.district, count.venue_type).inc(count.entries)
 
@@ -282,9 +302,10 @@ class Pipeline:
                    "end": start + size, "close": close, "version": version, "counts": CheckpointWindow().to_json()}
         return _WindowHandle(self.state, key, CheckpointWindow.from_json(raw["counts"]), partition, raw)
 
-    def _reported(self, checkpoint_id: str, first_t: float, last_t: float, district: str, venue_id: str,
-                  venue_type: str, version: str, partition: int) -> None:
-        """A checkpoint reported records of event times ``first_t`` .. ``last_t`` (in the order read)."""
+    def _reported(self, checkpoint_id: str, first_t: float, last_t: float, uploaded: float, district: str,
+                  venue_id: str, venue_type: str, version: str, partition: int) -> None:
+        """A checkpoint reported records of event times ``first_t`` .. ``last_t`` (in the order
+        read), uploaded at ``uploaded``."""
         key = CHECKPOINT_PREFIX + checkpoint_id
         status = self.state.get(key)
         if status is not None and status.get("silent"):
@@ -292,9 +313,10 @@ class Pipeline:
                                Occurrence(1, status["seen"], first_t, ()), version,
                                {"silent_since": rfc3339(status["seen"]), "reported_again_at": rfc3339(first_t)},
                                self._minute(partition, district, first_t)[0])
-        seen = last_t if status is None else max(status["seen"], last_t)
-        self.state.set(key, {"seen": seen, "silent": False, "district": district, "venue_id": venue_id,
-                             "venue_type": venue_type}, partition)
+        seen, heard = (last_t, uploaded) if status is None else (
+            max(status["seen"], last_t), max(status.get("heard", uploaded), uploaded))
+        self.state.set(key, {"seen": seen, "heard": heard, "silent": False, "district": district,
+                             "venue_id": venue_id, "venue_type": venue_type}, partition)
 
     def _minute(self, partition: int, district: str, t: float) -> tuple[DistrictMinute, bool]:
         """This partition's part of ``district``'s minute holding ``t``; a minute already sent is
@@ -399,7 +421,10 @@ class Pipeline:
         return closed
 
     def check_silent(self, now: float) -> int:
-        """Raise CHECKPOINT_SILENT for checkpoints quiet for ``silent_after_minutes`` of stream time."""
+        """Raise CHECKPOINT_SILENT for checkpoints quiet for ``silent_after_minutes``: no record of
+        a later event time for that long of stream time, and no record uploaded for that long of
+        upload time. A device sending its buffer late is alive; a backlog read after an outage
+        is judged by when its records were sent, not by when this worker read them."""
         fired = 0
         owned = self._owned()
         for key, partition, status in self.state.items(CHECKPOINT_PREFIX):
@@ -407,7 +432,11 @@ class Pipeline:
                 continue
             stream_now = self.clock.now(partition, now)
             version, params = self.policy.params(stream_now, status["district"], status["venue_type"])
-            if stream_now - status["seen"] < params.silent_after_minutes * 60:
+            quiet_s = params.silent_after_minutes * 60
+            if stream_now - status["seen"] < quiet_s:
+                continue
+            # State written before upload times were kept has none: event time alone, as then.
+            if self.uploads.now(partition, now) - status.get("heard", -math.inf) < quiet_s:
                 continue
             checkpoint_id = key[len(CHECKPOINT_PREFIX):]
             self.state.set(key, {**status, "silent": True}, partition)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 from unittest.mock import MagicMock
 
@@ -28,14 +29,21 @@ def entries(checkpoint_id: str, n: int, start: Any = T0, **fields: Any) -> dict[
             "window_start": f.ts(start), "window_end": f.ts(start + timedelta(minutes=1)), "entries": n}
 
 
-async def _put(app: HcsApp, agent_name: str, values: list[dict[str, Any]]) -> None:
+def uploaded_live(value: dict[str, Any]) -> float:
+    """A device online uploads a record as it happens: its Kafka timestamp is its event time."""
+    return datetime.fromisoformat(value.get("event_time") or value["window_start"]).timestamp()
+
+
+async def _put(app: HcsApp, agent_name: str, values: list[dict[str, Any]],
+               uploaded: Callable[[dict[str, Any]], float] = uploaded_live) -> None:
     async with app.agents[agent_name].test_context() as ctx:
         for value in values:
-            await ctx.put(value=f.encode(value), key=value["venue_id"].encode(), partition=0)
+            await ctx.put(value=f.encode(value), key=value["venue_id"].encode(), partition=0,
+                          timestamp=uploaded(value))
 
 
-def scans(app: HcsApp, *values: dict[str, Any]) -> None:
-    asyncio.run(_put(app, "judge_scans", list(values)))
+def scans(app: HcsApp, *values: dict[str, Any], uploaded: Callable[[dict[str, Any]], float] = uploaded_live) -> None:
+    asyncio.run(_put(app, "judge_scans", list(values), uploaded))
 
 
 def counts(app: HcsApp, *values: dict[str, Any]) -> None:
@@ -115,6 +123,26 @@ def test_a_silent_checkpoint_fires_once_and_resolves_when_it_reports_again(hcs_a
     assert resolved["alert_id"] != firing["alert_id"]
     close(app)
     assert len(alerts(sink, "CHECKPOINT_SILENT")) == 2
+
+
+def test_a_checkpoint_uploading_its_buffer_late_is_alive_until_it_uploads_nothing_for_the_silent_time(
+        hcs_app: Harness) -> None:
+    app, sink, _ = hcs_app
+    upload_time = (T0 + timedelta(minutes=10)).timestamp()
+    scans(app, f.scan(checkpoint_id="cp-live", at=T0 + timedelta(minutes=10)))
+    # cp-buffer was offline: its 08:00 scan is uploaded at 08:10, with the stream at 08:10.
+    scans(app, f.scan(checkpoint_id="cp-buffer", at=T0), uploaded=lambda v: upload_time)
+    close(app)
+    close(app)
+    assert alerts(sink, "CHECKPOINT_SILENT") == []
+    scans(app, f.scan(checkpoint_id="cp-live", at=T0 + timedelta(minutes=19, seconds=59)))
+    close(app)
+    assert alerts(sink, "CHECKPOINT_SILENT") == []
+    scans(app, f.scan(checkpoint_id="cp-live", at=T0 + timedelta(minutes=20)))  # 10 min since its upload
+    close(app)
+    (firing,) = alerts(sink, "CHECKPOINT_SILENT")
+    assert (firing["checkpoint_id"], firing["details"]["silent_since"]) == (
+        "cp-buffer", "2022-05-10T08:00:00.000+08:00")
 
 
 def test_a_checkpoint_that_never_reported_is_never_silent(hcs_app: Harness) -> None:

@@ -21,7 +21,8 @@ async def put_all(app: HcsApp, records: list[bytes], key: bytes = b"venue-1") ->
     agent = app.agents["judge_scans"]
     async with agent.test_context() as ctx:
         for value in records:
-            await ctx.put(value=value, key=key, partition=0)
+            # Uploaded at one fixed time (not the wall clock): runs compare equal, state included.
+            await ctx.put(value=value, key=key, partition=0, timestamp=f.T0.timestamp())
 
 
 def run(app: HcsApp, *values: Any) -> None:

@@ -27,12 +27,19 @@ def create_topics(bootstrap: str, prefix: str) -> None:
     asyncio.run(ensure_topics(Settings(bootstrap=bootstrap, topic_prefix=prefix)))
 
 
-def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes]]) -> int:
+def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes]],
+            sent_at: Iterable[float | None] | None = None) -> int:
+    """Send ``records`` (key, value) in order; ``sent_at``: the record timestamps (seconds) a
+    producer sending them then would have set (default: now, as any producer does)."""
     async def run() -> int:
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
         await producer.start()
         try:
-            futures = [await producer.send(topic, value=value, key=key) for key, value in records]
+            items = list(records)
+            stamps = list(sent_at) if sent_at is not None else [None] * len(items)
+            futures = [await producer.send(topic, value=value, key=key,
+                                           timestamp_ms=None if at is None else int(at * 1000))
+                       for (key, value), at in zip(items, stamps, strict=True)]
             await producer.flush()
             for fut in futures:
                 await fut
