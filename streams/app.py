@@ -171,6 +171,12 @@ async def ensure_topics(settings: Settings) -> list[str]:
         await admin.close()
 
 
+async def wait_for_cluster(settings: Settings) -> None:
+    """Return once the cluster answers (saying once that it does not, and retrying with backoff)."""
+    admin = await _admin(settings)
+    await admin.close()
+
+
 async def _admin(settings: Settings, retry_s: float = 2.0, max_retry_s: float = 30.0) -> Any:
     """A started admin client; while the cluster cannot be reached, one log line, then retries
     with backoff (a worker started before its broker waits for it)."""
@@ -453,6 +459,7 @@ def create_bridge_app(settings: Settings) -> BridgeApp:
     """The ``hcs alerts-bridge`` app: its own consumer group on the alerts topic, no web server."""
     from streams.bridge import AlertmanagerClient, to_alertmanager
 
+    (settings.data_dir / "alerts-bridge").mkdir(parents=True, exist_ok=True)  # Faust makes only the leaf
     app = BridgeApp(
         f"{settings.app_id}-alerts-bridge",
         broker=settings.broker_url,
@@ -469,6 +476,11 @@ def create_bridge_app(settings: Settings) -> BridgeApp:
     alerts_topic = app.topic(topics.topic_name(topics.ALERTS, settings.topic_prefix),
                              key_serializer="raw", value_serializer="raw")
     client = AlertmanagerClient(settings.alertmanager_url)
+    watch = ConnectionWatch(f"Kafka at {settings.bootstrap}").install()
+
+    @app.timer(WINDOW_TICK_S, name="watch_kafka")
+    async def watch_kafka() -> None:
+        watch.check()  # one log line when Kafka is back
 
     @app.agent(alerts_topic, name="post_alerts", supervisor_strategy=CrashingSupervisor)
     async def post_alerts(stream: Any) -> None:
@@ -478,7 +490,8 @@ def create_bridge_app(settings: Settings) -> BridgeApp:
             batch = []
             for event in events:
                 try:
-                    batch.append(to_alertmanager(orjson.loads(event.value), now))
+                    # The record's timestamp is when the worker raised the alert: its age.
+                    batch.append(to_alertmanager(orjson.loads(event.value), now, event.message.timestamp))
                 except (ValueError, KeyError, TypeError) as exc:
                     log.error("skipping an alert record that is not hcs.alert.v1: %s", type(exc).__name__)
 

@@ -5,6 +5,11 @@ of adding a second: kind, severity, district, venue, checkpoint, scope and ``ded
 digest of the dedup key, distinguishing the people of one venue without naming them). The
 pseudonymous ``person_ref`` goes in annotations only, never in labels. Events are acknowledged
 only once Alertmanager accepted them; until then the bridge retries, so nothing is lost.
+
+An alert fires for its useful life counted from when the worker raised it (its record's Kafka
+timestamp), not from when the bridge reads it: a finding for an hour, a silent checkpoint until
+its resolved alert (a week at most). An older alert is posted as already ended, so a bridge
+reading the topic from the start never pages anyone for last week's alerts.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ from streams.rules.alerts import utc_rfc3339
 
 log = logging.getLogger(__name__)
 
-EVENT_ALERT_VISIBLE_S = 3600.0  # a one-off finding stays firing in Alertmanager for an hour
-STATE_ALERT_VISIBLE_S = 7 * 86400.0  # a state (a silent checkpoint) fires until resolved
+EVENT_ALERT_VISIBLE_S = 3600.0  # a one-off finding stays firing in Alertmanager for an hour after it was raised
+STATE_ALERT_VISIBLE_S = 7 * 86400.0  # a state (a silent checkpoint) fires until resolved, a week at most
 STATE_KINDS = frozenset({c.CHECKPOINT_SILENT})
 MAX_BACKOFF_S = 30.0
 
@@ -32,8 +37,9 @@ def _ts(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
-def to_alertmanager(alert: dict[str, Any], now: float) -> dict[str, Any]:
-    """The Alertmanager v2 ``postableAlert`` for one hcs alert."""
+def to_alertmanager(alert: dict[str, Any], now: float, raised_at: float | None = None) -> dict[str, Any]:
+    """The Alertmanager v2 ``postableAlert`` for one hcs alert, raised at ``raised_at`` (the
+    Kafka timestamp of its record; unknown or ahead of ``now``: now)."""
     kind = alert["kind"]
     labels = {
         "alertname": kind,
@@ -63,10 +69,14 @@ def to_alertmanager(alert: dict[str, Any], now: float) -> dict[str, Any]:
     if alert.get("details"):
         annotations["details"] = orjson.dumps(alert["details"]).decode()
     starts = _ts(alert["first_event_time"])
+    raised = now if raised_at is None or raised_at <= 0 or raised_at > now else raised_at
     if alert["status"] == "resolved":
-        ends = max(now, starts)
+        ends = max(raised, starts)
     else:
-        ends = now + (STATE_ALERT_VISIBLE_S if kind in STATE_KINDS else EVENT_ALERT_VISIBLE_S)
+        # Firing for its useful life from when it was raised, whenever the bridge reads it: an
+        # alert read again days later (a new consumer group, offsets expired) is posted as
+        # already ended, which Alertmanager keeps as resolved and notifies nobody of.
+        ends = raised + (STATE_ALERT_VISIBLE_S if kind in STATE_KINDS else EVENT_ALERT_VISIBLE_S)
     return {"labels": labels, "annotations": annotations, "startsAt": utc_rfc3339(starts),
             "endsAt": utc_rfc3339(ends)}
 

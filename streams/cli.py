@@ -67,6 +67,8 @@ def worker(ctx: click.Context) -> None:
         asyncio.run(ensure_topics(settings))  # a topic of the wrong shape: one line, before Faust starts
     except HcsError as exc:
         _fail(exc)
+    except KeyboardInterrupt:  # stopped while waiting for the cluster
+        sys.exit(0)
     sys.argv = ["hcs worker", "worker", *ctx.args]
     app.main()
 
@@ -75,12 +77,17 @@ def worker(ctx: click.Context) -> None:
 @click.pass_context
 def alerts_bridge(ctx: click.Context) -> None:
     """Post every alert of hcs.alerts.v1 to Alertmanager ($HCS_ALERTMANAGER_URL), retrying until accepted."""
-    from streams.app import create_bridge_app
+    from streams.app import create_bridge_app, wait_for_cluster
 
     try:
-        app = create_bridge_app(Settings.from_env())
+        settings = Settings.from_env()
+        app = create_bridge_app(settings)
+        # Faust gives up at once on a cluster it cannot reach at start: wait for it first.
+        asyncio.run(wait_for_cluster(settings))
     except HcsError as exc:
         _fail(exc)
+    except KeyboardInterrupt:  # stopped while waiting for the cluster
+        sys.exit(0)
     sys.argv = ["hcs alerts-bridge", "worker", "--without-web", *ctx.args]
     app.main()
 

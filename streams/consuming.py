@@ -18,6 +18,8 @@ Two gaps in Faust 0.15 lose records, and both were caught by the crash test:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Generic, TypeVar, cast
 
@@ -30,6 +32,8 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 SealedT = TypeVar("SealedT")
+
+log = logging.getLogger(__name__)
 
 # How long the broker may hold a fetch that finds no new records (Faust hard-codes 1,500 ms).
 # aiokafka keeps one fetch in flight per broker, and partitions whose records are still
@@ -213,6 +217,28 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         # with its own transactions; device topics (no transactions) read the same either way.
         consumer._isolation_level = "read_committed"
         return consumer
+
+    async def on_thread_stop(self) -> None:
+        """Stop the consumer, also while the cluster is unreachable.
+
+        aiokafka's fetcher cancels its fetches on close and awaits them without catching their
+        cancellation; a fetch cancelled while it slept before a retry (the cluster is down)
+        re-raises it into ``consumer.stop()``, and from there out of this thread's shutdown,
+        which then never tells the parent it stopped: a stop on SIGINT hung for mode's 60 s
+        shutdown timeout of each thread, and the process did not exit while Kafka was down.
+        A cancellation that is not of this task is a fetch's own: the stop goes on.
+        """
+        try:
+            await super().on_thread_stop()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this stop itself was cancelled
+            log.info("consumer stopped while Kafka was unreachable (a fetch in retry was cancelled)")
+            consumer = self._consumer
+            if consumer is not None:  # what stop() had left to do: close the client's connections
+                with contextlib.suppress(Exception):
+                    await consumer._client.close()
 
     async def seek_to_committed(self) -> Mapping[TP, int]:  # values may be None, as upstream
         return cast(Mapping[TP, int], await self.call_thread(self._seek_streams_to_committed))

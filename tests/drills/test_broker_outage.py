@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -78,3 +80,47 @@ def test_a_broker_killed_and_restarted_under_a_worker_costs_no_scan_and_two_log_
     assert "hcs_kafka_reachable 0.0" in down and "hcs_kafka_reachable 1.0" in up
     assert "hcs_kafka_outages_total 1.0" in up
     assert "hcs_processing_errors_total{" not in up
+
+
+def test_the_alerts_bridge_says_once_that_the_broker_is_gone_and_stops_on_sigint_while_it_is(
+        own_broker: tuple[LocalKafka, int], worker_env: dict[str, str], topic_prefix: str, tmp_path: Path) -> None:
+    kafka, port = own_broker
+    bootstrap = f"127.0.0.1:{port}"
+    env = {**worker_env, "HCS_BOOTSTRAP": bootstrap, "HCS_ALERTMANAGER_URL": "http://127.0.0.1:9"}
+    create_topics(bootstrap, topic_prefix)
+    bridge = WorkerProcess(env, tmp_path / "bridge.log", command="alerts-bridge").start()
+    try:
+        pid = kafka.status().pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(6)
+        started = time.monotonic()
+        code = bridge.stop(signal.SIGINT, timeout_s=20)  # hung for a minute and more before
+        took = time.monotonic() - started
+    finally:
+        bridge.stop(signal.SIGKILL)
+    log = bridge.log_path.read_text(errors="replace")
+    errors = [line for line in log.splitlines() if "[ERROR]" in line]
+    assert code == 0 and took < 10, (code, took, bridge.log_tail(30))
+    assert log.count("lost Kafka at") == 1
+    assert len(errors) <= 5, errors
+
+
+def test_the_alerts_bridge_waits_for_a_broker_not_up_yet_in_one_line_and_stops_on_sigint(
+        worker_env: dict[str, str], tmp_path: Path) -> None:
+    from streams.localkafka import free_port
+
+    env = {**worker_env, "HCS_BOOTSTRAP": f"127.0.0.1:{free_port()}", "HCS_ALERTMANAGER_URL": "http://127.0.0.1:9"}
+    log_path = tmp_path / "bridge.log"
+    bridge = WorkerProcess(env, log_path, command="alerts-bridge")
+    with open(log_path, "ab") as log:
+        bridge.proc = subprocess.Popen([sys.executable, "-m", "streams", "alerts-bridge", "-l", "info"], env=env,
+                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        time.sleep(8)  # several retries
+        assert bridge.proc.poll() is None  # it waits; Faust alone exited at once with a traceback
+        code = bridge.stop(signal.SIGINT, timeout_s=10)
+    finally:
+        bridge.stop(signal.SIGKILL)
+    lines = log_path.read_text(errors="replace").splitlines()
+    assert code == 0 and len(lines) == 1 and "127.0.0.1" in lines[0] and "retrying" in lines[0], lines

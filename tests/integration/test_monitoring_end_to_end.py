@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import yaml
 
@@ -131,6 +132,48 @@ def test_an_alert_from_a_scan_reaches_alertmanager_once_even_when_redelivered(
         worker.stop()
         if alertmanager is not None:
             alertmanager.stop()
+
+
+def stream_alert(n: int, raised: float, kind: str = "KEY_PERSON_DETECTED") -> dict[str, Any]:
+    at = f.ts(datetime.fromtimestamp(raised, f.SHANGHAI))
+    person = None if kind == "CHECKPOINT_SILENT" else f.pseudonym(n)
+    return {"schema": "hcs.alert.v1", "alert_id": f"alert-{n}",
+            "dedup_key": f"{kind}|{person or 'gate-1'}|school-7", "kind": kind,
+            "severity": "critical" if person else "warning", "district": "330106", "venue_id": "school-7",
+            "checkpoint_id": "gate-1", "person_ref": person, "reasons": ["HEALTH_CODE_RED"] if person else [],
+            "event_ids": [f"ev-{n}"], "first_event_time": at, "last_event_time": at, "count": 1,
+            "status": "firing", "policy_version": "default-v1", "details": None}
+
+
+def test_a_bridge_reading_old_alerts_pages_for_none_of_them(
+        worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+    """A bridge on a new consumer group reads the alerts topic from its start: alerts raised past
+    their useful life reach Alertmanager as ended, not as active (they paged the urgent receivers)."""
+    from streams.localkafka import free_port
+
+    create_topics(kafka_bootstrap, topic_prefix)
+    now = time.time()
+    raised = {"old finding": now - 3 * 3600, "old silence": now - 8 * 86400, "recent silence": now - 2 * 86400,
+              "fresh finding": now - 60}
+    alerts = [stream_alert(1, raised["old finding"]), stream_alert(2, raised["old silence"], "CHECKPOINT_SILENT"),
+              stream_alert(3, raised["recent silence"], "CHECKPOINT_SILENT"), stream_alert(4, raised["fresh finding"])]
+    alerts[2]["checkpoint_id"] = alerts[2]["dedup_key"] = "gate-2"
+    produce(kafka_bootstrap, name(topics.ALERTS, topic_prefix),
+            [(a["dedup_key"].encode(), orjson.dumps(a)) for a in alerts], raised.values())
+    am_port = free_port()
+    env = {**worker_env, "HCS_ALERTMANAGER_URL": f"http://127.0.0.1:{am_port}"}
+    alertmanager = start_alertmanager(tmp_path, ROOT / "deploy/alertmanager/alertmanager.yml", am_port)
+    try:
+        bridge = WorkerProcess(env, tmp_path / "bridge.log", command="alerts-bridge").start()
+        try:
+            wait_for(lambda: any(a["annotations"]["alert_id"] == "alert-4" for a in am_alerts(alertmanager.url)))
+            time.sleep(2)  # posted in order: the three before it were posted first
+            active = sorted(a["annotations"]["alert_id"] for a in am_alerts(alertmanager.url))
+        finally:
+            bridge.stop()
+    finally:
+        alertmanager.stop()
+    assert active == ["alert-3", "alert-4"]  # a two-day silence still stands; the rest ended
 
 
 def test_alertmanager_status_reports_the_routing_config(tmp_path: Path) -> None:

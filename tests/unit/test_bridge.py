@@ -48,6 +48,20 @@ def test_a_resolved_alert_ends_now_and_a_silent_checkpoint_fires_until_resolved(
     assert "person_ref" not in firing["annotations"]
 
 
+def test_an_alert_fires_for_its_useful_life_from_when_it_was_raised_not_from_when_it_is_read() -> None:
+    silent = {**PERSON, "kind": "CHECKPOINT_SILENT", "severity": "warning", "person_ref": None, "reasons": [],
+              "dedup_key": "CHECKPOINT_SILENT|cp-1", "event_ids": []}
+    read_at = NOW + 3 * 86400  # a bridge on a new consumer group reads the topic from the start
+    assert to_alertmanager(PERSON, read_at, NOW + 60)["endsAt"] == "2022-05-10T01:01:00.000+00:00"  # ended
+    assert to_alertmanager(PERSON, read_at, read_at - 600)["endsAt"] == "2022-05-13T00:50:00.000+00:00"  # firing
+    assert to_alertmanager(silent, read_at, NOW)["endsAt"] == "2022-05-17T00:00:00.000+00:00"  # still silent
+    assert to_alertmanager(silent, NOW + 8 * 86400, NOW)["endsAt"] == "2022-05-17T00:00:00.000+00:00"  # ended
+    resolved = to_alertmanager({**silent, "status": "resolved"}, read_at, NOW + 600)
+    assert resolved["endsAt"] == "2022-05-10T00:10:00.000+00:00"  # when it was resolved
+    # A record stamped ahead of the bridge's clock (a skewed producer) counts as raised now.
+    assert to_alertmanager(PERSON, NOW, NOW + 86400)["endsAt"] == "2022-05-10T01:00:00.000+00:00"
+
+
 def test_the_client_retries_until_alertmanager_accepts() -> None:
     received: list[Any] = []
 
