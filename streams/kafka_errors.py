@@ -23,6 +23,8 @@ class _Collected(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.messages.append(record.getMessage())
+        if len(self.messages) > 200:  # a command running for days keeps only the latest
+            del self.messages[:100]
 
 
 @contextmanager

@@ -10,9 +10,11 @@ connection error was seen for :data:`QUIET_S`, that it is back. The state is exp
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +62,11 @@ class ConnectionWatch(logging.Filter):
             self.suppressed += 1
         return False
 
-    def check(self) -> bool:
-        """Called every second or so: notice that the cluster is back. Returns ``reachable``."""
+    def check(self, answered: bool = False) -> bool:
+        """Called every second or so: notice that the cluster is back. Returns ``reachable``.
+        ``answered``: the caller just had a request answered, so it is back now."""
         now = self.clock()
-        if not self.reachable and now - self._last_error >= QUIET_S:
+        if not self.reachable and (answered or now - self._last_error >= QUIET_S):
             self.reachable = True
             log.warning("%s is reachable again after %.0f s (%d client errors not logged)", self.describe,
                         self._last_error - self._lost_at, self.suppressed)
@@ -71,7 +74,35 @@ class ConnectionWatch(logging.Filter):
 
     def install(self, prefix: str = "aiokafka") -> ConnectionWatch:
         """Add this filter to every logger under ``prefix`` (all of them exist once aiokafka is imported)."""
-        names = [name for name in logging.root.manager.loggerDict if name == prefix or name.startswith(prefix + ".")]
-        for name in names:
+        for name in self._loggers(prefix):
             logging.getLogger(name).addFilter(self)
         return self
+
+    def uninstall(self, prefix: str = "aiokafka") -> None:
+        for name in self._loggers(prefix):
+            logging.getLogger(name).removeFilter(self)
+
+    @staticmethod
+    def _loggers(prefix: str) -> list[str]:
+        return [name for name in logging.root.manager.loggerDict if name == prefix or name.startswith(prefix + ".")]
+
+
+@contextlib.asynccontextmanager
+async def watched(describe: str, every_s: float = 1.0) -> AsyncIterator[ConnectionWatch]:
+    """A :class:`ConnectionWatch` for a command's clients while the block runs (``hcs simulate``,
+    ``hcs tail``): checked every ``every_s``, so the line saying the cluster is back comes too."""
+    watch = ConnectionWatch(describe).install()
+
+    async def check() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            watch.check()
+
+    task = asyncio.create_task(check())
+    try:
+        yield watch
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        watch.uninstall()

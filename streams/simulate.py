@@ -33,6 +33,7 @@ VENUE_WEIGHTS = {
 }
 CITIES = ["Hangzhou", "Shanghai", "Ningbo", "Suzhou", "Nanjing", "Wenzhou", "Shaoxing", "Jiaxing"]
 SIM_KEY = b"hcs-simulator-key-not-a-secret!!"
+RETRY_S, MAX_RETRY_S = 1.0, 30.0  # resending what a cluster gone away did not take: backoff
 
 
 @dataclass(frozen=True)
@@ -239,8 +240,16 @@ async def publish(sim: Simulator, client: Mapping[str, Any], topic: str, count: 
                   batch: int = 1, on_progress: Callable[[int], None] | None = None,
                   entries_topic: str | None = None) -> Counter[str]:
     """Send ``count`` scans (forever if None) to ``topic``, at ``rate`` scans/s or as fast as possible,
-    and to ``entries_topic`` each checkpoint's people count once its minute is over."""
+    and to ``entries_topic`` each checkpoint's people count once its minute is over.
+
+    As a device does, it outlives a cluster gone away: records that could not be delivered are
+    sent again, with backoff, once it is back (one line when it is lost, one when it is back).
+    A stop (SIGINT, SIGTERM) meanwhile ends the run, and the summary counts what was never
+    delivered (``undelivered_records``).
+    """
     from aiokafka import AIOKafkaProducer
+
+    from streams.kafka_health import watched
 
     producer = AIOKafkaProducer(**client, acks="all", linger_ms=20,
                                 max_batch_size=512 * 1024, compression_type=None)
@@ -253,32 +262,100 @@ async def publish(sim: Simulator, client: Mapping[str, Any], topic: str, count: 
     except BaseException:
         await producer.stop()  # a refused or unreachable cluster: close what the start opened
         raise
+    out = _Delivery(producer, stop)
     try:
-        started = time.monotonic()
-        sent = 0
-        pending: list[asyncio.Future[object]] = []
-        for key, value, n in sim.records(count, batch):
-            if stop.is_set():
-                break
-            pending.append(await producer.send(topic, value=value, key=key))
-            sent += n
-            if on_progress is not None and n:
-                on_progress(n)
-            if rate:
-                ahead = sent / rate - (time.monotonic() - started)
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
-            if entries_topic and sent % 500 < n:
-                for key, value in sim.entry_counts(time.time()):
-                    pending.append(await producer.send(entries_topic, value=value, key=key))
-            if len(pending) >= 5000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        if entries_topic:
-            for key, value in sim.entry_counts(float("inf")):
-                pending.append(await producer.send(entries_topic, value=value, key=key))
-        await producer.flush()
-        await asyncio.gather(*pending)
+        async with watched(f"Kafka at {client.get('bootstrap_servers')}") as watch:
+            started = time.monotonic()
+            sent = 0
+            for key, value, n in sim.records(count, batch):
+                if stop.is_set():
+                    break
+                await out.send(topic, key, value)
+                sent += n
+                if on_progress is not None and n:
+                    on_progress(n)
+                if rate:
+                    ahead = sent / rate - (time.monotonic() - started)
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
+                if entries_topic and sent % 500 < n:
+                    for key, value in sim.entry_counts(time.time()):
+                        await out.send(entries_topic, key, value)
+                if len(out.pending) >= 5000:
+                    await out.settle()
+            if entries_topic and not stop.is_set():
+                for key, value in sim.entry_counts(float("inf")):
+                    await out.send(entries_topic, key, value)
+            if await out.settle():
+                watch.check(answered=True)  # all delivered: the cluster is back, if it was away
     finally:
+        if out.undelivered:
+            sim.counts["undelivered_records"] += out.undelivered
         await producer.stop()
     return sim.counts
+
+
+class _Delivery:
+    """Records sent and not yet acknowledged; those the cluster did not take are sent again."""
+
+    def __init__(self, producer: Any, stop: asyncio.Event) -> None:
+        self.producer = producer
+        self.stop = stop
+        self.pending: list[tuple[asyncio.Future[object], str, bytes, bytes]] = []
+        self.undelivered = 0
+
+    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+        from aiokafka.errors import KafkaError
+
+        wait = RETRY_S
+        while True:
+            try:  # the producer's buffer is full while the cluster is away: this times out
+                future = await self.producer.send(topic, value=value, key=key)
+            except KafkaError as exc:
+                if not _retriable(exc) or await self._stopped_within(wait):
+                    self.undelivered += 1
+                    if not _retriable(exc):
+                        raise
+                    return
+                wait = min(wait * 2, MAX_RETRY_S)
+                continue
+            self.pending.append((future, topic, key, value))
+            return
+
+    async def settle(self) -> bool:
+        """Wait for every pending record; send the failed ones again until all are delivered
+        (True), or the run is stopped (False: they are counted as undelivered)."""
+        wait = RETRY_S
+        while self.pending:
+            batch, self.pending = self.pending, []
+            results = await asyncio.gather(*(future for future, *_ in batch), return_exceptions=True)
+            failed = []
+            for (_, topic, key, value), result in zip(batch, results, strict=True):
+                if isinstance(result, BaseException):
+                    if not _retriable(result):
+                        raise result
+                    failed.append((topic, key, value))
+            if not failed:
+                break
+            if await self._stopped_within(wait):
+                self.undelivered += len(failed)
+                return False
+            wait = min(wait * 2, MAX_RETRY_S)
+            for topic, key, value in failed:
+                await self.send(topic, key, value)
+        return self.undelivered == 0
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self.stop.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+
+def _retriable(exc: BaseException) -> bool:
+    """A cluster away for longer than the producer's own retries: its errors say so."""
+    from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
+
+    return isinstance(exc, (KafkaTimeoutError, KafkaConnectionError)) or (
+        isinstance(exc, KafkaError) and exc.retriable)

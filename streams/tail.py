@@ -9,6 +9,8 @@ from typing import Any
 import click
 import orjson
 
+from streams.kafka_health import watched
+
 SEVERITY_COLOUR = {"critical": "red", "warning": "yellow", "info": "cyan"}
 DECISION_COLOUR = {"DENY": "red", "RECHECK": "yellow", "ALLOW_WITH_REPORT": "cyan", "ALLOW": "green"}
 
@@ -60,23 +62,31 @@ async def follow(client: Mapping[str, Any], alerts_topic: str, decisions_topic: 
     except BaseException:
         await consumer.stop()  # a refused or unreachable cluster: close what the start opened
         raise
-    printed = 0
     deadline = time.monotonic() + timeout_s if timeout_s else None
+    # While the cluster is away the consumer retries by itself: one line then, one once it is back.
     try:
-        while (max_lines is None or printed < max_lines) and (deadline is None or time.monotonic() < deadline):
-            batches = await consumer.getmany(timeout_ms=500)
-            records = sorted((r for rs in batches.values() for r in rs), key=lambda r: r.timestamp)
-            for record in records:
-                try:
-                    value = orjson.loads(record.value)
-                except orjson.JSONDecodeError:
-                    emit(f"(unreadable record on {record.topic} offset {record.offset})")
-                    continue
-                is_alert = record.topic == alerts_topic
-                emit(format_alert(value, colour) if is_alert else format_decision(value, colour))
-                printed += 1
-                if max_lines is not None and printed >= max_lines:
-                    break
+        async with watched(f"Kafka at {client.get('bootstrap_servers')}"):
+            printed = await _print(consumer, alerts_topic, emit, colour, max_lines, deadline)
     finally:
         await consumer.stop()
+    return printed
+
+
+async def _print(consumer: Any, alerts_topic: str, emit: Callable[[str], None], colour: bool,
+                 max_lines: int | None, deadline: float | None) -> int:
+    printed = 0
+    while (max_lines is None or printed < max_lines) and (deadline is None or time.monotonic() < deadline):
+        batches = await consumer.getmany(timeout_ms=500)
+        records = sorted((r for rs in batches.values() for r in rs), key=lambda r: r.timestamp)
+        for record in records:
+            try:
+                value = orjson.loads(record.value)
+            except orjson.JSONDecodeError:
+                emit(f"(unreadable record on {record.topic} offset {record.offset})")
+                continue
+            is_alert = record.topic == alerts_topic
+            emit(format_alert(value, colour) if is_alert else format_decision(value, colour))
+            printed += 1
+            if max_lines is not None and printed >= max_lines:
+                break
     return printed
