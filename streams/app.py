@@ -27,6 +27,7 @@ from streams.kafka_health import ConnectionWatch
 from streams.metrics import Metrics
 from streams.output import BatchedOutput, Sealed
 from streams.pipeline import Pipeline, RecordRef
+from streams.readiness import Readiness
 from streams.rules.policy import Policy, load_policy
 from streams.settings import Settings
 from streams.state import ChangelogSend, DedupMarks, PartitionedState
@@ -110,6 +111,7 @@ class HcsApp(consuming.AtLeastOnceApp):
     metrics: Metrics
 
     transactions: Any = None  # the transactional producer, in exactly-once mode
+    readiness: Readiness  # what /readyz reports
 
     async def on_first_start(self) -> None:
         self.hcs_settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only the leaf
@@ -441,6 +443,26 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
         return web.bytes(metrics.exposition(), content_type="text/plain; version=0.0.4")
+
+    readiness = Readiness()
+    app.readiness = readiness
+
+    def tables_recovered() -> tuple[bool, dict[str, Any]]:
+        recovery = cast(consuming.TableManager, app.tables).recovery
+        progress = recovery.progress()
+        return recovery.ready, {"recovering": recovery.in_recovery,
+                                "tables": {name: {"read": p.read, "total": p.total} for name, p in progress.items()}}
+
+    readiness.add("tables", tables_recovered)
+
+    @app.page("/livez")
+    async def livez(web: Any, request: Any) -> Any:
+        return web.text("ok\n")  # the event loop answers: alive (Kafka's state is not asked)
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        ready, detail = readiness.status()
+        return web.json(detail, status=200 if ready else 503)
 
     return app
 

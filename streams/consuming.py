@@ -30,6 +30,9 @@ from faust.tables.recovery import Recovery as FaustRecovery
 from faust.transport.consumer import ensure_TP
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from mode import Service
+
+from streams.readiness import RecoveryProgress, TableProgress, summary
 
 SealedT = TypeVar("SealedT")
 
@@ -341,6 +344,68 @@ class Recovery(FaustRecovery):
     notices it only in its own exactly-once mode, after 10 s of quiet). Here the last record's
     offset is read from the partition (:func:`last_record_offsets`).
     """
+
+    progress_report_s = 5.0  # a progress line this often while recovering
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tracker = RecoveryProgress()
+        self.recovered_once = False  # the tables of a first assignment are recovered: ready
+        self._said_started = False
+
+    def progress(self) -> dict[str, TableProgress]:
+        """Records read of records to read in the current (or last) recovery, per table."""
+        return self.tracker.of(self.active_offsets, self.active_highwaters,
+                               lambda tp: self.tp_to_table[tp].name if tp in self.tp_to_table else tp.topic)
+
+    def _set_recovery_started(self) -> None:
+        super()._set_recovery_started()
+        self.tracker.start(self.active_offsets)
+        self._said_started = False
+        self._say_started()
+
+    def _say_started(self) -> None:
+        progress = self.progress()
+        if not self._said_started and any(p.total for p in progress.values()):
+            self._said_started = True
+            log.info("recovering tables from their changelogs: %s", summary(progress))
+
+    def _set_recovery_ended(self) -> None:
+        started, was_recovering = self._recovery_started_at, self.in_recovery
+        super()._set_recovery_ended()
+        ended = self._recovery_ended_at
+        if was_recovering and self._said_started:
+            took = f" in {ended - started:.1f} s" if started is not None and ended is not None else ""
+            log.info("tables recovered%s: %s", took, summary(self.progress()))
+
+    @property
+    def ready(self) -> bool:
+        """The tables of this worker's partitions are recovered and its streams resumed."""
+        return self.completed.is_set() and not self.in_recovery
+
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        await super().on_recovery_completed(generation_id)
+        self._maybe_first_ready()
+
+    async def _resume_streams(self, generation_id: int = 0) -> None:  # nothing was there to recover
+        await super()._resume_streams(generation_id)
+        self._maybe_first_ready()
+
+    def _maybe_first_ready(self) -> None:
+        if self.ready and not self.recovered_once:
+            self.recovered_once = True
+            log.info("worker ready: tables recovered, judging records")
+
+    @Service.task
+    async def _report_progress(self) -> None:
+        """Faust says how far recovery got only at debug level or with a time estimate it rarely
+        has: one line every :attr:`progress_report_s` while recovering."""
+        async for _ in self.itertimer(self.progress_report_s, name="Recovery.progress"):
+            if self.in_recovery:
+                if self._said_started:
+                    log.info("recovering tables: %s", summary(self.progress()))
+                else:
+                    self._say_started()
 
     async def _build_highwaters(self, consumer: Any, tps: Any, destination: Any, title: str) -> None:
         await super()._build_highwaters(consumer, tps, destination, title)

@@ -2,28 +2,41 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 from streams.localkafka import LocalKafka, die_with_parent
 from streams.settings import ENV_BOOTSTRAP, Settings
 
 
-def _wait_for_metrics(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 120.0) -> None:
+def _wait_until_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 600.0,
+                      every_s: float = 5.0) -> None:
+    """Wait for the worker's ``/readyz``; while it recovers its tables, say how far it got."""
     deadline = time.monotonic() + timeout_s
+    said = 0.0
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"hcs: the worker exited with code {proc.returncode}; see its log above")
         try:
-            with urllib.request.urlopen(url, timeout=2):
+            with urllib.request.urlopen(f"{base}/readyz", timeout=2):
                 return
+        except urllib.error.HTTPError as exc:  # 503: not ready yet
+            body = json.loads(exc.read() or b"{}")
+            tables = body.get("checks", {}).get("tables", {}).get("tables", {})
+            read, total = sum(t["read"] for t in tables.values()), sum(t["total"] for t in tables.values())
+            if total and time.monotonic() - said >= every_s:
+                said = time.monotonic()
+                print(f"hcs: worker recovering its tables: {read:,} of {total:,} records", flush=True)
         except OSError:
-            time.sleep(0.5)
-    raise SystemExit(f"hcs: the worker did not serve {url} within {timeout_s:.0f}s")
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"hcs: the worker was not ready at {base}/readyz within {timeout_s:.0f}s")
 
 
 def run_local(rate: float, port: int) -> None:
@@ -40,9 +53,9 @@ def run_local(rate: float, port: int) -> None:
         worker = subprocess.Popen([sys.executable, "-m", "streams", "worker", "-l", "warn"], env=env,
                                   preexec_fn=die_with_parent)
         children.append(worker)
-        url = f"http://127.0.0.1:{settings.web_port}/metrics"
-        _wait_for_metrics(url, worker)
-        print(f"hcs: worker ready; metrics at {url}", flush=True)
+        base = f"http://127.0.0.1:{settings.web_port}"
+        _wait_until_ready(base, worker)
+        print(f"hcs: worker ready; metrics at {base}/metrics", flush=True)
         children.append(subprocess.Popen(
             [sys.executable, "-m", "streams", "simulate", "--rate", str(rate), "--quiet"], env=env,
             preexec_fn=die_with_parent))

@@ -106,7 +106,7 @@ def name(spec: topics.TopicSpec, prefix: str) -> str:
 
 class WorkerProcess:
     """A real ``hcs worker`` (or another Faust command of hcs) in a subprocess; ready once it says
-    Ready and, for the worker, its /metrics answers."""
+    Ready and, for the worker, its /readyz answers 200."""
 
     def __init__(self, env: dict[str, str], log_path: Path, command: str = "worker") -> None:
         self.env = env
@@ -126,10 +126,18 @@ class WorkerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
             has_web = self.command == "worker"
-            if b"Worker]: Ready" in self.log_path.read_bytes() and (not has_web or self.metrics_text()):
+            if b"Worker]: Ready" in self.log_path.read_bytes() and (not has_web or self.ready()):
                 return self
             time.sleep(0.3)
         raise RuntimeError(f"worker not ready in {timeout_s}s:\n{self.log_tail()}")
+
+    def ready(self) -> bool:
+        """/readyz says ready: the worker's tables are recovered and it judges records."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:  # an HTTPError (503) included
+            return False
 
     def metrics_text(self) -> str:
         try:
