@@ -7,7 +7,7 @@ COPY schemas ./schemas
 # streams/schemas is a symlink to ../schemas in the repo; in the image, make it a real copy.
 RUN rm -f streams/schemas && cp -r schemas streams/schemas \
     && pip install --no-cache-dir . \
-    && useradd --system --home /var/lib/hcs hcs && mkdir -p /var/lib/hcs && chown hcs /var/lib/hcs
+    && useradd --system --uid 999 --home /var/lib/hcs hcs && mkdir -p /var/lib/hcs && chown hcs /var/lib/hcs
 USER hcs
 ENV HCS_DATA_DIR=/var/lib/hcs HCS_WEB_BIND=0.0.0.0 HCS_WEB_PORT=6066
 EXPOSE 6066

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from streams import kafka_security
 from streams import settings as settings_module
 from tests.environment import tool
 
@@ -91,12 +92,108 @@ def test_alertmanager_config_passes_amtool() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_kubernetes_manifests_use_the_contract_settings() -> None:
-    docs = list(yaml.safe_load_all((ROOT / "deploy/kubernetes/hcs-worker.yaml").read_text()))
-    deployment = next(d for d in docs if d["kind"] == "Deployment")
-    env = {e["name"] for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+KUBERNETES_VERSION = "1.31.0"  # the oldest Kubernetes still maintained when these were written
+
+
+def manifests() -> list[dict[str, Any]]:
+    return [doc for path in sorted((ROOT / "deploy/kubernetes").glob("*.yaml"))
+            for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+def resource(kind: str, name: str) -> dict[str, Any]:
+    return next(d for d in manifests() if d["kind"] == kind and d["metadata"]["name"] == name)
+
+
+def container(name: str) -> dict[str, Any]:
+    spec: dict[str, Any] = resource("Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+    return spec
+
+
+def test_kubernetes_manifests_are_valid_against_the_kubernetes_schemas() -> None:
+    import kubernetes_validate
+
+    docs = manifests()
+    assert {d["kind"] for d in docs} == {"Deployment", "PodDisruptionBudget", "ConfigMap"}
+    for doc in docs:  # strict: an unknown field (a typo) is an error too
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_worker_and_the_bridge_run_the_versioned_image_with_the_settings_they_read() -> None:
+    from importlib.metadata import version
+
     known = {v for k, v in vars(settings_module).items() if k.startswith("ENV_")}
-    assert env <= known and {"HCS_BOOTSTRAP", "HCS_APP_ID", "HCS_WEB_PORT"} <= env
+    known |= {v for k, v in vars(kafka_security).items() if k.startswith("ENV_")}
+    config = resource("ConfigMap", "hcs-kafka")["data"]
+    for name, command in (("hcs-worker", "worker"), ("hcs-alerts-bridge", "alerts-bridge")):
+        spec = container(name)
+        assert spec["image"].rsplit(":", 1)[1] == version("hcs") and not spec["image"].endswith(":latest")
+        assert spec["args"][0] == command
+        env = {e["name"]: e for e in spec["env"]} | {k: {"value": v} for k, v in config.items()}
+        assert set(env) <= known, set(env) - known
+        # Kafka credentials come from the Secret: the username as a reference, the password as a file.
+        assert env["HCS_KAFKA_SASL_USERNAME"]["valueFrom"]["secretKeyRef"]["name"] == "hcs-kafka"
+        mounts = {m["name"]: m["mountPath"] for m in spec["volumeMounts"]}
+        volumes = {v["name"]: v for v in resource("Deployment", name)["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["kafka"]["secret"]["secretName"] == "hcs-kafka"
+        assert Path(config["HCS_KAFKA_SASL_PASSWORD_FILE"]).parent == Path(mounts["kafka"])
+        assert not any("PASSWORD" in e and "value" in env[e] and e != "HCS_KAFKA_SASL_PASSWORD_FILE" for e in env)
+    assert container("hcs-alerts-bridge")["env"][1]["name"] == "HCS_ALERTMANAGER_URL"
+
+
+def test_the_worker_is_probed_on_livez_and_readyz_of_its_web_port() -> None:
+    spec = container("hcs-worker")
+    env = {e["name"]: e.get("value") for e in spec["env"]}
+    port = next(p for p in spec["ports"] if p["name"] == spec["readinessProbe"]["httpGet"]["port"])
+    assert str(port["containerPort"]) == env["HCS_WEB_PORT"]
+    assert spec["livenessProbe"]["httpGet"]["path"] == "/livez"
+    assert spec["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    deployment = resource("Deployment", "hcs-worker")["spec"]
+    assert deployment["strategy"]["rollingUpdate"]["maxUnavailable"] == 0  # the next waits for /readyz
+
+
+def _bytes(quantity: str) -> float:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "K": 1e3, "M": 1e6, "G": 1e9}
+    for unit, factor in units.items():
+        if quantity.endswith(unit):
+            return float(quantity[: -len(unit)]) * factor
+    return float(quantity)
+
+
+def test_worker_memory_is_sized_from_the_dedup_figures_of_the_readme() -> None:
+    """~175 bytes per dedup id (README, measured), 48 h of 50 scans/s, ~400 MB for the process."""
+    ids = 50 * 3600 * 48
+    dedup, process = ids * 175, 400e6
+    readme = (ROOT / "README.md").read_text()
+    assert "about 175 bytes each" in readme and "8.6 million ids" in readme
+    spec = container("hcs-worker")
+    replicas = resource("Deployment", "hcs-worker")["spec"]["replicas"]
+    assert {e["name"]: e.get("value") for e in spec["env"]}["HCS_DEDUP_HORIZON_HOURS"] == "48"
+    assert _bytes(spec["resources"]["requests"]["memory"]) >= dedup / replicas + process
+    # One worker left holds every partition's ids.
+    assert _bytes(spec["resources"]["limits"]["memory"]) >= dedup + process
+
+
+def test_a_disruption_budget_keeps_all_but_one_worker() -> None:
+    pdb = resource("PodDisruptionBudget", "hcs-worker")["spec"]
+    labels = resource("Deployment", "hcs-worker")["spec"]["template"]["metadata"]["labels"]
+    assert pdb["maxUnavailable"] == 1 and pdb["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_the_policy_config_map_is_a_valid_policy_mounted_where_the_worker_reads_it(tmp_path: Path) -> None:
+    from streams.rules.policy import load_policy
+
+    text = resource("ConfigMap", "hcs-policy")["data"]["policy.json"]
+    (tmp_path / "policy.json").write_text(text)
+    assert load_policy(tmp_path / "policy.json").versions
+    spec = container("hcs-worker")
+    mounts = {m["name"]: m["mountPath"] for m in spec["volumeMounts"]}
+    policy_file = {e["name"]: e.get("value") for e in spec["env"]}["HCS_POLICY_FILE"]
+    assert Path(policy_file) == Path(mounts["policy"]) / "policy.json"
+
+
+def test_long_running_compose_services_restart_by_themselves() -> None:
+    services = compose()["services"]
+    assert {name for name, s in services.items() if s.get("restart") != "unless-stopped"} == set()
 
 
 def test_promtool_unit_tests_cover_every_rule_and_pass() -> None:
