@@ -14,7 +14,6 @@ import faust
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError
-from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP
 from mode import CrashingSupervisor
 
@@ -22,6 +21,7 @@ from streams import consuming, topics
 from streams.aggregation import StatsOwner
 from streams.encoding import encode
 from streams.errors import ClusterAccessError, TopicShapeError
+from streams.faust_sensor import faust_monitor
 from streams.kafka_errors import client_errors, describe_client_error, is_refusal
 from streams.kafka_health import ConnectionWatch
 from streams.metrics import Metrics
@@ -303,7 +303,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     app.metrics = metrics
     # Faust's own sensor: consumer end and committed offsets per partition (lag), rebalances,
     # commit latency. A fixed prefix keeps dashboards and rules independent of HCS_APP_ID.
-    app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(metrics.registry, FAUST_METRICS_PREFIX))
+    app.monitor = faust_monitor(metrics.registry, FAUST_METRICS_PREFIX)
 
     watch = ConnectionWatch(f"Kafka at {settings.bootstrap}").install()
     metrics.watch_kafka(lambda: watch.reachable, lambda: watch.outages)

@@ -1,4 +1,4 @@
-"""The topics of CONTRACT.md, declared once: names, keys and partition counts."""
+"""The topics of the public interface (docs/interface.md), declared once: names, keys and partition counts."""
 
 from __future__ import annotations
 
@@ -36,10 +36,21 @@ def partials_topic_name(prefix: str, app_id: str) -> str:
     return f"{prefix}{app_id}-{PARTIALS.name}"
 
 
+def leader_topic_name(app_id: str) -> str:
+    """Faust's topic of one partition whose owner is the group's leader (for ``on_leader`` work)."""
+    return f"{app_id}-__assignor-__leader"
+
+
 def worker_topics(prefix: str, app_id: str) -> dict[str, int]:
-    """Every topic the worker declares and writes (besides Faust's changelogs), with its partitions."""
+    """Every topic the worker declares and writes (besides Faust's changelogs), with its partitions.
+
+    Faust's leader topic is among them: Faust declares it while its consumer already subscribes
+    to it, and the first metadata fetch logged "Topic ... not found in cluster metadata" at ERROR
+    on a fresh cluster; made before Faust starts, it is there.
+    """
     names = {topic_name(spec, prefix): spec.partitions for spec in ALL}
     names[partials_topic_name(prefix, app_id)] = PARTIALS.partitions
+    names[leader_topic_name(app_id)] = 1
     return names
 
 

@@ -19,6 +19,7 @@ import yaml
 from streams import topics
 from tests import factories as f
 from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read
+from tests.environment import tool
 from tests.integration.monitoring import get_json, query, start_alertmanager, start_prometheus
 
 pytestmark = pytest.mark.integration
@@ -59,6 +60,12 @@ def test_every_dashboard_query_and_recording_rule_returns_data_from_a_real_worke
                     del missing[label]
             time.sleep(1)
         assert not missing, f"no data for: {sorted(missing)}\n{worker.log_tail(20)}"
+        # Every metric name passes Prometheus's own lint (Faust's "_events_runtime_ms" did not).
+        exposition = worker.metrics_text()
+        assert "faust_events_runtime_seconds_count" in exposition
+        lint = subprocess.run([tool("promtool"), "check", "metrics"], input=exposition, capture_output=True,
+                              text=True, check=False)
+        assert lint.returncode == 0, lint.stdout + lint.stderr
         compliance = query(prometheus, 'district_measure:hcs_three100_compliance:ratio15m{measure="mask"}')
         assert all(0 <= float(s["value"][1]) <= 1 for s in compliance)
         assert {s["metric"]["district"] for s in query(prometheus, "district:hcs_scans:rate5m")} == {

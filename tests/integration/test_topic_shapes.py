@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -46,3 +47,33 @@ def test_a_topic_with_the_wrong_partition_count_fails_the_start_with_one_line(
         f"so its topics must have the declared counts (recreate the topic, or use another HCS_TOPIC_PREFIX / "
         f"HCS_APP_ID)"]
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_the_topics_a_worker_subscribes_to_exist_before_faust_starts(kafka_bootstrap: str, topic_prefix: str) -> None:
+    """Faust's leader topic included: made by Faust while its consumer subscribed, a fresh start
+    logged "Topic ...-__assignor-__leader not found in cluster metadata" at ERROR."""
+    from streams.settings import Settings
+    from tests.integration.kafka_io import create_topics
+
+    app_id = f"{topic_prefix}worker"
+    asyncio.run(ensure(Settings(bootstrap=kafka_bootstrap, topic_prefix=topic_prefix, app_id=app_id)))
+    counts = asyncio.run(partition_counts(kafka_bootstrap))
+    assert counts.get(topics.leader_topic_name(app_id)) == 1
+    assert counts.get(name(topics.SCANS, topic_prefix)) == topics.SCANS.partitions
+    create_topics(kafka_bootstrap, topic_prefix)  # again: nothing to do, no error
+
+
+async def ensure(settings: Any) -> None:
+    from streams.app import ensure_topics
+
+    await ensure_topics(settings)
+
+
+async def partition_counts(bootstrap: str) -> dict[str, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(await admin.list_topics())
+        return {t["topic"]: len(t["partitions"]) for t in described}
+    finally:
+        await admin.close()
