@@ -18,7 +18,7 @@ from streams import wire
 from streams.models import EntryCount, Itinerary, Nat, Rejected, ScanEvent, Vaccination
 from streams.pseudonyms import PERSON_REF_FORM, holds_resident_id, is_pseudonym, is_resident_id
 
-MAX_RECORD_BYTES = 64 * 1024  # a scan, an entry count: CONTRACT.md's TOO_LARGE limit
+MAX_RECORD_BYTES = 64 * 1024  # a scan, an entry count: docs/interface.md's TOO_LARGE limit
 # A gateway batch holds up to 1,000 scans, which cannot fit in 64 KiB: the limit applies to each
 # scan in it, and the batch record itself may use Kafka's default maximum message size.
 MAX_BATCH_RECORD_BYTES = 1024 * 1024

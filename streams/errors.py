@@ -24,7 +24,7 @@ class TopicShapeError(HcsError):
 
 
 class DecodeError(HcsError):
-    """A record cannot be accepted; ``reason`` is a DeadLetter reason code of CONTRACT.md."""
+    """A record cannot be accepted; ``reason`` is a DeadLetter reason code of docs/interface.md."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")

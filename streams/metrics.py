@@ -1,4 +1,4 @@
-"""Prometheus metrics of CONTRACT.md, built against a passed-in registry.
+"""Prometheus metrics of docs/interface.md, built against a passed-in registry.
 
 Labels are bounded sets only (district, venue type, decision, reason, kind, severity,
 measure, outcome, topic, dead-letter reason): never a person, event or device identifier.

@@ -11,7 +11,7 @@ from typing import Any
 from streams.errors import ConfigError
 from streams.kafka_security import KafkaSecurity
 
-# Every environment name hcs reads, in one place (CONTRACT.md "Settings", plus documented extras).
+# Every environment name hcs reads, in one place (docs/interface.md "Settings", plus documented extras).
 ENV_BOOTSTRAP = "HCS_BOOTSTRAP"
 ENV_APP_ID = "HCS_APP_ID"
 ENV_POLICY_FILE = "HCS_POLICY_FILE"

@@ -1,4 +1,4 @@
-"""Reason codes, decisions, alert kinds and severities of CONTRACT.md, in one place."""
+"""Reason codes, decisions, alert kinds and severities of docs/interface.md, in one place."""
 
 from __future__ import annotations
 

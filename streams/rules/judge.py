@@ -1,4 +1,4 @@
-"""Judging one scan under its policy parameters at its event time (CONTRACT.md "Rules").
+"""Judging one scan under its policy parameters at its event time (docs/interface.md "Rules and decisions").
 
 Everything here is a pure function of its arguments: the scan, the effective params, and the
 state of the person's fever recheck at this venue, which the caller looks up and passes in.

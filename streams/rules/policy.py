@@ -27,7 +27,7 @@ DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.json")
 
 @dataclass(frozen=True, slots=True)
 class Params:
-    """The effective policy parameters for one venue type in one district (CONTRACT.md)."""
+    """The effective policy parameters for one venue type in one district (docs/interface.md)."""
 
     nat_window_hours: float | None
     nat_accept_pending_hours: float | None

@@ -18,8 +18,8 @@ import yaml
 
 from streams import topics
 from tests import factories as f
-from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read
 from tests.environment import tool
+from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read
 from tests.integration.monitoring import get_json, query, start_alertmanager, start_prometheus
 
 pytestmark = pytest.mark.integration

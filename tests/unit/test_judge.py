@@ -1,4 +1,4 @@
-"""The default policy's rules, reason codes, precedence and boundaries (CONTRACT.md "Rules")."""
+"""The default policy's rules, reason codes, precedence and boundaries (docs/interface.md "Rules and decisions")."""
 
 from __future__ import annotations
 
@@ -196,7 +196,7 @@ def test_temperature_not_measured_is_denied_where_required_only() -> None:
 
 
 def test_temperature_is_not_judged_where_not_required() -> None:
-    # CONTRACT.md scopes the whole temperature rule to "where required" ("other": no).
+    # docs/interface.md scopes the whole temperature rule to "where required" ("other": no).
     assert verdict(venue_type="other", temperature_c=39.0).decision == c.ALLOW
 
 

@@ -1,4 +1,4 @@
-"""Settings come from the environment names of CONTRACT.md, with defaults and clear errors."""
+"""Settings come from the environment names of docs/interface.md, with defaults and clear errors."""
 
 from __future__ import annotations
 
