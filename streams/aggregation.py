@@ -16,9 +16,9 @@ import orjson
 from streams import topics
 from streams.encoding import encode
 from streams.pipeline import Sink
-from streams.rules.alerts import rfc3339
 from streams.rules.compliance import DistrictMinute
 from streams.state import PartitionedState
+from streams.times import rfc3339
 
 PENDING_PREFIX = "p|"  # district|minute -> {source: figures}
 WATERMARK_PREFIX = "wm|"  # owner partition -> {source: through}

@@ -17,13 +17,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from datetime import datetime
 from typing import Any
 
 import orjson
 
 from streams.rules import codes as c
-from streams.rules.alerts import utc_rfc3339
+from streams.times import parse_rfc3339, utc_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +30,6 @@ EVENT_ALERT_VISIBLE_S = 3600.0  # a one-off finding stays firing in Alertmanager
 STATE_ALERT_VISIBLE_S = 7 * 86400.0  # a state (a silent checkpoint) fires until resolved, a week at most
 STATE_KINDS = frozenset({c.CHECKPOINT_SILENT})
 MAX_BACKOFF_S = 30.0
-
-
-def _ts(text: str) -> float:
-    return datetime.fromisoformat(text).timestamp()
 
 
 def to_alertmanager(alert: dict[str, Any], now: float, raised_at: float | None = None) -> dict[str, Any]:
@@ -68,7 +63,7 @@ def to_alertmanager(alert: dict[str, Any], now: float, raised_at: float | None =
         annotations["event_ids"] = ",".join(alert["event_ids"][-20:])
     if alert.get("details"):
         annotations["details"] = orjson.dumps(alert["details"]).decode()
-    starts = _ts(alert["first_event_time"])
+    starts = parse_rfc3339(alert["first_event_time"])
     raised = now if raised_at is None or raised_at <= 0 or raised_at > now else raised_at
     if alert["status"] == "resolved":
         ends = max(raised, starts)

@@ -167,8 +167,8 @@ def policy_check(file: Path, district: str) -> None:
     """Validate FILE and print the effective parameters per venue type for each version."""
     from dataclasses import asdict
 
-    from streams.rules.alerts import rfc3339
     from streams.rules.policy import PARAM_NAMES, load_policy
+    from streams.times import rfc3339
 
     try:
         loaded = load_policy(file)

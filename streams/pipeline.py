@@ -29,13 +29,12 @@ from streams.rules.alerts import (
     alert_record,
     checkpoint_dedup_key,
     person_dedup_key,
-    rfc3339,
-    utc_rfc3339,
 )
 from streams.rules.compliance import MINUTE_S, CheckpointWindow, DistrictMinute, StreamClock, window_start
 from streams.rules.judge import is_late, judge
 from streams.rules.policy import Params, Policy
 from streams.state import DedupMarks, PartitionedState
+from streams.times import rfc3339, utc_rfc3339
 
 DEDUP_PREFIX = "e|"  # in the `seen` table: event_id -> forget-after (wall clock)
 DEAD_LETTER_PREFIX = "d|"  # in the `seen` table: topic|partition|offset|index of a record dead-lettered

@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from streams.device import person_ref
-from streams.rules.alerts import SHANGHAI
+from streams.times import SHANGHAI
 
 DISTRICTS = {
     "330102": "Shangcheng", "330105": "Gongshu", "330106": "Xihu",

@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-SHANGHAI = timezone(timedelta(hours=8))
+from streams import times
+
+SHANGHAI = times.SHANGHAI
 T0 = datetime(2022, 5, 10, 8, 0, 0, tzinfo=SHANGHAI)
 _ids = itertools.count(1)
 

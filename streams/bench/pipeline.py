@@ -13,7 +13,7 @@ import gc
 import itertools
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import click
 from aiokafka.partitioner import murmur2
@@ -24,6 +24,7 @@ from streams.metrics import Metrics
 from streams.pipeline import RecordRef
 from streams.settings import Settings
 from streams.simulate import Simulator
+from streams.times import SHANGHAI
 
 FLUSH_EVERY = 10  # records per flush, as the worker's batches of gateway records
 
@@ -50,7 +51,7 @@ def run(scans: int, batch: int, seed: int = 3) -> PipelineRun:
     app = create_app(Settings(app_id="pipeline-bench"), metrics=Metrics())
     pipeline, output = app.pipeline, app.output
     outputs = 0
-    clock = (datetime.now(timezone(timedelta(hours=8))) + timedelta(milliseconds=20 * i) for i in itertools.count())
+    clock = (datetime.now(SHANGHAI) + timedelta(milliseconds=20 * i) for i in itertools.count())
     records = [(key, value) for key, value, _ in Simulator(seed=seed).records(scans, batch=batch, clock=clock)]
     refs = [RecordRef(topics.SCANS, topics.SCANS.name, (murmur2(key) & 0x7FFFFFFF) % topics.SCANS.partitions,
                       offset, key) for offset, (key, _) in enumerate(records)]

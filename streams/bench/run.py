@@ -32,8 +32,8 @@ import orjson
 
 from streams import topics
 from streams.localkafka import die_with_parent, free_port
-from streams.rules.alerts import SHANGHAI
 from streams.simulate import Mix, Simulator
+from streams.times import SHANGHAI
 
 CONTENDERS = ("raw", "bare", "hcs")
 MODES = {"single": 1, "batch": 100}

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+
+from streams.times import rfc3339
 
 MAX_EVENT_IDS = 100  # an alert lists at most this many event ids (the newest); count stays exact
 _ALERT_NS = uuid.UUID("6f1c3a52-3f4e-4a5e-9d0f-2d4c8b7e9a10")
-SHANGHAI = timezone(timedelta(hours=8), "Asia/Shanghai")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,15 +77,6 @@ def admit(memo: AlertMemo | None, event_id: str, event_time: float,
 
 def alert_id(dedup_key: str, first_event_id: str, status: str = "firing") -> str:
     return str(uuid.uuid5(_ALERT_NS, f"{dedup_key}|{first_event_id}|{status}"))
-
-
-def rfc3339(ts: float) -> str:
-    """Epoch seconds as RFC 3339 in Asia/Shanghai time, with its offset."""
-    return datetime.fromtimestamp(ts, SHANGHAI).isoformat(timespec="milliseconds")
-
-
-def utc_rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
 
 def alert_record(*, kind: str, severity: str, dedup_key: str, district: str, venue_id: str,

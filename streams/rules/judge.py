@@ -12,14 +12,13 @@ from typing import NamedTuple
 from streams.models import ScanEvent
 from streams.rules import codes as c
 from streams.rules.policy import Params
+from streams.times import shanghai_day
 
 # A NAT sampled up to this long after the scan counts as taken before it (device clock skew).
 NAT_SAMPLED_SKEW_S = 5 * 60
 # A scan read more than this long after its event_time is late.
 LATE_AFTER_S = 5 * 60
 # Calendar-day rules use Asia/Shanghai, which has kept UTC+8 without daylight saving since 1991.
-SHANGHAI_OFFSET_S = 8 * 3600
-DAY_S = 86400
 HOUR_S = 3600.0
 
 _KEY_PERSON_SEVERITY = {
@@ -49,11 +48,6 @@ class Judgement(NamedTuple):
 
 
 _CLEAR = Judgement(c.ALLOW, (), (), False, False)
-
-
-def shanghai_day(ts: float) -> int:
-    """The Asia/Shanghai calendar day number of an epoch time."""
-    return int((ts + SHANGHAI_OFFSET_S) // DAY_S)
 
 
 def is_late(event_time: float, read_at: float) -> bool:
