@@ -17,7 +17,7 @@ from aiokafka.errors import KafkaConnectionError
 from faust.types import TP
 from mode import CrashingSupervisor
 
-from streams import consuming, topics
+from streams import consuming, faust_patches, topics
 from streams.aggregation import StatsOwner
 from streams.encoding import encode
 from streams.errors import ClusterAccessError, TopicShapeError
@@ -101,7 +101,7 @@ class QuietWorker(faust.Worker):
         self.spinner = None
 
 
-class HcsApp(consuming.AtLeastOnceApp):
+class HcsApp(faust_patches.AtLeastOnceApp):
     """A Faust app that declares every topic of the contract before it consumes."""
 
     hcs_settings: Settings
@@ -292,7 +292,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
         # write's dedup marks and judged its records again (the two-worker test, 1 run in 4).
         stream_wait_empty=True,
         # Per partition per fetch (Faust's default, kept on purpose). 4 MiB once looked faster,
-        # but only because it hid the fetch stalls that streams.consuming.FETCH_MAX_WAIT_MS
+        # but only because it hid the fetch stalls that streams.faust_patches.FETCH_MAX_WAIT_MS
         # removes; with those gone 1 MiB judges gateway batches as fast or faster (56-57k vs
         # 48-53k scans/s) and halves the consumer thread's CPU: a 4 MiB-per-partition response
         # of ~26 MB is copied through fresh pages three times on its way in, holding the GIL.
@@ -448,7 +448,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     app.readiness = readiness
 
     def tables_recovered() -> tuple[bool, dict[str, Any]]:
-        recovery = cast(consuming.TableManager, app.tables).recovery
+        recovery = cast(faust_patches.TableManager, app.tables).recovery
         progress = recovery.progress()
         return recovery.ready, {"recovering": recovery.in_recovery,
                                 "tables": {name: {"read": p.read, "total": p.total} for name, p in progress.items()}}
@@ -467,7 +467,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     return app
 
 
-class BridgeApp(consuming.AtLeastOnceApp):
+class BridgeApp(faust_patches.AtLeastOnceApp):
     """The alerts bridge; closes its HTTP session when it stops."""
 
     alertmanager: Any

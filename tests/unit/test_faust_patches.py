@@ -8,7 +8,7 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from streams import consuming
+from streams import faust_patches
 from streams.app import CONSUMER_FETCH_BYTES, create_app
 from streams.metrics import Metrics
 from streams.rules.policy import load_policy
@@ -45,8 +45,8 @@ class FakeKafkaConsumer:
         self.seeks.append((tp, offset))
 
 
-def thread_over(kafka: FakeKafkaConsumer, reset: str = "earliest") -> consuming.ConsumerThread:
-    thread = object.__new__(consuming.ConsumerThread)  # no Faust service machinery needed here
+def thread_over(kafka: FakeKafkaConsumer, reset: str = "earliest") -> faust_patches.ConsumerThread:
+    thread = object.__new__(faust_patches.ConsumerThread)  # no Faust service machinery needed here
     thread._consumer = kafka  # type: ignore[assignment]
     thread.app = SimpleNamespace(tables=SimpleNamespace(changelog_topics={CHANGELOG.topic}),  # type: ignore[assignment]
                                  conf=SimpleNamespace(consumer_auto_offset_reset=reset))
@@ -71,7 +71,7 @@ def test_with_latest_as_reset_policy_a_partition_without_commit_starts_at_its_en
 def test_the_workers_consumer_stops_the_flow_before_seeking_and_takes_the_new_read_offsets() -> None:
     app = create_app(Settings(app_id="seek-test"), load_policy(), Metrics())
     consumer: Any = app.consumer
-    assert isinstance(consumer, consuming.Consumer)
+    assert isinstance(consumer, faust_patches.Consumer)
     consumer.resume_flow()
     flow_during_seek: list[bool] = []
 
@@ -98,7 +98,7 @@ def test_every_agent_stops_the_worker_when_it_fails_rather_than_skipping_its_bat
     agents = [*worker.agents.values(), *bridge.agents.values()]
     assert len(agents) == 4
     assert all(agent.supervisor_strategy is CrashingSupervisor for agent in agents)
-    assert isinstance(bridge.consumer, consuming.Consumer)
+    assert isinstance(bridge.consumer, faust_patches.Consumer)
 
 
 def test_offsets_are_committed_only_once_the_apps_writes_are_acknowledged(monkeypatch: Any) -> None:
@@ -141,5 +141,5 @@ def test_the_workers_consumer_lets_the_broker_hold_an_empty_fetch_briefly_not_fa
 
     worker, plain = asyncio.run(build())
     assert plain._fetch_max_wait_ms == 123
-    assert worker._fetch_max_wait_ms == consuming.FETCH_MAX_WAIT_MS == 100
+    assert worker._fetch_max_wait_ms == faust_patches.FETCH_MAX_WAIT_MS == 100
     assert worker._max_partition_fetch_bytes == CONSUMER_FETCH_BYTES  # the settings Faust passes are kept

@@ -1,0 +1,295 @@
+"""Patches of Faust 0.15 and aiokafka 0.14, each a subclass, each for a fault our tests caught.
+
+* **The seek after a rebalance lost records** (:class:`Consumer`, :class:`ConsumerThread`).
+  Faust seeks every partition to its committed offset while its fetcher keeps delivering
+  records, compares them with read offsets updated only at the end (dropping re-fetched records
+  as already read), then clears its stream queues; a partition without a committed offset (a
+  new group, a worker that died before its first commit) was not sought at all. Here the flow
+  stops first and every stream partition is sought, to where the reset policy starts it when it
+  has no commit. Related upstream: faust-streaming/faust#596 (gaps in acked offsets after
+  recovery).
+* **Offsets were committed before the outputs were durable** (:meth:`Consumer._commit_offsets`):
+  the app's ``before_commit`` runs first.
+* **Idle fetches held 1.5 s** (:data:`FETCH_MAX_WAIT_MS`): Faust hard-codes ``fetch_max_wait_ms``.
+* **Changelogs written in transactions never finished recovering** (:class:`Recovery`). Faust
+  recovers until the end offset less one, which on a transactional changelog is a commit
+  marker that is never delivered (upstream: faust-streaming/faust#47, a worker hanging in
+  recovery with exactly_once, and #155, "off by one error fetching changelog"). The last
+  record's offset is read from the partition instead (:func:`last_record_offsets`). It also
+  logs recovery progress and tells :mod:`streams.readiness` when the tables are recovered.
+* **A stop hung while Kafka was unreachable** (:meth:`ConsumerThread.on_thread_stop`):
+  aiokafka's ``Fetcher.close()`` awaits its cancelled fetches without catching the cancellation
+  a fetch sleeping before its retry re-raises (compare aio-libs/aiokafka#647, a consumer stop
+  raising ``CancelledError``); mode then never learnt that the consumer thread stopped and
+  waited its 60 s shutdown timeout per thread.
+
+:class:`AtLeastOnceApp` is a Faust app on these (its transport and table manager).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from typing import Any, cast
+
+import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.tables import TableManager as FaustTableManager
+from faust.tables.recovery import Recovery as FaustRecovery
+from faust.transport.consumer import ensure_TP
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+from mode import Service
+
+from streams.readiness import RecoveryProgress, TableProgress, summary
+
+log = logging.getLogger(__name__)
+
+# How long the broker may hold a fetch that finds no new records (Faust hard-codes 1,500 ms).
+# aiokafka keeps one fetch in flight per broker, and partitions whose records are still
+# buffered are left out of it: once those are handed over they wait for the fetch in flight,
+# which, when it asked only for idle partitions (entries, partials), the broker holds for this
+# long. At 1.5 s the worker sat idle ~30% of the time on gateway batches (and it likely caused
+# the stalls of over a second once seen with single-scan records). An idle worker pays ~10 empty
+# fetches a second for it (0.6% -> 1.4% of a core).
+FETCH_MAX_WAIT_MS = 100
+
+
+class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer thread, re-positioning every stream partition on a seek, whose
+    consumer waits at most :data:`FETCH_MAX_WAIT_MS` for records that are not there."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust passes 1,500 ms with no setting to change it; read when the consumer starts.
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        # Changelogs and partials are written in transactions (exactly-once mode): table
+        # recovery must never restore the state of an aborted one. Faust reads committed only
+        # with its own transactions; device topics (no transactions) read the same either way.
+        consumer._isolation_level = "read_committed"
+        return consumer
+
+    async def on_thread_stop(self) -> None:
+        """Stop the consumer, also while the cluster is unreachable.
+
+        aiokafka's fetcher cancels its fetches on close and awaits them without catching their
+        cancellation; a fetch cancelled while it slept before a retry (the cluster is down)
+        re-raises it into ``consumer.stop()``, and from there out of this thread's shutdown,
+        which then never tells the parent it stopped: a stop on SIGINT hung for mode's 60 s
+        shutdown timeout of each thread, and the process did not exit while Kafka was down.
+        A cancellation that is not of this task is a fetch's own: the stop goes on.
+        """
+        try:
+            await super().on_thread_stop()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # this stop itself was cancelled
+            log.info("consumer stopped while Kafka was unreachable (a fetch in retry was cancelled)")
+            consumer = self._consumer
+            if consumer is not None:  # what stop() had left to do: close the client's connections
+                with contextlib.suppress(Exception):
+                    await consumer._client.close()
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:  # values may be None, as upstream
+        return cast(Mapping[TP, int], await self.call_thread(self._seek_streams_to_committed))
+
+    async def _seek_streams_to_committed(self) -> dict[Any, int | None]:
+        """Every assigned stream partition to its committed offset, or where the reset policy
+        starts it if it has none. Offsets are fetched first and the seeks made together after.
+        Changelog partitions are positioned by table recovery, not here (and have no commits)."""
+        consumer = self._ensure_consumer()
+        changelogs = self.app.tables.changelog_topics
+        assigned = consumer.assignment()
+        streams = [tp for tp in assigned if tp.topic not in changelogs]
+        committed: dict[Any, int | None] = {tp: None for tp in assigned}
+        for tp in streams:
+            committed[tp] = await consumer.committed(tp)
+        unset = [tp for tp in streams if committed[tp] is None]
+        if unset:
+            latest = self.app.conf.consumer_auto_offset_reset == "latest"
+            starts = await (consumer.end_offsets(unset) if latest else consumer.beginning_offsets(unset))
+        for tp in streams:
+            offset = committed[tp]
+            consumer.seek(tp, starts[tp] if offset is None else offset)
+        return committed
+
+
+class Consumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer with a seek that cannot lose the records fetched around it."""
+
+    def _new_consumer_thread(self) -> ConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def perform_seek(self) -> None:
+        """Faust seeks after every rebalance. Its own version lets the fetcher deliver records
+        while partitions are sought one by one, compares them with read offsets updated only
+        at the end (dropping re-fetched records as already read) and then clears the stream
+        queues: records were lost. Here the flow stops first; every caller clears the queues
+        and resumes the flow afterwards, so everything after the committed offsets is read again.
+        """
+        self.stop_flow()
+        committed = await self.seek_to_committed()
+        self._read_offset.update({ensure_TP(tp): offset for tp, offset in committed.items()})
+        self._committed_offset.update({ensure_TP(tp): offset for tp, offset in committed.items() if offset})
+
+
+    async def _commit_offsets(self, offsets: Mapping[TP, int], start_new_transaction: bool = True) -> bool:
+        """Commit only once everything the app wrote for the acknowledged records is durable."""
+        await cast(AtLeastOnceApp, self.app).before_commit()
+        return await super()._commit_offsets(offsets, start_new_transaction)
+
+
+class Transport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport with :class:`ConsumerThread`."""
+
+    Consumer = Consumer
+
+
+async def last_record_offsets(client: Mapping[str, Any], ends: Mapping[TP, int]) -> dict[TP, int]:
+    """The offset of the last record a read_committed reader gets from each partition (-1: none),
+    given each partition's end offset.
+
+    Read back from the end in growing steps. It waits while a transaction is open at the end of
+    a partition: its outcome decides what the last record is.
+    """
+    found: dict[TP, int] = {tp: -1 for tp, end in ends.items() if end <= 0}
+    pending = {TopicPartition(tp.topic, tp.partition): (tp, end) for tp, end in ends.items() if end > 0}
+    if not pending:
+        return found
+    consumer = AIOKafkaConsumer(**client, group_id=None, enable_auto_commit=False, isolation_level="read_committed")
+    await consumer.start()
+    try:
+        span = 64
+        while pending:
+            consumer.assign(list(pending))
+            for ktp, (_, end) in pending.items():
+                consumer.seek(ktp, max(end - span, 0))
+            last = dict.fromkeys(pending, -1)
+            reading = set(pending)
+            while reading:
+                for ktp, records in (await consumer.getmany(*reading, timeout_ms=500)).items():
+                    if records:
+                        last[ktp] = records[-1].offset
+                reading = {ktp for ktp in reading if await consumer.position(ktp) < pending[ktp][1]}
+            for ktp in list(pending):
+                tp, end = pending[ktp]
+                if last[ktp] >= 0 or end - span <= 0:
+                    found[tp] = last[ktp]
+                    del pending[ktp]
+            span *= 8
+        return found
+    finally:
+        await consumer.stop()
+
+
+class Recovery(FaustRecovery):
+    """Faust's table recovery, done when the last record of each changelog partition is read.
+
+    Faust takes a partition's end offset less one for the offset of its last record, and
+    recovers until it has read that. A partition written in transactions ends with a commit
+    marker, which takes an offset but is never delivered: recovery never ended (Faust itself
+    notices it only in its own exactly-once mode, after 10 s of quiet). Here the last record's
+    offset is read from the partition (:func:`last_record_offsets`).
+    """
+
+    progress_report_s = 5.0  # a progress line this often while recovering
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tracker = RecoveryProgress()
+        self.recovered_once = False  # the tables of a first assignment are recovered: ready
+        self._said_started = False
+
+    def progress(self) -> dict[str, TableProgress]:
+        """Records read of records to read in the current (or last) recovery, per table."""
+        return self.tracker.of(self.active_offsets, self.active_highwaters,
+                               lambda tp: self.tp_to_table[tp].name if tp in self.tp_to_table else tp.topic)
+
+    def _set_recovery_started(self) -> None:
+        super()._set_recovery_started()
+        self.tracker.start(self.active_offsets)
+        self._said_started = False
+        self._say_started()
+
+    def _say_started(self) -> None:
+        progress = self.progress()
+        if not self._said_started and any(p.total for p in progress.values()):
+            self._said_started = True
+            log.info("recovering tables from their changelogs: %s", summary(progress))
+
+    def _set_recovery_ended(self) -> None:
+        started, was_recovering = self._recovery_started_at, self.in_recovery
+        super()._set_recovery_ended()
+        ended = self._recovery_ended_at
+        if was_recovering and self._said_started:
+            took = f" in {ended - started:.1f} s" if started is not None and ended is not None else ""
+            log.info("tables recovered%s: %s", took, summary(self.progress()))
+
+    @property
+    def ready(self) -> bool:
+        """The tables of this worker's partitions are recovered and its streams resumed."""
+        return self.completed.is_set() and not self.in_recovery
+
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        await super().on_recovery_completed(generation_id)
+        self._maybe_first_ready()
+
+    async def _resume_streams(self, generation_id: int = 0) -> None:  # nothing was there to recover
+        await super()._resume_streams(generation_id)
+        self._maybe_first_ready()
+
+    def _maybe_first_ready(self) -> None:
+        if self.ready and not self.recovered_once:
+            self.recovered_once = True
+            log.info("worker ready: tables recovered, judging records")
+
+    @Service.task
+    async def _report_progress(self) -> None:
+        """Faust says how far recovery got only at debug level or with a time estimate it rarely
+        has: one line every :attr:`progress_report_s` while recovering."""
+        async for _ in self.itertimer(self.progress_report_s, name="Recovery.progress"):
+            if self.in_recovery:
+                if self._said_started:
+                    log.info("recovering tables: %s", summary(self.progress()))
+                else:
+                    self._say_started()
+
+    async def _build_highwaters(self, consumer: Any, tps: Any, destination: Any, title: str) -> None:
+        await super()._build_highwaters(consumer, tps, destination, title)
+        ends = {tp: destination[tp] + 1 for tp in tps if destination.get(tp) is not None}
+        if ends:
+            app = cast(AtLeastOnceApp, self.app)
+            for tp, offset in (await last_record_offsets(app.kafka_client_kwargs(), ends)).items():
+                destination[tp] = offset  # a Counter: update() would add
+
+
+class TableManager(FaustTableManager):
+    """Faust's table manager with :class:`Recovery`."""
+
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = Recovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return cast(Recovery, self._recovery)
+
+
+class AtLeastOnceApp(faust.App):
+    """A Faust app on :class:`Transport` and :class:`TableManager`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("TableManager", TableManager)
+        super().__init__(*args, **kwargs)
+
+    def _new_transport(self) -> Any:
+        return Transport(self.conf.broker_consumer, self)
+
+    def kafka_client_kwargs(self) -> dict[str, Any]:
+        """Connection arguments (bootstrap, TLS, SASL) of an aiokafka client of this app's
+        cluster, for the recovery of its tables; an app with tables provides them."""
+        raise NotImplementedError(f"{type(self).__name__} has tables but no Kafka client settings")
+
+    async def before_commit(self) -> None:
+        """Awaited before offsets are committed; raise to stop the commit (and the worker)."""
