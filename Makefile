@@ -14,7 +14,7 @@ test: install
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check streams tests
+	$(BIN)/ruff check streams benchmarks tests
 	$(BIN)/mypy
 
 install: $(VENV)/.installed

@@ -276,7 +276,10 @@ def bench(scans: int, rounds: int, budget: float, rate: float, latency_seconds: 
     import shutil
     import tempfile
 
-    from streams.bench.run import SECURE_ENV, run_benchmark, table
+    try:  # benchmarks/ lives beside the package, in the source checkout (not installed)
+        from benchmarks.run import SECURE_ENV, run_benchmark, table
+    except ModuleNotFoundError:
+        _fail("hcs bench runs from a source checkout: benchmarks/ is not installed with the package")
     from streams.localkafka import LocalKafka, free_port
     from streams.settings import ENV_BOOTSTRAP
 

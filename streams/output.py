@@ -170,12 +170,6 @@ class BatchedOutput:
         if not sealed.turn.done():
             sealed.turn.set_result(None)
 
-    def clear(self) -> int:
-        """Drop every pending record; return how many (benchmarks of the pipeline without Kafka)."""
-        dropped = len(self)
-        self._pending = {}
-        return dropped
-
     async def settle(self) -> None:
         """Wait until the broker acknowledged everything sent so far; raise if a send failed."""
         waiting = list(self._in_flight)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.bench.run import CONTENDERS, MODES, run_benchmark, table
+from benchmarks.run import CONTENDERS, MODES, run_benchmark, table
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from benchmarks import run
 from streams import cli, localkafka
-from streams.bench import run
 from streams.errors import HcsError
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.bench import pipeline
+from benchmarks import pipeline
 
 
 def test_the_pipeline_benchmark_judges_every_scan_and_prints_its_figures() -> None:

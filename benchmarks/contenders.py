@@ -54,7 +54,7 @@ class Progress:
 async def run_raw(bootstrap: str, source: str, sink: str, group: str, progress: Progress) -> None:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-    from streams.bench.run import client_kwargs
+    from benchmarks.run import client_kwargs
 
     consumer = AIOKafkaConsumer(source, **client_kwargs(bootstrap), group_id=group, auto_offset_reset="earliest",
                                 enable_auto_commit=False, max_partition_fetch_bytes=4 * 1024 * 1024,
@@ -97,11 +97,10 @@ async def run_raw(bootstrap: str, source: str, sink: str, group: str, progress: 
 def run_bare(bootstrap: str, source: str, sink: str, group: str, progress: Progress) -> None:
     import faust
 
-    from streams.app import QuietWorker  # the same fix of Faust's logging trap as hcs, to be fair
-
     # Faust's data dir defaults to "<id>-data" in the working directory; keep it in the bench's
     # work dir (next to the progress file), which the bench removes when it ends.
-    from streams.bench.run import bench_security
+    from benchmarks.run import bench_security
+    from streams.app import QuietWorker  # the same fix of Faust's logging trap as hcs, to be fair
 
     app = faust.App(group, broker=f"kafka://{bootstrap}", broker_credentials=bench_security().faust_credentials(),
                     store="memory://", web_enabled=False,

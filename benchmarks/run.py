@@ -35,6 +35,7 @@ from streams.localkafka import die_with_parent, free_port
 from streams.simulate import Mix, Simulator
 from streams.times import SHANGHAI
 
+CHECKOUT = Path(__file__).resolve().parents[1]  # the source checkout holding benchmarks/
 CONTENDERS = ("raw", "bare", "hcs")
 MODES = {"single": 1, "batch": 100}
 # Benchmark traffic: valid, unique scans (no faults, no duplicates) so that every contender
@@ -209,7 +210,9 @@ class Contender:
             self.sink = topics.topic_name(topics.DECISIONS, hcs_prefix)
             args = [sys.executable, "-m", "streams", "worker", "-l", "warn"]
         else:
-            args = [sys.executable, "-m", "streams.bench.contenders", kind, "--bootstrap", bootstrap,
+            # benchmarks/ is not installed: the contender finds it from the checkout it runs from.
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CHECKOUT), env.get("PYTHONPATH")]))
+            args = [sys.executable, "-m", "benchmarks.contenders", kind, "--bootstrap", bootstrap,
                     "--source", source, "--sink", self.sink, "--group", f"bench-{kind}-{tag}",
                     "--progress", str(self.progress)]
         self.bootstrap = bootstrap
