@@ -144,6 +144,9 @@ class HcsApp(faust_patches.AtLeastOnceApp):
     def kafka_client_kwargs(self) -> dict[str, Any]:
         return self.hcs_settings.client_kwargs()
 
+    def on_tables_recovered(self) -> None:
+        self.pipeline.state.reindex()  # the keyspaces' indexes miss what recovery put in the table
+
     async def before_commit(self) -> None:
         await self.output.settle()  # state written for acknowledged records is acknowledged too
 

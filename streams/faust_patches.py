@@ -242,6 +242,7 @@ class Recovery(FaustRecovery):
         self._maybe_first_ready()
 
     def _maybe_first_ready(self) -> None:
+        cast(AtLeastOnceApp, self.app).on_tables_recovered()
         if self.ready and not self.recovered_once:
             self.recovered_once = True
             log.info("worker ready: tables recovered, judging records")
@@ -290,6 +291,9 @@ class AtLeastOnceApp(faust.App):
         """Connection arguments (bootstrap, TLS, SASL) of an aiokafka client of this app's
         cluster, for the recovery of its tables; an app with tables provides them."""
         raise NotImplementedError(f"{type(self).__name__} has tables but no Kafka client settings")
+
+    def on_tables_recovered(self) -> None:
+        """Called after each table recovery (recovery fills the stores directly)."""
 
     async def before_commit(self) -> None:
         """Awaited before offsets are committed; raise to stop the commit (and the worker)."""

@@ -33,7 +33,7 @@ from streams.rules.alerts import (
 from streams.rules.compliance import MINUTE_S, CheckpointWindow, DistrictMinute, StreamClock, window_start
 from streams.rules.judge import is_late, judge
 from streams.rules.policy import Params, Policy
-from streams.state import DedupMarks, PartitionedState
+from streams.state import DedupMarks, Keyspace, PartitionedState
 from streams.times import rfc3339, utc_rfc3339
 
 DEDUP_PREFIX = "e|"  # in the `seen` table: event_id -> forget-after (wall clock)
@@ -87,6 +87,13 @@ class Pipeline:
                  is_active: Callable[[int], bool] = lambda p: True, idle_s: float = 10.0) -> None:
         self.policy = policy
         self.state = state
+        # One keyspace per concept of the state table: its timer walks only its own keys.
+        self.rechecks = state.keyspace(RECHECK_PREFIX)
+        self.alert_memos = state.keyspace(ALERT_PREFIX, by_update=True)  # oldest first, for the sweep
+        self.windows = state.keyspace(WINDOW_PREFIX)
+        self.checkpoints = state.keyspace(CHECKPOINT_PREFIX)
+        self.minute_parts = state.keyspace(MINUTE_PREFIX)
+        self.closed_minutes = state.keyspace(CLOSED_PREFIX)
         self.seen = seen
         self.sink = sink
         self.partials = partials
@@ -105,7 +112,7 @@ class Pipeline:
         """Send state changes to the changelogs (before the batch's offsets can be committed)."""
         for key in self._touched_minutes:
             minute, partition = self._minutes[key]
-            self.state.set(key, minute.to_json(), partition)
+            self.minute_parts.set(key, minute.to_json(), partition)
         self._touched_minutes.clear()
         self.seen.flush()
         self.state.flush()
@@ -162,7 +169,7 @@ class Pipeline:
         fresh = scans if len(claimed) == len(scans) else [scans[i] for i in claimed]
         if not fresh:
             return
-        state, get, sink = self.state, self.state.get, self.sink
+        rechecks, get, sink = self.rechecks, self.rechecks.get, self.sink
         decided_at = self._now_text(now)
         # The partition's stream time, as each scan moves it on (written back at the end).
         stream_now = self.clock.watermark.get(partition, -math.inf)
@@ -192,9 +199,9 @@ class Pipeline:
             verdict = judge(scan, params, recheck is not None and 0 <= t - recheck["opened"] <= recheck_s)
             late = is_late(t, now)
             if verdict.ends_recheck:
-                state.delete(recheck_key)
+                rechecks.delete(recheck_key)
             if verdict.starts_recheck:
-                state.set(recheck_key, {
+                rechecks.set(recheck_key, {
                     "opened": t, "due": now + recheck_s, "event_id": scan.event_id,
                     "checkpoint_id": scan.checkpoint_id, "district": district,
                     "venue_type": venue_type, "policy_version": version}, partition)
@@ -292,21 +299,21 @@ class Pipeline:
         handle then has no state, and the caller counts the record as late for the three 100%.
         """
         key = f"{WINDOW_PREFIX}{checkpoint_id}|{start}"
-        raw = self.state.get(key)
+        raw = self.windows.get(key)
         if raw is None:
             close = start + size + params.compliance_grace_seconds
             if close <= stream_now:
                 return _WindowHandle(None, "", CheckpointWindow(), partition)
             raw = {"district": district, "venue_id": venue_id, "venue_type": venue_type, "start": start,
                    "end": start + size, "close": close, "version": version, "counts": CheckpointWindow().to_json()}
-        return _WindowHandle(self.state, key, CheckpointWindow.from_json(raw["counts"]), partition, raw)
+        return _WindowHandle(self.windows, key, CheckpointWindow.from_json(raw["counts"]), partition, raw)
 
     def _reported(self, checkpoint_id: str, first_t: float, last_t: float, uploaded: float, district: str,
                   venue_id: str, venue_type: str, version: str, partition: int) -> None:
         """A checkpoint reported records of event times ``first_t`` .. ``last_t`` (in the order
         read), uploaded at ``uploaded``."""
         key = CHECKPOINT_PREFIX + checkpoint_id
-        status = self.state.get(key)
+        status = self.checkpoints.get(key)
         if status is not None and status.get("silent"):
             self._silent_alert(checkpoint_id, district, venue_id, "resolved",
                                Occurrence(1, status["seen"], first_t, ()), version,
@@ -314,24 +321,24 @@ class Pipeline:
                                self._minute(partition, district, first_t)[0])
         seen, heard = (last_t, uploaded) if status is None else (
             max(status["seen"], last_t), max(status.get("heard", uploaded), uploaded))
-        self.state.set(key, {"seen": seen, "heard": heard, "silent": False, "district": district,
+        self.checkpoints.set(key, {"seen": seen, "heard": heard, "silent": False, "district": district,
                              "venue_id": venue_id, "venue_type": venue_type}, partition)
 
     def _minute(self, partition: int, district: str, t: float) -> tuple[DistrictMinute, bool]:
         """This partition's part of ``district``'s minute holding ``t``; a minute already sent is
         closed, so its late arrivals count in the earliest open minute (second value True)."""
         start = window_start(t, MINUTE_S)
-        closed = self.state.get(f"{CLOSED_PREFIX}{partition}")
+        closed = self.closed_minutes.get(f"{CLOSED_PREFIX}{partition}")
         reattributed = closed is not None and start <= closed
         if reattributed:
             start = closed + MINUTE_S
         key = f"{MINUTE_PREFIX}{partition}|{district}|{start}"
         cached = self._minutes.get(key)
         if cached is None:
-            raw = self.state.get(key)  # after a restart, the partial recovered from the changelog
+            raw = self.minute_parts.get(key)  # after a restart, the partial recovered from the changelog
             cached = self._minutes[key] = (DistrictMinute.from_json(raw) if raw is not None else DistrictMinute(),
                                            partition)
-            self.state.set(key, cached[0].to_json(), partition)
+            self.minute_parts.set(key, cached[0].to_json(), partition)
         self._touched_minutes.add(key)  # the caller is about to add to it
         return cached[0], reattributed
 
@@ -343,10 +350,10 @@ class Pipeline:
                     partition: int, minute: DistrictMinute) -> None:
         """Emit a person alert unless a repeat of its dedup key within the dedup window."""
         state_key = ALERT_PREFIX + dedup_key
-        raw = self.state.get(state_key)
+        raw = self.alert_memos.get(state_key)
         memo = AlertMemo.from_json(raw) if raw is not None else None
         occurrence, memo = admit(memo, event_id, event_time, dedup_minutes)
-        self.state.set(state_key, memo.to_json(), partition)
+        self.alert_memos.set(state_key, memo.to_json(), partition)
         if occurrence is not None:
             self.emit_alert(kind=kind, severity=severity, dedup_key=dedup_key, district=district,
                             venue_id=venue_id, checkpoint_id=checkpoint_id, person_ref=person_ref,
@@ -369,12 +376,12 @@ class Pipeline:
         """Raise FEVER_UNRESOLVED for every recheck window that ended without a second reading."""
         fired = 0
         owned = self._owned()
-        for key, partition, rec in self.state.items(RECHECK_PREFIX):
+        for key, partition, rec in self.rechecks.items():
             if rec["due"] > now or partition not in owned:
                 continue
             venue_id, person_ref = key[len(RECHECK_PREFIX):].split("|", 1)
             _, params = self.policy.params(rec["opened"], rec["district"], rec["venue_type"])
-            self.state.delete(key)
+            self.rechecks.delete(key)
             minute, _ = self._minute(partition, rec["district"], self.clock.now(partition, now))
             self.raise_alert(person_dedup_key(c.FEVER_UNRESOLVED, person_ref, venue_id), c.FEVER_UNRESOLVED,
                              c.WARNING, (c.FEVER,), rec["district"], venue_id, rec["checkpoint_id"],
@@ -387,14 +394,14 @@ class Pipeline:
         """Emit THREE_100_VIOLATION for each closed checkpoint window with a miss; count outcomes."""
         closed = 0
         owned = self._owned()
-        for key, partition, win in self.state.items(WINDOW_PREFIX):
+        for key, partition, win in self.windows.items():
             if partition not in owned:
                 continue
             stream_now = self.clock.now(partition, now)
             if win["close"] > stream_now:
                 continue
             counts = CheckpointWindow.from_json(win["counts"])
-            self.state.delete(key)
+            self.windows.delete(key)
             checkpoint_id = key[len(WINDOW_PREFIX):].rsplit("|", 1)[0]
             # Counted in the minute the window ended in (still open: minutes close after windows).
             minute, _ = self._minute(partition, win["district"], win["end"] - 1)
@@ -426,7 +433,7 @@ class Pipeline:
         is judged by when its records were sent, not by when this worker read them."""
         fired = 0
         owned = self._owned()
-        for key, partition, status in self.state.items(CHECKPOINT_PREFIX):
+        for key, partition, status in self.checkpoints.items():
             if status["silent"] or partition not in owned:
                 continue
             stream_now = self.clock.now(partition, now)
@@ -438,7 +445,7 @@ class Pipeline:
             if self.uploads.now(partition, now) - status.get("heard", -math.inf) < quiet_s:
                 continue
             checkpoint_id = key[len(CHECKPOINT_PREFIX):]
-            self.state.set(key, {**status, "silent": True}, partition)
+            self.checkpoints.set(key, {**status, "silent": True}, partition)
             self._silent_alert(
                 checkpoint_id, status["district"], status["venue_id"], "firing",
                 Occurrence(1, status["seen"], status["seen"], ()), version,
@@ -465,14 +472,13 @@ class Pipeline:
                 continue
             grace = self.policy.defaults_at(stream_now).compliance_grace_seconds
             through = window_start(stream_now - grace, MINUTE_S) - MINUTE_S
-            before = self.state.get(f"{CLOSED_PREFIX}{partition}")
+            before = self.closed_minutes.get(f"{CLOSED_PREFIX}{partition}")
             if before is None or through > before:
                 closing[partition] = through
         if not closing:
             return 0
         sent = 0
-        # One pass over the minutes of every partition: each pass walks the whole state table.
-        for key, partition, raw in self.state.items(MINUTE_PREFIX):
+        for key, partition, raw in self.minute_parts.items():  # one pass for every partition
             last = closing.get(partition)
             if last is None:
                 continue
@@ -483,26 +489,35 @@ class Pipeline:
             cached = self._minutes.pop(key, None)
             self._touched_minutes.discard(key)
             minute = cached[0] if cached is not None else DistrictMinute.from_json(raw)
-            self.state.delete(key)
+            self.minute_parts.delete(key)
             self.partials.partial(district, encode(
                 {"source": partition, "district": district, "minute": start, "figures": minute.to_json()}))
             sent += 1
         # Each watermark after its partition's partials (all of them are in this flush, in order).
         for partition, through in closing.items():
-            self.state.set(f"{CLOSED_PREFIX}{partition}", through, partition)
+            self.closed_minutes.set(f"{CLOSED_PREFIX}{partition}", through, partition)
             self.partials.watermark(encode({"source": partition, "through": through}))
         return sent
 
     def sweep(self, now: float) -> int:
-        """Forget dedup ids past the horizon, and alert memos idle for as long, to bound memory."""
+        """Forget dedup ids past the horizon, and alert memos idle for as long, to bound memory.
+
+        Memos are walked least recently set first, and the walk stops at the first one still
+        live: a sweep costs what it removes, not what the table holds. A memo set out of event
+        order (a late upload) may so outlive its horizon until the memos set before it go.
+        """
         owned = self._owned()
         removed = self.seen.sweep(now, owned.__contains__)
-        for key, partition, raw in self.state.items(ALERT_PREFIX):
+        expired = []
+        for key, partition, raw in self.alert_memos.oldest():
             memo = AlertMemo.from_json(raw)
-            if now - max(memo.emitted_at, memo.last_event_time) > self.dedup_horizon_s and partition in owned:
-                self.state.delete(key)
-                removed += 1
-        return removed
+            if now - max(memo.emitted_at, memo.last_event_time) <= self.dedup_horizon_s:
+                break
+            if partition in owned:
+                expired.append(key)
+        for key in expired:
+            self.alert_memos.delete(key)
+        return removed + len(expired)
 
     # -- dead letters --------------------------------------------------------------------------
 
@@ -523,7 +538,7 @@ class _WindowHandle:
 
     __slots__ = ("counts", "key", "partition", "raw", "state")
 
-    def __init__(self, state: PartitionedState | None, key: str, counts: CheckpointWindow, partition: int,
+    def __init__(self, state: Keyspace | None, key: str, counts: CheckpointWindow, partition: int,
                  raw: dict[str, Any] | None = None) -> None:
         self.state, self.key, self.counts, self.partition, self.raw = state, key, counts, partition, raw
 

@@ -71,6 +71,10 @@ class PartitionedState(_StoreView):
     and value, a null value deletes).
     """
 
+    def __init__(self, table: ChangelogTable, send: ChangelogSend) -> None:
+        super().__init__(table, send)
+        self._spaces: list[Keyspace] = []
+
     def get(self, key: str) -> Any:
         entry = self.data.get(key)
         return None if entry is None else entry[1]
@@ -92,10 +96,88 @@ class PartitionedState(_StoreView):
         return len(dirty)
 
     def items(self, prefix: str) -> Iterator[tuple[str, int, Any]]:
-        """(key, partition, value) of every key with ``prefix``; a snapshot, safe to delete while iterating."""
+        """(key, partition, value) of every key with ``prefix``; a snapshot, safe to delete while
+        iterating. Walks the whole table: a concept's timers use its :class:`Keyspace`."""
         for key, entry in list(self.data.items()):
             if isinstance(key, str) and key.startswith(prefix):
                 yield key, entry[0], entry[1]
+
+    def keyspace(self, prefix: str, by_update: bool = False) -> Keyspace:
+        """The keys of one concept (all starting with ``prefix``), indexed on their own."""
+        space = Keyspace(self, prefix, by_update)
+        self._spaces.append(space)
+        return space
+
+    def reindex(self) -> None:
+        """Table recovery filled the store behind the keyspaces' backs: index them anew."""
+        for space in self._spaces:
+            space.reindex()
+
+
+class Keyspace:
+    """One concept's keys in a :class:`PartitionedState`, with an index of its own.
+
+    The state table holds several concepts (rechecks, windows, checkpoints, alert memos,
+    district minutes), told apart by a key prefix. A timer of one concept walks its keyspace's
+    index, never the whole table: a tick costs what that concept holds, however many alert memos
+    the table keeps. The index lists keys in the order they were last set when ``by_update``
+    (oldest first, for sweeps that stop at the first live one), else in the order they were made.
+    It is rebuilt from the table when it is first needed and after a table recovery.
+    """
+
+    __slots__ = ("_index", "by_update", "prefix", "state")
+
+    def __init__(self, state: PartitionedState, prefix: str, by_update: bool = False) -> None:
+        self.state = state
+        self.prefix = prefix
+        self.by_update = by_update
+        self._index: dict[str, None] | None = None
+
+    def _keys(self) -> dict[str, None]:
+        if self._index is None:
+            prefix = self.prefix
+            self._index = {key: None for key in self.state.data if isinstance(key, str) and key.startswith(prefix)}
+        return self._index
+
+    def reindex(self) -> None:
+        self._index = None
+
+    def __len__(self) -> int:
+        return len(self._keys())
+
+    def get(self, key: str) -> Any:
+        return self.state.get(key)
+
+    def set(self, key: str, value: Any, partition: int) -> None:
+        self.state.set(key, value, partition)
+        index = self._keys()
+        if self.by_update:
+            index.pop(key, None)  # to the end: the most recently set
+        index[key] = None
+
+    def delete(self, key: str) -> None:
+        self.state.delete(key)
+        self._keys().pop(key, None)
+
+    def oldest(self) -> Iterator[tuple[str, int, Any]]:
+        """(key, partition, value), oldest first, without a snapshot: for a walk that stops
+        early (a sweep); the space must not change until the walk ends."""
+        data = self.state.data
+        for key in self._keys():
+            entry = data.get(key)
+            if entry is not None:
+                yield key, entry[0], entry[1]
+
+    def items(self) -> Iterator[tuple[str, int, Any]]:
+        """(key, partition, value) of every key of the space, oldest first; a snapshot, safe to
+        change the space while iterating."""
+        index, data = self._keys(), self.state.data
+        for key in list(index):
+            entry = data.get(key)
+            if entry is None:  # gone with a revoked partition, or deleted meanwhile
+                index.pop(key, None)
+                continue
+            yield key, entry[0], entry[1]
 
 
 PARTITION_SPAN = 4096  # a dedup mark packs its partition below this

@@ -213,3 +213,20 @@ def test_a_partition_given_up_and_taken_back_counts_what_its_other_owner_added()
     partials: RecordingPartials = app.pipeline.partials  # type: ignore[assignment]
     minute = [p for p in map(orjson.loads, partials.partials) if p["minute"] == T0.timestamp()]
     assert [p["figures"]["scans"] for p in minute] == [4]
+
+
+def test_windows_recovered_into_the_table_are_closed_by_the_timer(hcs_app: Harness) -> None:
+    """After a restart the keyspaces are indexed anew from what recovery put in the table."""
+    app, sink, _ = hcs_app
+    scans(app, f.scan(checkpoint_id="cp-r", temperature_c=None))
+    close(app)
+    recovered = dict(app.pipeline.state.data)
+    app.pipeline.state.data.clear()
+    app.pipeline.state.reindex()
+    assert list(app.pipeline.windows.items()) == []
+    app.pipeline.state.data.update(recovered)  # as Faust's table recovery does, behind the views
+    app.on_tables_recovered()
+    close(app, idle=True)
+    close(app, idle=True)
+    (violation,) = alerts(sink, "THREE_100_VIOLATION")
+    assert violation["checkpoint_id"] == "cp-r"
