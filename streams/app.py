@@ -31,6 +31,7 @@ from streams.readiness import Readiness
 from streams.rules.policy import Policy, load_policy
 from streams.settings import Settings
 from streams.state import ChangelogSend, DedupMarks, PartitionedState
+from streams.views import ReplicatedView
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +113,22 @@ class HcsApp(faust_patches.AtLeastOnceApp):
 
     transactions: Any = None  # the transactional producer, in exactly-once mode
     readiness: Readiness  # what /readyz reports
+    views: list[ReplicatedView[Any, Any]]  # compacted topics every worker holds whole
+
+    def add_view(self, view: ReplicatedView[Any, Any]) -> None:
+        """A view every worker holds whole; started with the app, and the worker judges nothing
+        (and is not ready) until it is loaded."""
+        self.views.append(view)
+        self.readiness.add(f"view {view.name}", view.status)
+
+    async def views_loaded(self) -> None:
+        await asyncio.gather(*(view.loaded() for view in self.views))
 
     async def on_first_start(self) -> None:
         self.hcs_settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only the leaf
         await super().on_first_start()
+        for view in self.views:  # started with the app, stopped with it
+            await self.add_runtime_dependency(view)
         # The topics were ensured by `hcs worker` before Faust started (streams.cli.worker).
         if self.hcs_settings.exactly_once:
             # Started before the agents; its start aborts what a crashed run with the same
@@ -373,6 +386,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
         the work), in order, one write at a time (:class:`consuming.OrderedWriter`).
         """
         writer: consuming.OrderedWriter[Sealed] = consuming.OrderedWriter(stream, seal, output.write)
+        await app.views_loaded()  # nothing is judged before every view is loaded
         try:
             async for events in consuming.batches(stream, SCAN_BATCH_MAX, SCAN_BATCH_WITHIN_S):
                 started = time.perf_counter()
@@ -449,6 +463,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
 
     readiness = Readiness()
     app.readiness = readiness
+    app.views = []
 
     def tables_recovered() -> tuple[bool, dict[str, Any]]:
         recovery = cast(faust_patches.TableManager, app.tables).recovery

@@ -27,7 +27,7 @@ def create_topics(bootstrap: str, prefix: str) -> None:
     asyncio.run(ensure_topics(Settings(bootstrap=bootstrap, topic_prefix=prefix)))
 
 
-def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes]],
+def produce(bootstrap: str, topic: str, records: Iterable[tuple[bytes | None, bytes | None]],
             sent_at: Iterable[float | None] | None = None) -> int:
     """Send ``records`` (key, value) in order; ``sent_at``: the record timestamps (seconds) a
     producer sending them then would have set (default: now, as any producer does)."""

@@ -1,0 +1,121 @@
+"""Replicated views: a compacted topic read in full by every worker, and followed afterwards.
+
+What every worker must know whatever partitions it owns (the register of managed people, the
+policy in force) comes as a compacted topic: the latest record of each key is the current value
+(a null value removes the key). A :class:`ReplicatedView` reads all of its partitions from the
+start with a consumer of its own — no consumer group, so every worker gets every partition —
+up to the end offsets it found at its start (``caught_up``: the view is loaded), then follows
+new records for as long as the worker runs. Like Kafka Streams' GlobalKTable.
+
+Why not Faust's ``GlobalTable``: it is the changelog of a table the app writes itself, recovered
+through the consumer group's assignment (every partition as a standby of every worker), and
+faust-streaming/faust#283 reports instances of a group seeing only part of it. The topics here
+are written by other systems (registers, operators), read by every worker whole; a plain
+consumer does that with nothing in between, and the two-worker test shows it
+(``tests/integration/test_replicated_view.py``).
+
+Records are read committed (a producer writing in transactions never shows an aborted write).
+A record the view cannot decode is skipped and counted (``skipped``): it is the producer's to
+fix, and one bad record must not stop every worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Generic, TypeVar
+
+from mode import Service
+
+log = logging.getLogger(__name__)
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+# (key, value) of a record -> (view key, value or None to remove it); raise ValueError if invalid.
+Decoder = Callable[[bytes | None, bytes | None], tuple[K, V | None]]
+
+
+class ReplicatedView(Service, Generic[K, V]):
+    """The current value of every key of ``topic``, on every worker."""
+
+    def __init__(self, name: str, topic: str, client: Mapping[str, Any], decode: Decoder[K, V],
+                 on_change: Callable[[K, V | None], None] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.name = name
+        self.topic = topic
+        self.client = dict(client)
+        self.decode = decode
+        self.on_change = on_change
+        self.data: dict[K, V] = {}
+        self.caught_up = asyncio.Event()
+        self.records = 0  # read since the start
+        self.skipped = 0  # could not be decoded
+        self._ends: dict[Any, int] | None = None  # the end offsets to reach before caught_up
+        self._consumer: Any = None
+
+    @property
+    def label(self) -> str:
+        return f"{type(self).__name__}: {self.name}"
+
+    async def on_start(self) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        self._consumer = AIOKafkaConsumer(self.topic, **self.client, group_id=None, enable_auto_commit=False,
+                                          auto_offset_reset="earliest", isolation_level="read_committed")
+        await self._consumer.start()
+
+    async def on_stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    def status(self) -> tuple[bool, dict[str, Any]]:
+        """For ``/readyz``: loaded or not, and what it holds."""
+        return self.caught_up.is_set(), {"topic": self.topic, "keys": len(self.data), "records": self.records,
+                                         "skipped": self.skipped}
+
+    def apply(self, key: bytes | None, value: bytes | None) -> None:
+        """One record of the topic, in offset order (also for tests without a broker)."""
+        self.records += 1
+        try:
+            view_key, decoded = self.decode(key, value)
+        except (ValueError, TypeError, KeyError) as exc:
+            self.skipped += 1
+            log.warning("view %s: skipped a record that is not valid (%s)", self.name, type(exc).__name__)
+            return
+        if decoded is None:
+            self.data.pop(view_key, None)
+        else:
+            self.data[view_key] = decoded
+        if self.on_change is not None:
+            self.on_change(view_key, decoded)
+
+    @Service.task
+    async def _follow(self) -> None:
+        consumer = self._consumer
+        while not self.should_stop:
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    self.apply(record.key, record.value)
+            if not self.caught_up.is_set():
+                await self._check_caught_up()
+
+    async def _check_caught_up(self) -> None:
+        consumer = self._consumer
+        assigned = consumer.assignment()
+        if not assigned:
+            return  # the topic's metadata is not in yet
+        if self._ends is None:
+            self._ends = await consumer.end_offsets(list(assigned))
+        for tp, end in self._ends.items():
+            if await consumer.position(tp) < end:
+                return
+        self.caught_up.set()
+        log.info("view %s loaded: %d keys from %d records of %s", self.name, len(self.data), self.records, self.topic)
+
+    async def loaded(self) -> None:
+        """Return once the view holds everything the topic held when the view started."""
+        await self.caught_up.wait()
