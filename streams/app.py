@@ -18,7 +18,7 @@ from faust.types import TP
 from mode import CrashingSupervisor
 
 from streams import consuming, faust_patches, topics
-from streams.aggregation import StatsOwner
+from streams.aggregation import StatsOwner, district_stats_owner
 from streams.encoding import encode
 from streams.errors import ClusterAccessError, TopicShapeError
 from streams.faust_sensor import faust_monitor
@@ -355,8 +355,8 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
                         DedupMarks(seen, changelog_writer(output, seen)), sink,
                         PartialsSink(output, partials_name, topics.PARTIALS.partitions), metrics,
                         dedup_horizon_s=settings.dedup_horizon_hours * 3600, is_active=is_active)
-    owner = StatsOwner(PartitionedState(stats, changelog_writer(output, stats)), sink,
-                       sources=topics.SCANS.partitions)
+    owner = district_stats_owner(PartitionedState(stats, changelog_writer(output, stats)), sink,
+                                 sources=topics.SCANS.partitions)
     app.pipeline = pipeline
     app.stats_owner = owner
     entries_name = entries_topic.get_topic_name()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
-from streams import topics
+from streams import rekeying, topics
 from streams.codec import decode_entries, decode_scans
 from streams.deadletters import dead_letter, dead_letter_key
 from streams.encoding import encode
@@ -490,13 +490,12 @@ class Pipeline:
             self._touched_minutes.discard(key)
             minute = cached[0] if cached is not None else DistrictMinute.from_json(raw)
             self.minute_parts.delete(key)
-            self.partials.partial(district, encode(
-                {"source": partition, "district": district, "minute": start, "figures": minute.to_json()}))
+            self.partials.partial(district, rekeying.part(partition, district, start, minute.to_json()))
             sent += 1
         # Each watermark after its partition's partials (all of them are in this flush, in order).
         for partition, through in closing.items():
             self.closed_minutes.set(f"{CLOSED_PREFIX}{partition}", through, partition)
-            self.partials.watermark(encode({"source": partition, "through": through}))
+            self.partials.watermark(rekeying.watermark(partition, through))
         return sent
 
     def sweep(self, now: float) -> int:

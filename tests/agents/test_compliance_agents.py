@@ -165,7 +165,7 @@ def test_district_minutes_are_merged_per_source_and_emitted_when_every_source_pa
     partials: RecordingPartials = app.pipeline.partials  # type: ignore[assignment]
     sent = [orjson.loads(p) for p in partials.partials]
     # Scans count in their minute; each window's three-100% outcomes in the minute it ended (08:09).
-    assert sorted((p["district"], p["minute"] - T0.timestamp()) for p in sent) == [
+    assert sorted((p["key"], p["at"] - T0.timestamp()) for p in sent) == [
         ("330106", 0.0), ("330106", 60.0), ("330106", 540.0), ("330110", 0.0), ("330110", 540.0)]
     (mark,) = partials.watermarks
     others = [orjson.dumps({"source": s, "through": orjson.loads(mark)["through"]}) for s in range(1, 8)]
@@ -211,8 +211,8 @@ def test_a_partition_given_up_and_taken_back_counts_what_its_other_owner_added()
     scans(app, f.scan(event_id="d"))
     close(app, idle=True)
     partials: RecordingPartials = app.pipeline.partials  # type: ignore[assignment]
-    minute = [p for p in map(orjson.loads, partials.partials) if p["minute"] == T0.timestamp()]
-    assert [p["figures"]["scans"] for p in minute] == [4]
+    minute = [p for p in map(orjson.loads, partials.partials) if p["at"] == T0.timestamp()]
+    assert [p["part"]["scans"] for p in minute] == [4]
 
 
 def test_windows_recovered_into_the_table_are_closed_by_the_timer(hcs_app: Harness) -> None:
