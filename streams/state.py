@@ -125,13 +125,16 @@ class Keyspace:
     It is rebuilt from the table when it is first needed and after a table recovery.
     """
 
-    __slots__ = ("_index", "by_update", "prefix", "state")
+    __slots__ = ("_index", "_set", "by_update", "get", "prefix", "state")
 
     def __init__(self, state: PartitionedState, prefix: str, by_update: bool = False) -> None:
         self.state = state
         self.prefix = prefix
         self.by_update = by_update
         self._index: dict[str, None] | None = None
+        # The table's own methods, bound: a get or set of a scan costs no extra call.
+        self.get: Callable[[str], Any] = state.get
+        self._set = state.set
 
     def _keys(self) -> dict[str, None]:
         if self._index is None:
@@ -145,12 +148,11 @@ class Keyspace:
     def __len__(self) -> int:
         return len(self._keys())
 
-    def get(self, key: str) -> Any:
-        return self.state.get(key)
-
     def set(self, key: str, value: Any, partition: int) -> None:
-        self.state.set(key, value, partition)
-        index = self._keys()
+        self._set(key, value, partition)
+        index = self._index
+        if index is None:
+            index = self._keys()
         if self.by_update:
             index.pop(key, None)  # to the end: the most recently set
         index[key] = None

@@ -223,7 +223,7 @@ def test_windows_recovered_into_the_table_are_closed_by_the_timer(hcs_app: Harne
     recovered = dict(app.pipeline.state.data)
     app.pipeline.state.data.clear()
     app.pipeline.state.reindex()
-    assert list(app.pipeline.windows.items()) == []
+    assert list(app.pipeline.windows.open_ones.items()) == []
     app.pipeline.state.data.update(recovered)  # as Faust's table recovery does, behind the views
     app.on_tables_recovered()
     close(app, idle=True)

@@ -1,0 +1,66 @@
+"""Alert admission: a person alert once per dedup window; every alert out, counted.
+
+A person alert's dedup key (kind, person, venue) has a memo in the state table: repeats within
+``alert_dedup_minutes`` of an emission are folded into the next one (:func:`rules.alerts.admit`
+decides). Memos are kept until idle for the dedup horizon; the sweep walks them least recently
+set first and stops at the first live one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams import topics
+from streams.encoding import encode
+from streams.intake import Sink
+from streams.metrics import Metrics
+from streams.rules.alerts import AlertMemo, admit, alert_record
+from streams.rules.compliance import DistrictMinute
+from streams.state import PartitionedState
+
+ALERT_PREFIX = "a|"  # dedup_key -> AlertMemo
+
+
+class Alerts:
+    def __init__(self, state: PartitionedState, sink: Sink, metrics: Metrics, dedup_horizon_s: float) -> None:
+        self.memos = state.keyspace(ALERT_PREFIX, by_update=True)  # oldest first, for the sweep
+        self.sink = sink
+        self.metrics = metrics
+        self.dedup_horizon_s = dedup_horizon_s
+
+    def raise_alert(self, dedup_key: str, kind: str, severity: str, reasons: tuple[str, ...],
+                    district: str, venue_id: str, checkpoint_id: str | None, person_ref: str | None,
+                    event_id: str, event_time: float, dedup_minutes: float, version: str,
+                    partition: int, minute: DistrictMinute) -> None:
+        """Emit a person alert unless a repeat of its dedup key within the dedup window."""
+        state_key = ALERT_PREFIX + dedup_key
+        raw = self.memos.get(state_key)
+        memo = AlertMemo.from_json(raw) if raw is not None else None
+        occurrence, memo = admit(memo, event_id, event_time, dedup_minutes)
+        self.memos.set(state_key, memo.to_json(), partition)
+        if occurrence is not None:
+            self.emit(kind=kind, severity=severity, dedup_key=dedup_key, district=district,
+                      venue_id=venue_id, checkpoint_id=checkpoint_id, person_ref=person_ref,
+                      reasons=reasons, occurrence=occurrence, status="firing", policy_version=version,
+                      minute=minute)
+
+    def emit(self, *, minute: DistrictMinute, **fields: Any) -> None:
+        """One alert out to ``hcs.alerts.v1``, counted in the metrics and in its district minute."""
+        record = alert_record(**fields)
+        self.sink.send(topics.ALERTS, record["dedup_key"].encode(), encode(record))
+        self.metrics.alerts(record["district"], record["kind"], record["severity"]).inc()
+        minute.alerts[record["kind"]] += 1
+
+    def sweep(self, now: float, owned: set[int]) -> int:
+        """Forget memos idle for the dedup horizon; stops at the first live one (a memo set out
+        of event order, a late upload, may so outlive its horizon until those before it go)."""
+        expired = []
+        for key, partition, raw in self.memos.oldest():
+            memo = AlertMemo.from_json(raw)
+            if now - max(memo.emitted_at, memo.last_event_time) <= self.dedup_horizon_s:
+                break
+            if partition in owned:
+                expired.append(key)
+        for key in expired:
+            self.memos.delete(key)
+        return len(expired)
