@@ -222,7 +222,7 @@ class Contender:
 
     def ensure_hcs_topics(self) -> None:
         """The hcs worker's topics, made before it starts (on the caller's cluster, with its security)."""
-        from streams.app import ensure_topics
+        from streams.cluster import ensure_topics
         from streams.settings import Settings
 
         asyncio.run(ensure_topics(Settings(bootstrap=self.bootstrap, topic_prefix=self.env["HCS_TOPIC_PREFIX"],

@@ -76,7 +76,7 @@ def main(sizes: str, rounds: int) -> None:
         app, now = fill(size, size)
         p = app.pipeline  # type: ignore[attr-defined]
         p.close_windows(now), p.check_silent(now), p.close_minutes(now), p.expire_rechecks(now)  # warm
-        window_tick = timed(lambda t: (p.close_windows(t), p.check_silent(t), p.close_minutes(t)), now, rounds)
+        window_tick = timed(lambda t, p=p: (p.close_windows(t), p.check_silent(t), p.close_minutes(t)), now, rounds)
         recheck_tick = timed(p.expire_rechecks, now, rounds)
         sweep = timed(p.sweep, now, rounds)
         print(f"{size:,} alert memos + {size:,} dedup marks, {LIVE:,} checkpoints/windows/rechecks: "

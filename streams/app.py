@@ -5,33 +5,27 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import time
-import uuid
 from collections.abc import Callable
 from typing import Any, cast
 
-import faust
-import orjson
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError
 from faust.types import TP
-from mode import CrashingSupervisor
 
-from streams import consuming, faust_patches, topics
+from streams import faust_patches, topics
+from streams.agents import wire_agents
 from streams.aggregation import StatsOwner, district_stats_owner
-from streams.encoding import encode
-from streams.errors import ClusterAccessError, TopicShapeError
+from streams.cluster import transactional_producer
 from streams.faust_sensor import faust_monitor
-from streams.kafka_errors import client_errors, describe_client_error, is_refusal
 from streams.kafka_health import ConnectionWatch
 from streams.metrics import Metrics
-from streams.output import BatchedOutput, Sealed
-from streams.pipeline import Pipeline, RecordRef
+from streams.output import BatchedOutput
+from streams.pipeline import Pipeline
 from streams.readiness import Readiness
 from streams.rules.policy import Policy, load_policy
 from streams.settings import Settings
-from streams.state import ChangelogSend, DedupMarks, PartitionedState
+from streams.sinks import PartialsSink, TopicSink, changelog_writer
+from streams.state import DedupMarks, PartitionedState
 from streams.views import ReplicatedView
+from streams.web import wire_web
 
 log = logging.getLogger(__name__)
 
@@ -46,60 +40,6 @@ FAUST_METRICS_PREFIX = "faust"
 PRODUCER_BATCH_BYTES = 512 * 1024
 PRODUCER_REQUEST_BYTES = 1024 * 1024
 TRANSACTION_TIMEOUT_MS = 15_000
-
-
-class TopicSink:
-    """Outputs to the contract topics (behind the prefix), through the batched output."""
-
-    def __init__(self, output: BatchedOutput, prefix: str) -> None:
-        self._output = output
-        self._names = {spec.name: topics.topic_name(spec, prefix) for spec in topics.ALL}
-
-    def send(self, spec: topics.TopicSpec, key: bytes | None, value: bytes) -> None:
-        self._output.add(self._names[spec.name], key, value)
-
-    def send_many(self, spec: topics.TopicSpec, key: bytes | None, values: list[bytes]) -> None:
-        if values:
-            self._output.add_many(self._names[spec.name], key, values)
-
-
-class PartialsSink:
-    """District-minute partials keyed by district, and watermarks to every partition."""
-
-    def __init__(self, output: BatchedOutput, topic: str, partitions: int) -> None:
-        self._output, self._topic, self._partitions = output, topic, partitions
-
-    def partial(self, district: str, value: bytes) -> None:
-        self._output.add(self._topic, district.encode(), value)
-
-    def watermark(self, value: bytes) -> None:
-        for partition in range(self._partitions):
-            self._output.add(self._topic, None, value, partition)
-
-
-def changelog_writer(output: BatchedOutput, table: Any) -> ChangelogSend:
-    """Writes a table's changelog records as Faust's recovery reads them (JSON key and value)."""
-    topic = table.changelog_topic.get_topic_name()
-    output.send_after_outputs(topic)
-
-    def send(partition: int, records: list[tuple[str, Any]]) -> None:
-        output.add_to(topic, partition, [(encode(key), None if value is None else encode(value))
-                                         for key, value in records])
-
-    return send
-
-
-class QuietWorker(faust.Worker):
-    """Faust's worker without its terminal spinner.
-
-    At log levels from WARN up the spinner sets the root logger to DEBUG so that it can spin on
-    every record; every debug call of Faust and aiokafka then builds a LogRecord. Profiled with
-    py-spy: about 10% of the worker's CPU, for a spinner nobody watches in production.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.spinner = None
 
 
 class HcsApp(faust_patches.AtLeastOnceApp):
@@ -164,116 +104,6 @@ class HcsApp(faust_patches.AtLeastOnceApp):
         await self.output.settle()  # state written for acknowledged records is acknowledged too
 
 
-async def ensure_topics(settings: Settings) -> list[str]:
-    """Create the contract topics that do not exist yet; return the names created.
-
-    Raises :class:`TopicShapeError` if a topic the worker relies on exists with another
-    partition count (made by hand, or by a broker that auto-creates topics): per-venue state
-    lives in the partition of the venue's scans, so scans, entries, decisions and the tables'
-    changelogs must all have the counts hcs declares; the worker does not adapt.
-    """
-    admin = await _admin(settings)
-    try:
-        existing = set(await admin.list_topics())
-        required = topics.required_partitions(settings.topic_prefix, settings.app_id)
-        check_partitions(required, await _partition_counts(admin, [n for n in required if n in existing]))
-        # The internal partials topic too: created by Faust on subscription, it raced the consumer.
-        wanted = topics.worker_topics(settings.topic_prefix, settings.app_id)
-        missing = [NewTopic(name, partitions, settings.replication)
-                   for name, partitions in wanted.items() if name not in existing]
-        if missing:
-            await admin.create_topics(missing)
-            log.info("created topics %s", [t.name for t in missing])
-        return [t.name for t in missing]
-    finally:
-        await admin.close()
-
-
-async def wait_for_cluster(settings: Settings) -> None:
-    """Return once the cluster answers (saying once that it does not, and retrying with backoff)."""
-    admin = await _admin(settings)
-    await admin.close()
-
-
-async def _admin(settings: Settings, retry_s: float = 2.0, max_retry_s: float = 30.0) -> Any:
-    """A started admin client; while the cluster cannot be reached, one log line, then retries
-    with backoff (a worker started before its broker waits for it)."""
-    wait = retry_s
-    warned = False
-    while True:
-        admin = AIOKafkaAdminClient(**settings.client_kwargs(), client_id=f"{settings.app_id}-admin")
-        try:
-            with client_errors() as logged:
-                await admin.start()
-        except KafkaConnectionError as exc:
-            await admin.close()
-            if is_refusal(exc, logged):  # wrong credentials or an untrusted certificate: no retry mends it
-                raise ClusterAccessError(describe_client_error(exc, settings, logged) or str(exc)) from None
-            if not warned:
-                log.warning("Kafka at %s is unreachable; retrying (every %.0f s at most)", settings.bootstrap,
-                            max_retry_s)
-                warned = True
-            await asyncio.sleep(wait)
-            wait = min(wait * 2, max_retry_s)
-            continue
-        if warned:
-            log.warning("Kafka at %s is reachable again", settings.bootstrap)
-        return admin
-
-
-async def _partition_counts(admin: Any, names: list[str]) -> dict[str, int]:
-    if not names:
-        return {}
-    described = await admin.describe_topics(names)
-    return {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code")}
-
-
-def check_partitions(required: dict[str, int], actual: dict[str, int]) -> None:
-    """Raise :class:`TopicShapeError` for the first topic whose partition count is not the required one."""
-    for name, count in sorted(actual.items()):
-        if name in required and count != required[name]:
-            raise TopicShapeError(
-                f"topic {name} has {count} partitions, hcs needs {required[name]}: per-venue state is kept by "
-                f"partition, so its topics must have the declared counts (recreate the topic, or use another "
-                f"HCS_TOPIC_PREFIX / HCS_APP_ID)")
-
-
-def transactional_id(settings: Settings) -> str:
-    """This worker's transactional id: the app id and an instance id kept in its data dir.
-
-    Stable across restarts on the same data dir, so a restarted worker's producer fences its
-    crashed predecessor and aborts the transaction it left open at once; distinct per data
-    dir, so workers sharing the partitions never fence each other.
-    """
-    path = settings.data_dir / "instance-id"
-    try:
-        instance = path.read_text(encoding="ascii").strip()
-    except FileNotFoundError:
-        instance = ""
-    if not instance:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        instance = uuid.uuid4().hex[:12]
-        path.write_text(instance + "\n", encoding="ascii")
-    return f"{settings.app_id}-{instance}"
-
-
-def transactional_producer(settings: Settings) -> Any:
-    """The producer of the worker's transactions (outputs, changelogs and partials together)."""
-    from aiokafka import AIOKafkaProducer
-
-    return AIOKafkaProducer(
-        **settings.client_kwargs(),
-        client_id=f"{settings.app_id}-transactions",
-        transactional_id=transactional_id(settings),
-        # A transaction a crashed worker left open (on a data dir that was lost) holds back
-        # read_committed readers of its partitions until the broker aborts it after this long.
-        transaction_timeout_ms=TRANSACTION_TIMEOUT_MS,
-        acks="all",
-        max_batch_size=PRODUCER_BATCH_BYTES,
-        max_request_size=PRODUCER_REQUEST_BYTES,
-    )
-
-
 def create_app(settings: Settings, policy: Policy | None = None, metrics: Metrics | None = None) -> HcsApp:
     """Build the worker app. ``policy`` defaults to ``HCS_POLICY_FILE`` or the packaged policy."""
     policy = policy if policy is not None else load_policy(settings.policy_file)
@@ -297,7 +127,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
         # partition wait until the first is sent, so 16 KB batches cost a round trip per 60
         # decisions of a gateway batch. 512 KiB stays under the broker's 1 MB message limit.
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
-        Worker=QuietWorker,
+        Worker=faust_patches.QuietWorker,
         # A crashed worker's partitions move to the others after this long (Faust's default: 60 s).
         broker_session_timeout=20.0,
         broker_heartbeat_interval=3.0,
@@ -359,189 +189,10 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
                                  sources=topics.SCANS.partitions)
     app.pipeline = pipeline
     app.stats_owner = owner
-    entries_name = entries_topic.get_topic_name()
 
-    # mode types the handler as generic in an unbound sender type, which mypy cannot match.
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    def release_partitions(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        """Another worker may now add to the revoked partitions' state: drop what is cached of it."""
-        pipeline.release({tp.partition for tp in revoked if tp.topic in (scans_name, entries_name)})
-
-    Handler = Callable[[bytes | None, RecordRef, float], None]
-
-    def seal() -> Sealed:
-        """State changes to their changelogs, and every pending record taken for one write."""
-        pipeline.flush()
-        owner.state.flush()
-        return output.seal()
-
-    async def persist() -> None:
-        """State changes to their changelogs, then every pending record out and acknowledged."""
-        await output.write(seal())
-
-    async def drain(stream: Any, spec: topics.TopicSpec, handle: Handler) -> None:
-        """Hand each batch's records to ``handle``; ack them once the outputs and state are durable.
-
-        Batches are written while the next ones are handled (the broker's round trip overlaps
-        the work), in order, one write at a time (:class:`consuming.OrderedWriter`).
-        """
-        writer: consuming.OrderedWriter[Sealed] = consuming.OrderedWriter(stream, seal, output.write)
-        await app.views_loaded()  # nothing is judged before every view is loaded
-        try:
-            async for events in consuming.batches(stream, SCAN_BATCH_MAX, SCAN_BATCH_WITHIN_S):
-                started = time.perf_counter()
-                now = time.time()
-                for event in events:
-                    msg = event.message
-                    ref = RecordRef(spec, msg.topic, msg.partition, msg.offset, msg.key, msg.timestamp)
-                    try:
-                        handle(event.value, ref, now)
-                    except Exception as exc:
-                        # A bug, not bad input (input errors are dead letters). The contract's
-                        # DeadLetter reasons have no code for it, so it is logged (no payload: it
-                        # holds person data) and counted for an alert, and the worker goes on.
-                        log.exception("record %s[%d]@%d failed: %s", msg.topic, msg.partition, msg.offset,
-                                      type(exc).__name__)
-                        metrics.processing_errors(spec.name).inc()
-                writer.handled(events)
-                writer.check()  # an earlier batch could not be written: stop, unacknowledged
-                if time.perf_counter() - started < OVERLAP_MIN_S or writer.backlog >= SCAN_BATCH_MAX:
-                    # A quick batch (single-scan records: Faust's per-record path is the cost)
-                    # is written before the next is taken, so that records gather meanwhile into
-                    # a larger next batch, as writes cost per batch; a long one (gateway
-                    # batches) overlaps its write with the next batch's handling.
-                    await writer.finish()
-        finally:
-            # A stop lets the batches in hand finish: written and acknowledged, or neither.
-            await writer.finish()
-
-    # A batch whose outputs could not be written (Kafka unreachable beyond the producer's
-    # retries) stops the worker unacknowledged; its restart reads the batch again.
-    @app.agent(scans_topic, name="judge_scans", supervisor_strategy=CrashingSupervisor)
-    async def judge_scans(stream: Any) -> None:
-        """Judge every scan of every record: decode -> dedup -> rules -> emit -> count."""
-        await drain(stream, topics.SCANS, pipeline.on_scan_record)
-
-    @app.agent(entries_topic, name="count_entries", supervisor_strategy=CrashingSupervisor)
-    async def count_entries(stream: Any) -> None:
-        """Add people counted at checkpoints to their compliance windows: decode -> dedup -> count."""
-        await drain(stream, topics.ENTRIES, pipeline.on_entries_record)
-
-    @app.agent(partials_topic, name="aggregate_district_stats", supervisor_strategy=CrashingSupervisor)
-    async def aggregate_district_stats(stream: Any) -> None:
-        """Merge every partition's part of each district minute; emit when all have passed it."""
-        def on_partial(value: bytes | None, ref: RecordRef, now: float) -> None:
-            owner.on_record(value or b"", ref.partition)  # internal records: an empty one is a bug
-
-        await drain(stream, topics.PARTIALS, on_partial)
-
-    @app.timer(RECHECK_TICK_S, name="expire_rechecks")
-    async def expire_rechecks() -> None:
-        pipeline.expire_rechecks(time.time())
-        await persist()
-
-    @app.timer(WINDOW_TICK_S, name="close_windows")
-    async def close_windows() -> None:
-        now = time.time()
-        pipeline.close_windows(now)
-        pipeline.check_silent(now)
-        pipeline.close_minutes(now)
-        await persist()
-
-    @app.timer(WINDOW_TICK_S, name="watch_kafka")
-    async def watch_kafka() -> None:
-        watch.check()  # one log line when Kafka is back
-
-    @app.timer(SWEEP_TICK_S, name="sweep_state")
-    async def sweep_state() -> None:
-        pipeline.sweep(time.time())
-        await persist()
-
-    @app.page("/metrics")
-    async def metrics_page(web: Any, request: Any) -> Any:
-        return web.bytes(metrics.exposition(), content_type="text/plain; version=0.0.4")
-
-    readiness = Readiness()
-    app.readiness = readiness
+    app.readiness = Readiness()
     app.views = []
 
-    def tables_recovered() -> tuple[bool, dict[str, Any]]:
-        recovery = cast(faust_patches.TableManager, app.tables).recovery
-        progress = recovery.progress()
-        return recovery.ready, {"recovering": recovery.in_recovery,
-                                "tables": {name: {"read": p.read, "total": p.total} for name, p in progress.items()}}
-
-    readiness.add("tables", tables_recovered)
-
-    @app.page("/livez")
-    async def livez(web: Any, request: Any) -> Any:
-        return web.text("ok\n")  # the event loop answers: alive (Kafka's state is not asked)
-
-    @app.page("/readyz")
-    async def readyz(web: Any, request: Any) -> Any:
-        ready, detail = readiness.status()
-        return web.json(detail, status=200 if ready else 503)
-
-    return app
-
-
-class BridgeApp(faust_patches.AtLeastOnceApp):
-    """The alerts bridge; closes its HTTP session when it stops."""
-
-    alertmanager: Any
-
-    async def on_stop(self) -> None:
-        await self.alertmanager.close()
-        await super().on_stop()
-
-
-def create_bridge_app(settings: Settings) -> BridgeApp:
-    """The ``hcs alerts-bridge`` app: its own consumer group on the alerts topic, no web server."""
-    from streams.bridge import AlertmanagerClient, to_alertmanager
-
-    (settings.data_dir / "alerts-bridge").mkdir(parents=True, exist_ok=True)  # Faust makes only the leaf
-    app = BridgeApp(
-        f"{settings.app_id}-alerts-bridge",
-        broker=settings.broker_url,
-        broker_credentials=settings.kafka.faust_credentials(),
-        store="memory://",
-        datadir=str(settings.data_dir / "alerts-bridge"),
-        autodiscover=False,
-        consumer_auto_offset_reset="earliest",
-        web_enabled=False,
-        Worker=QuietWorker,
-        broker_session_timeout=20.0,
-        broker_heartbeat_interval=3.0,
-    )
-    alerts_topic = app.topic(topics.topic_name(topics.ALERTS, settings.topic_prefix),
-                             key_serializer="raw", value_serializer="raw")
-    client = AlertmanagerClient(settings.alertmanager_url)
-    watch = ConnectionWatch(f"Kafka at {settings.bootstrap}").install()
-
-    @app.timer(WINDOW_TICK_S, name="watch_kafka")
-    async def watch_kafka() -> None:
-        watch.check()  # one log line when Kafka is back
-
-    @app.agent(alerts_topic, name="post_alerts", supervisor_strategy=CrashingSupervisor)
-    async def post_alerts(stream: Any) -> None:
-        """Post each batch of alerts; the batch is acknowledged only after Alertmanager took it."""
-        async for events in consuming.batches(stream, 100, 0.2):
-            now = time.time()
-            batch = []
-            for event in events:
-                try:
-                    # The record's timestamp is when the worker raised the alert: its age.
-                    batch.append(to_alertmanager(orjson.loads(event.value), now, event.message.timestamp))
-                except (ValueError, KeyError, TypeError) as exc:
-                    log.error("skipping an alert record that is not hcs.alert.v1: %s", type(exc).__name__)
-
-            async def post(alerts: list[dict[str, Any]] = batch) -> None:
-                if alerts:
-                    await client.post(alerts)
-
-            # A stop does not wait for an unreachable Alertmanager: the batch stays unacknowledged
-            # and is posted again after a restart (Alertmanager merges the repeat).
-            await consuming.complete(stream, events, post, finish_on_stop=False)
-
-    app.alertmanager = client
+    wire_agents(app, scans_topic, entries_topic, partials_topic, watch)
+    wire_web(app)
     return app

@@ -17,11 +17,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from typing import Any
 
 import orjson
+from mode import CrashingSupervisor
 
+from streams import consuming, faust_patches, topics
+from streams.agents import WINDOW_TICK_S
+from streams.kafka_health import ConnectionWatch
 from streams.rules import codes as c
+from streams.settings import Settings
 from streams.times import parse_rfc3339, utc_rfc3339
 
 log = logging.getLogger(__name__)
@@ -123,3 +129,63 @@ class AlertmanagerClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+class BridgeApp(faust_patches.AtLeastOnceApp):
+    """The alerts bridge; closes its HTTP session when it stops."""
+
+    alertmanager: Any
+
+    async def on_stop(self) -> None:
+        await self.alertmanager.close()
+        await super().on_stop()
+
+
+def create_bridge_app(settings: Settings) -> BridgeApp:
+    """The ``hcs alerts-bridge`` app: its own consumer group on the alerts topic, no web server."""
+    (settings.data_dir / "alerts-bridge").mkdir(parents=True, exist_ok=True)  # Faust makes only the leaf
+    app = BridgeApp(
+        f"{settings.app_id}-alerts-bridge",
+        broker=settings.broker_url,
+        broker_credentials=settings.kafka.faust_credentials(),
+        store="memory://",
+        datadir=str(settings.data_dir / "alerts-bridge"),
+        autodiscover=False,
+        consumer_auto_offset_reset="earliest",
+        web_enabled=False,
+        Worker=faust_patches.QuietWorker,
+        broker_session_timeout=20.0,
+        broker_heartbeat_interval=3.0,
+    )
+    alerts_topic = app.topic(topics.topic_name(topics.ALERTS, settings.topic_prefix),
+                             key_serializer="raw", value_serializer="raw")
+    client = AlertmanagerClient(settings.alertmanager_url)
+    watch = ConnectionWatch(f"Kafka at {settings.bootstrap}").install()
+
+    @app.timer(WINDOW_TICK_S, name="watch_kafka")
+    async def watch_kafka() -> None:
+        watch.check()  # one log line when Kafka is back
+
+    @app.agent(alerts_topic, name="post_alerts", supervisor_strategy=CrashingSupervisor)
+    async def post_alerts(stream: Any) -> None:
+        """Post each batch of alerts; the batch is acknowledged only after Alertmanager took it."""
+        async for events in consuming.batches(stream, 100, 0.2):
+            now = time.time()
+            batch = []
+            for event in events:
+                try:
+                    # The record's timestamp is when the worker raised the alert: its age.
+                    batch.append(to_alertmanager(orjson.loads(event.value), now, event.message.timestamp))
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.error("skipping an alert record that is not hcs.alert.v1: %s", type(exc).__name__)
+
+            async def post(alerts: list[dict[str, Any]] = batch) -> None:
+                if alerts:
+                    await client.post(alerts)
+
+            # A stop does not wait for an unreachable Alertmanager: the batch stays unacknowledged
+            # and is posted again after a restart (Alertmanager merges the repeat).
+            await consuming.complete(stream, events, post, finish_on_stop=False)
+
+    app.alertmanager = client
+    return app

@@ -59,7 +59,8 @@ def cli() -> None:
 @click.pass_context
 def worker(ctx: click.Context) -> None:
     """Run the stream worker (Faust's worker; extra options such as ``-l info`` pass through)."""
-    from streams.app import create_app, ensure_topics
+    from streams.app import create_app
+    from streams.cluster import ensure_topics
 
     try:
         settings = Settings.from_env()
@@ -77,7 +78,8 @@ def worker(ctx: click.Context) -> None:
 @click.pass_context
 def alerts_bridge(ctx: click.Context) -> None:
     """Post every alert of hcs.alerts.v1 to Alertmanager ($HCS_ALERTMANAGER_URL), retrying until accepted."""
-    from streams.app import create_bridge_app, wait_for_cluster
+    from streams.bridge import create_bridge_app
+    from streams.cluster import wait_for_cluster
 
     try:
         settings = Settings.from_env()

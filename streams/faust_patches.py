@@ -24,6 +24,7 @@
   waited its 60 s shutdown timeout per thread.
 
 :class:`AtLeastOnceApp` is a Faust app on these (its transport and table manager).
+:class:`QuietWorker` is Faust's worker without its terminal spinner (10% of the CPU).
 """
 
 from __future__ import annotations
@@ -297,3 +298,16 @@ class AtLeastOnceApp(faust.App):
 
     async def before_commit(self) -> None:
         """Awaited before offsets are committed; raise to stop the commit (and the worker)."""
+
+
+class QuietWorker(faust.Worker):
+    """Faust's worker without its terminal spinner.
+
+    At log levels from WARN up the spinner sets the root logger to DEBUG so that it can spin on
+    every record; every debug call of Faust and aiokafka then builds a LogRecord. Profiled with
+    py-spy: about 10% of the worker's CPU, for a spinner nobody watches in production.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spinner = None

@@ -18,7 +18,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streams import topics
-from streams.app import ensure_topics
+from streams.cluster import ensure_topics
 from streams.localkafka import die_with_parent
 from streams.settings import Settings
 

@@ -64,7 +64,7 @@ def test_the_topics_a_worker_subscribes_to_exist_before_faust_starts(kafka_boots
 
 
 async def ensure(settings: Any) -> None:
-    from streams.app import ensure_topics
+    from streams.cluster import ensure_topics
 
     await ensure_topics(settings)
 

@@ -91,7 +91,7 @@ def test_the_workers_consumer_stops_the_flow_before_seeking_and_takes_the_new_re
 def test_every_agent_stops_the_worker_when_it_fails_rather_than_skipping_its_batch() -> None:
     from mode import CrashingSupervisor
 
-    from streams.app import create_bridge_app
+    from streams.bridge import create_bridge_app
 
     worker = create_app(Settings(app_id="supervisor-test"), load_policy(), Metrics())
     bridge = create_bridge_app(Settings(app_id="supervisor-test"))
