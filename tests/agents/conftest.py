@@ -54,7 +54,7 @@ class RecordingPartials:
 def make_app(policy: Policy | None = None) -> tuple[HcsApp, RecordingSink, MagicMock]:
     app = create_app(Settings(app_id=f"agent-test-{uuid.uuid4().hex[:8]}"), policy or load_policy(), Metrics())
     app.finalize()
-    app.conf.store = "memory://"
+    app.conf.store = "memory://"  # type: ignore[assignment]  # Faust parses it into a URL
     app.flow_control.resume()
     sink = RecordingSink()
     app.pipeline.sink = sink
@@ -62,8 +62,12 @@ def make_app(policy: Policy | None = None) -> tuple[HcsApp, RecordingSink, Magic
     app.pipeline.partials = RecordingPartials()
     app.pipeline.is_active = lambda partition: partition == 0  # as if the group gave us partition 0
     changelog = MagicMock(name="send_changelog")  # the changelogs of every table, in one record
+    def send(partition: int, records: list[tuple[str, Any]]) -> None:
+        for key, value in records:
+            changelog(partition, key, value)
+
     for state in (app.pipeline.state, app.pipeline.seen, app.stats_owner.state):
-        state.send = lambda partition, records: [changelog(partition, k, v) for k, v in records]
+        state.send = send
     return app, sink, changelog
 
 

@@ -6,13 +6,13 @@ import asyncio
 import time
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 from unittest.mock import MagicMock
 
 from streams import topics
 from streams.app import HcsApp
 from tests import factories as f
-from tests.agents.conftest import RecordingSink, make_app
+from tests.agents.conftest import RecordingPartials, RecordingSink, make_app
 
 Harness = tuple[HcsApp, RecordingSink, MagicMock]
 
@@ -185,7 +185,7 @@ def test_a_gateway_batch_yields_what_its_scans_yield_one_record_each() -> None:
             del decision["decided_at"]  # the wall clock of each run
         state = {k: v for k, v in app.pipeline.state.data.items() if not k.startswith("m|")}
         results.append((dict(sink.sent), state, sorted(app.pipeline.seen.data), exposition,
-                        app.pipeline.partials.partials))
+                        cast(RecordingPartials, app.pipeline.partials).partials))
     batched, single = results
     assert len(batched[0][topics.DECISIONS.name]) == 8  # 11 scans, a repeat and two redeliveries
     assert {a["kind"] for a in batched[0][topics.ALERTS.name]} >= {"KEY_PERSON_DETECTED", "FEVER_CONFIRMED",

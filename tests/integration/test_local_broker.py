@@ -29,7 +29,7 @@ def coordinator_of_a_new_group(bootstrap: str) -> int:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         await admin.start()
         try:
-            return await admin.find_coordinator("a-new-group")
+            return int(await admin.find_coordinator("a-new-group"))
         finally:
             await admin.close()
     return asyncio.run(ask())
@@ -73,6 +73,7 @@ def test_start_without_maven_and_no_cached_jars_says_so(tmp_path: Path) -> None:
         pytest.skip("needs java on PATH") if os.environ.get("CI") != "true" else pytest.fail("java missing in CI")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
+    assert java is not None
     (bin_dir / "java").symlink_to(os.path.realpath(java))
     env = {k: v for k, v in os.environ.items() if k != "JAVA_HOME"}
     env.update(PATH=str(bin_dir), HCS_CACHE_DIR=str(tmp_path / "empty-cache"))

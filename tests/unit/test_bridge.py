@@ -25,7 +25,7 @@ def test_labels_identify_the_alert_and_never_carry_the_person() -> None:
                                    "scope")} == {
         "alertname": "KEY_PERSON_DETECTED", "kind": "KEY_PERSON_DETECTED", "severity": "critical",
         "district": "330106", "venue_id": "venue-1", "checkpoint_id": "cp-1", "scope": "person"}
-    assert PERSON["person_ref"] not in str(labels)
+    assert str(PERSON["person_ref"]) not in str(labels)
     assert posted["annotations"]["person_ref"] == PERSON["person_ref"]
     assert posted["startsAt"] == "2022-05-10T00:00:00.000+00:00"
     assert posted["endsAt"] == "2022-05-10T01:00:00.000+00:00"  # a finding stays up for an hour

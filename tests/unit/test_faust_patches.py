@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from aiokafka import TopicPartition
 
@@ -47,7 +47,7 @@ class FakeKafkaConsumer:
 
 def thread_over(kafka: FakeKafkaConsumer, reset: str = "earliest") -> faust_patches.ConsumerThread:
     thread = object.__new__(faust_patches.ConsumerThread)  # no Faust service machinery needed here
-    thread._consumer = kafka  # type: ignore[assignment]
+    thread._consumer = kafka
     thread.app = SimpleNamespace(tables=SimpleNamespace(changelog_topics={CHANGELOG.topic}),  # type: ignore[assignment]
                                  conf=SimpleNamespace(consumer_auto_offset_reset=reset))
     return thread
@@ -70,8 +70,8 @@ def test_with_latest_as_reset_policy_a_partition_without_commit_starts_at_its_en
 
 def test_the_workers_consumer_stops_the_flow_before_seeking_and_takes_the_new_read_offsets() -> None:
     app = create_app(Settings(app_id="seek-test"), load_policy(), Metrics())
-    consumer: Any = app.consumer
-    assert isinstance(consumer, faust_patches.Consumer)
+    assert isinstance(app.consumer, faust_patches.Consumer)
+    consumer: Any = app.consumer  # its methods are replaced below
     consumer.resume_flow()
     flow_during_seek: list[bool] = []
 
@@ -120,12 +120,12 @@ def test_offsets_are_committed_only_once_the_apps_writes_are_acknowledged(monkey
 
     monkeypatch.setattr(faust_aiokafka.Consumer, "_commit_offsets", upstream)
     monkeypatch.setattr(app, "before_commit", settled)
-    assert asyncio.run(app.consumer._commit_offsets({SCANS[0]: 5}))
+    assert asyncio.run(cast(Any, app.consumer)._commit_offsets({SCANS[0]: 5}))
     assert calls == ["settle", "commit"]
     calls.clear()
     monkeypatch.setattr(app, "before_commit", failed)
     with pytest.raises(ConnectionError):
-        asyncio.run(app.consumer._commit_offsets({SCANS[0]: 5}))
+        asyncio.run(cast(Any, app.consumer)._commit_offsets({SCANS[0]: 5}))
     assert calls == []  # nothing committed
 
 
@@ -134,7 +134,7 @@ def test_the_workers_consumer_lets_the_broker_hold_an_empty_fetch_briefly_not_fa
 
     async def build() -> tuple[Any, Any]:
         app = create_app(Settings(app_id="fetch-wait-test"), load_policy(), Metrics())
-        thread: Any = app.consumer._thread
+        thread: Any = cast(Any, app.consumer)._thread
         # The private name is aiokafka's own, read when the fetcher starts: checked on a plain consumer.
         plain = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9", fetch_max_wait_ms=123)
         return thread._create_worker_consumer(app.transport), plain

@@ -114,8 +114,8 @@ def test_every_prefix_of_a_valid_record_is_not_json() -> None:
         assert isinstance(item, Rejected) and item.reason == "NOT_JSON", (n, raw[:n], item)
     entries = f.encode(ENTRY)
     for n in range(len(entries)):
-        item = decode_entries(entries[:n])
-        assert isinstance(item, Rejected) and item.reason == "NOT_JSON", (n, item)
+        counted = decode_entries(entries[:n])
+        assert isinstance(counted, Rejected) and counted.reason == "NOT_JSON", (n, counted)
 
 
 def test_scans_of_a_batch_are_validated_as_single_scans_are() -> None:

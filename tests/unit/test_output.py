@@ -107,7 +107,11 @@ def test_state_records_go_out_only_after_the_outputs_are_acknowledged() -> None:
         async def send_batch(self, batch: FakeBatch, topic: str, partition: int) -> asyncio.Future[None]:
             order.append(f"send {topic}")
             ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            asyncio.get_running_loop().call_later(0.01, lambda: (order.append(f"ack {topic}"), ack.set_result(None)))
+            def acked() -> None:
+                order.append(f"ack {topic}")
+                ack.set_result(None)
+
+            asyncio.get_running_loop().call_later(0.01, acked)
             return ack
 
     out = BatchedOutput(lambda: Tracing(), {"decisions": 1, "seen-changelog": 1})
