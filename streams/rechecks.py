@@ -9,6 +9,7 @@ before its rechecks are read).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -83,7 +84,10 @@ class Rechecks:
             venue_id, person_ref = key[len(RECHECK_PREFIX):].split("|", 1)
             _, params = self.policy.params(rec.opened, rec.district, rec.venue_type)
             self.open_ones.delete(key)
-            minute, _ = self.minutes.minute(partition, rec.district, self.clock.now(partition, now))
+            # Counted in the minute of the partition's stream time; unknown (a partition nothing
+            # was read from since a restart, for its first seconds) it is the wall clock's.
+            at = self.clock.now(partition, now)
+            minute, _ = self.minutes.minute(partition, rec.district, now if at == -math.inf else at)
             self.alerts.raise_alert(person_dedup_key(c.FEVER_UNRESOLVED, person_ref, venue_id), c.FEVER_UNRESOLVED,
                                     c.WARNING, (c.FEVER,), rec.district, venue_id, rec.checkpoint_id,
                                     person_ref, rec.event_id, rec.opened, params.alert_dedup_minutes,
