@@ -61,11 +61,15 @@ def worker(ctx: click.Context) -> None:
     """Run the stream worker (Faust's worker; extra options such as ``-l info`` pass through)."""
     from streams.app import create_app
     from streams.cluster import ensure_topics
+    from streams.rules.policy import load_policy
 
     try:
         settings = Settings.from_env()
-        app = create_app(settings)
-        asyncio.run(ensure_topics(settings))  # a topic of the wrong shape: one line, before Faust starts
+        policy = load_policy(settings.policy_file)  # a bad setting or policy: one line, at once
+        # A topic of the wrong shape: one line, before Faust starts; an unreachable cluster is
+        # waited for, said once (the app, made after, watches the connection from then on).
+        asyncio.run(ensure_topics(settings))
+        app = create_app(settings, policy)
     except HcsError as exc:
         _fail(exc)
     except KeyboardInterrupt:  # stopped while waiting for the cluster
@@ -83,9 +87,11 @@ def alerts_bridge(ctx: click.Context) -> None:
 
     try:
         settings = Settings.from_env()
-        app = create_bridge_app(settings)
-        # Faust gives up at once on a cluster it cannot reach at start: wait for it first.
+        settings.client_kwargs()  # a bad security setting: one line, at once
+        # Faust gives up at once on a cluster it cannot reach at start: wait for it first (said
+        # once; the app, made after, watches the connection from then on).
         asyncio.run(wait_for_cluster(settings))
+        app = create_bridge_app(settings)
     except HcsError as exc:
         _fail(exc)
     except KeyboardInterrupt:  # stopped while waiting for the cluster
