@@ -47,9 +47,9 @@ class Alerts:
     def emit(self, *, minute: DistrictMinute, **fields: Any) -> None:
         """One alert out to ``hcs.alerts.v1``, counted in the metrics and in its district minute."""
         record = alert_record(**fields)
-        self.sink.send(topics.ALERTS, record["dedup_key"].encode(), encode(record))
-        self.metrics.alerts(record["district"], record["kind"], record["severity"]).inc()
-        minute.alerts[record["kind"]] += 1
+        self.sink.send(topics.ALERTS, record.dedup_key.encode(), encode(record))
+        self.metrics.alerts(record.district, record.kind, record.severity).inc()
+        minute.alerts[record.kind] += 1
 
     def sweep(self, now: float, owned: set[int]) -> int:
         """Forget memos idle for the dedup horizon; stops at the first live one (a memo set out

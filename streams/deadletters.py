@@ -19,8 +19,8 @@ import orjson
 
 from streams.encoding import encode
 from streams.models import Rejected
+from streams.records import DeadLetter
 
-SCHEMA = "hcs.deadletter.v1"
 MAX_PAYLOAD_BYTES = 64 * 1024  # the largest accepted scan: every refused scan of a batch fits whole
 MAX_KEY_BYTES = 1024
 REDACTED = "[redacted]"
@@ -65,20 +65,11 @@ def dead_letter(rejected: Rejected, topic: str, partition: int, offset: int, rec
     # few enough possible values to be found again from a digest of the rest of the record.
     digest = hashlib.sha256(payload).hexdigest()
     truncated = len(payload) > MAX_PAYLOAD_BYTES
-    return encode({
-        "schema": SCHEMA,
-        "source_topic": topic,
-        "partition": partition,
-        "offset": offset,
-        "reason": rejected.reason,
-        "detail": rejected.detail,
-        "payload_b64": base64.b64encode(payload[:MAX_PAYLOAD_BYTES]).decode("ascii"),
-        "payload_size": size,
-        "payload_sha256": digest,
-        "payload_truncated": truncated,
-        "payload_redacted": rejected.redact if redaction else None,
-        "received_at": received_at,
-    })
+    return encode(DeadLetter(
+        source_topic=topic, partition=partition, offset=offset, reason=rejected.reason, detail=rejected.detail,
+        payload_b64=base64.b64encode(payload[:MAX_PAYLOAD_BYTES]).decode("ascii"), payload_size=size,
+        payload_sha256=digest, payload_truncated=truncated,
+        payload_redacted=rejected.redact if redaction else None, received_at=received_at))
 
 
 def dead_letter_key(key: bytes | None) -> bytes | None:

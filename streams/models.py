@@ -52,24 +52,6 @@ class ScanEvent(msgspec.Struct, frozen=True, gc=False):
     itinerary: Itinerary | None
 
 
-class Decision(msgspec.Struct, frozen=True, gc=False, tag_field="schema", tag="hcs.decision.v1"):
-    """A scan's decision (``hcs.decision.v1``), encoded with its fields in this order.
-
-    A Struct rather than a dict: one is encoded per scan, 1.0 µs against 1.7 µs (measured)."""
-
-    event_id: str
-    checkpoint_id: str
-    venue_id: str
-    venue_type: str
-    district: str
-    event_time: datetime  # as sent, with its offset
-    decided_at: str
-    decision: str
-    reasons: tuple[str, ...]
-    policy_version: str
-    late: bool
-
-
 class EntryCount(msgspec.Struct, frozen=True, gc=False):
     """People a counter saw pass a checkpoint in ``[window_start, window_end)`` (``hcs.entries.v1``)."""
 

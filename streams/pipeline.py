@@ -30,8 +30,9 @@ from streams.encoding import encode
 from streams.intake import Intake, RecordRef, Sink
 from streams.metrics import Metrics
 from streams.minutes import DistrictMinutes, PartialsSink
-from streams.models import Decision, EntryCount, Rejected, ScanEvent
+from streams.models import EntryCount, Rejected, ScanEvent
 from streams.rechecks import Recheck, Rechecks, recheck_key
+from streams.records import Decision
 from streams.rules.alerts import person_dedup_key
 from streams.rules.compliance import MINUTE_S, DistrictMinute, StreamClock, window_start
 from streams.rules.judge import is_late, judge

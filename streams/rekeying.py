@@ -21,6 +21,7 @@ from typing import Any, Generic, TypeVar
 import orjson
 
 from streams.encoding import encode
+from streams.records import Part, Watermark
 from streams.state import PartitionedState
 
 Merged = TypeVar("Merged")
@@ -28,12 +29,12 @@ Merged = TypeVar("Merged")
 
 def part(source: int, key: str, at: float, payload: Any) -> bytes:
     """A source partition's part of the figure of ``key`` at position ``at``."""
-    return encode({"source": source, "key": key, "at": at, "part": payload})
+    return encode(Part(source, key, at, payload))
 
 
 def watermark(source: int, through: float) -> bytes:
     """Every part of ``source`` at a position up to ``through`` was sent (to every owner partition)."""
-    return encode({"source": source, "through": through})
+    return encode(Watermark(source, through))
 
 
 class Owner(Generic[Merged]):

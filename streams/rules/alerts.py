@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
+from streams.records import Alert
 from streams.times import rfc3339
 
 MAX_EVENT_IDS = 100  # an alert lists at most this many event ids (the newest); count stays exact
@@ -82,26 +83,13 @@ def alert_id(dedup_key: str, first_event_id: str, status: str = "firing") -> str
 def alert_record(*, kind: str, severity: str, dedup_key: str, district: str, venue_id: str,
                  checkpoint_id: str | None, person_ref: str | None, reasons: tuple[str, ...],
                  occurrence: Occurrence, status: str, policy_version: str,
-                 details: dict[str, Any] | None = None) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "schema": "hcs.alert.v1",
-        "alert_id": alert_id(dedup_key, occurrence.event_ids[0] if occurrence.event_ids else
-                             rfc3339(occurrence.first_event_time), status),
-        "dedup_key": dedup_key,
-        "kind": kind,
-        "severity": severity,
-        "district": district,
-        "venue_id": venue_id,
-        "checkpoint_id": checkpoint_id,
-        "person_ref": person_ref,
-        "reasons": list(reasons),
-        "event_ids": list(occurrence.event_ids),
-        "first_event_time": rfc3339(occurrence.first_event_time),
-        "last_event_time": rfc3339(occurrence.last_event_time),
-        "count": occurrence.count,
-        "status": status,
-        "policy_version": policy_version,
-    }
-    if details is not None:
-        record["details"] = details
-    return record
+                 details: dict[str, Any] | None = None) -> Alert:
+    """The ``hcs.alert.v1`` record of an occurrence; its id is derived, so a re-sent copy is equal."""
+    return Alert(
+        alert_id=alert_id(dedup_key, occurrence.event_ids[0] if occurrence.event_ids else
+                          rfc3339(occurrence.first_event_time), status),
+        dedup_key=dedup_key, kind=kind, severity=severity, district=district, venue_id=venue_id,
+        checkpoint_id=checkpoint_id, person_ref=person_ref, reasons=list(reasons),
+        event_ids=list(occurrence.event_ids), first_event_time=rfc3339(occurrence.first_event_time),
+        last_event_time=rfc3339(occurrence.last_event_time), count=occurrence.count, status=status,
+        policy_version=policy_version, details=details)

@@ -14,6 +14,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.records import DistrictStats, OkMiss
+
 MEASURES = ("code", "temperature", "mask")
 MINUTE_S = 60
 
@@ -112,20 +114,13 @@ class DistrictMinute:
         return cls(raw["scans"], raw["late"], Counter(raw["decisions"]), Counter(raw["reasons"]),
                    Counter(raw["alerts"]), {m: list(v) for m, v in raw["three100"].items()})
 
-    def record(self, district: str, minute_start: float, fmt: Any) -> dict[str, Any]:
+    def record(self, district: str, minute_start: float, fmt: Any) -> DistrictStats:
         """The ``hcs.district-stats.v1`` record; ``fmt`` renders epoch seconds as RFC 3339."""
-        return {
-            "schema": "hcs.district-stats.v1",
-            "district": district,
-            "window_start": fmt(minute_start),
-            "window_end": fmt(minute_start + MINUTE_S),
-            "scans": self.scans,
-            "decisions": dict(sorted(self.decisions.items())),
-            "reasons": dict(sorted(self.reasons.items())),
-            "alerts": dict(sorted(self.alerts.items())),
-            "three100": {m: {"ok": v[0], "miss": v[1]} for m, v in self.three100.items()},
-            "late": self.late,
-        }
+        return DistrictStats(
+            district=district, window_start=fmt(minute_start), window_end=fmt(minute_start + MINUTE_S),
+            scans=self.scans, decisions=dict(sorted(self.decisions.items())),
+            reasons=dict(sorted(self.reasons.items())), alerts=dict(sorted(self.alerts.items())),
+            three100={m: OkMiss(v[0], v[1]) for m, v in self.three100.items()}, late=self.late)
 
 
 @dataclass(slots=True)
