@@ -9,6 +9,7 @@ of it arrived does not reopen: the record is counted as late for the three 100%.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from streams.alerting import Alerts
@@ -22,6 +23,31 @@ from streams.state import Keyspace, PartitionedState
 from streams.times import rfc3339
 
 WINDOW_PREFIX = "w|"  # checkpoint|window_start -> compliance window
+
+
+@dataclass(frozen=True, slots=True)
+class WindowState:
+    """An open compliance window, as the state table holds it (a dict of these fields; the
+    handle of a record being counted updates its ``counts`` in place, once per record)."""
+
+    district: str
+    venue_id: str
+    venue_type: str
+    start: float
+    end: float
+    close: float  # stream time it closes at: its end plus the grace of the policy it opened under
+    version: str
+    counts: CheckpointWindow
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> WindowState:
+        return cls(raw["district"], raw["venue_id"], raw["venue_type"], raw["start"], raw["end"], raw["close"],
+                   raw["version"], CheckpointWindow.from_json(raw["counts"]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"district": self.district, "venue_id": self.venue_id, "venue_type": self.venue_type,
+                "start": self.start, "end": self.end, "close": self.close, "version": self.version,
+                "counts": self.counts.to_json()}
 
 
 class WindowHandle:
@@ -63,40 +89,41 @@ class ComplianceWindows:
             close = start + size + params.compliance_grace_seconds
             if close <= stream_now:
                 return WindowHandle(None, "", CheckpointWindow(), partition)
-            raw = {"district": district, "venue_id": venue_id, "venue_type": venue_type, "start": start,
-                   "end": start + size, "close": close, "version": version, "counts": CheckpointWindow().to_json()}
+            raw = WindowState(district, venue_id, venue_type, start, start + size, close, version,
+                              CheckpointWindow()).to_json()
         return WindowHandle(self.open_ones, key, CheckpointWindow.from_json(raw["counts"]), partition, raw)
 
     def close(self, now: float) -> int:
         """Emit THREE_100_VIOLATION for each closed checkpoint window with a miss; count outcomes."""
         closed = 0
         owned = self.owned()
-        for key, partition, win in self.open_ones.items():
+        for key, partition, raw in self.open_ones.items():
             if partition not in owned:
                 continue
             stream_now = self.clock.now(partition, now)
-            if win["close"] > stream_now:
+            if raw["close"] > stream_now:
                 continue
-            counts = CheckpointWindow.from_json(win["counts"])
+            win = WindowState.from_json(raw)
+            counts = win.counts
             self.open_ones.delete(key)
             checkpoint_id = key[len(WINDOW_PREFIX):].rsplit("|", 1)[0]
             # Counted in the minute the window ended in (still open: minutes close after windows).
-            minute, _ = self.minutes.minute(partition, win["district"], win["end"] - 1)
+            minute, _ = self.minutes.minute(partition, win.district, win.end - 1)
             outcomes = counts.outcomes()
             minute.add_outcomes(outcomes)
             for measure, (ok, miss) in outcomes.items():
-                self.metrics.three100(win["district"], measure, "ok").inc(ok)
-                self.metrics.three100(win["district"], measure, "miss").inc(miss)
+                self.metrics.three100(win.district, measure, "ok").inc(ok)
+                self.metrics.three100(win.district, measure, "miss").inc(miss)
             if counts.violated:
-                start = rfc3339(win["start"])
+                start = rfc3339(win.start)
                 self.alerts.emit(
                     kind=c.THREE_100_VIOLATION, severity=c.WARNING,
                     dedup_key=checkpoint_dedup_key(c.THREE_100_VIOLATION, checkpoint_id, start),
-                    district=win["district"], venue_id=win["venue_id"], checkpoint_id=checkpoint_id,
+                    district=win.district, venue_id=win.venue_id, checkpoint_id=checkpoint_id,
                     person_ref=None, reasons=(),
-                    occurrence=Occurrence(1, win["start"], win["end"], ()), status="firing",
-                    policy_version=win["version"], minute=minute, details={
-                        "window_start": start, "window_end": rfc3339(win["end"]), "scans": counts.scans,
+                    occurrence=Occurrence(1, win.start, win.end, ()), status="firing",
+                    policy_version=win.version, minute=minute, details={
+                        "window_start": start, "window_end": rfc3339(win.end), "scans": counts.scans,
                         "entries": counts.entries if counts.entries_reported else None,
                         "code_misses": counts.code_misses, "temperature_misses": counts.temperature_misses,
                         "mask_misses": counts.mask_misses})
