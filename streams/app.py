@@ -13,7 +13,7 @@ from faust.types import TP
 from streams import faust_patches, topics
 from streams.agents import wire_agents
 from streams.aggregation import StatsOwner, district_stats_owner
-from streams.cluster import transactional_producer
+from streams.cluster import PRODUCER_BATCH_BYTES, transactional_producer
 from streams.faust_sensor import faust_monitor
 from streams.kafka_health import ConnectionWatch
 from streams.metrics import Metrics
@@ -29,17 +29,8 @@ from streams.web import wire_web
 
 log = logging.getLogger(__name__)
 
-SCAN_BATCH_MAX = 1000  # records handed to the pipeline at once
-SCAN_BATCH_WITHIN_S = 0.005
-OVERLAP_MIN_S = 0.005  # a batch handled for at least this long is written while the next is handled
-RECHECK_TICK_S = 5.0  # FEVER_UNRESOLVED fires within this long after a recheck window ends
-WINDOW_TICK_S = 1.0  # compliance windows, silent checkpoints and district minutes close this often
-SWEEP_TICK_S = 60.0
 CONSUMER_FETCH_BYTES = 1024 * 1024
 FAUST_METRICS_PREFIX = "faust"
-PRODUCER_BATCH_BYTES = 512 * 1024
-PRODUCER_REQUEST_BYTES = 1024 * 1024
-TRANSACTION_TIMEOUT_MS = 15_000
 
 
 class HcsApp(faust_patches.AtLeastOnceApp):
