@@ -38,6 +38,8 @@ from streams.times import SHANGHAI
 CHECKOUT = Path(__file__).resolve().parents[1]  # the source checkout holding benchmarks/
 CONTENDERS = ("raw", "bare", "hcs")
 MODES = {"single": 1, "batch": 100}
+LOW_RATE = 50.0  # scans/s: a quiet district's worker, for its CPU per scan at a low rate
+IDLE_S = 3.0  # seconds of a started contender's CPU measured before any record
 # Benchmark traffic: valid, unique scans (no faults, no duplicates) so that every contender
 # does the same work per scan.
 CLEAN = Mix(duplicate=0.0, malformed=0.0, late=0.0)
@@ -63,6 +65,8 @@ class Latency:
     p50_ms: float
     p99_ms: float
     max_ms: float
+    cpu_percent: float = 0.0  # of one core, while the load was offered (its warm-up excluded)
+    idle_cpu_percent: float = 0.0  # of one core, before any record came
 
 
 @dataclass
@@ -398,15 +402,23 @@ def measure_latency(contender: Contender, mode: str, rate: float, seconds: float
         while contender.done() < 0 and time.monotonic() < deadline:
             time.sleep(0.25)
         time.sleep(3.0)  # past the first rebalance
+        idle_from, _ = contender.cpu_and_rss()
+        time.sleep(IDLE_S)
+        idle_cpu = (contender.cpu_and_rss()[0] - idle_from) / IDLE_S * 100
+        cpu_from, _ = contender.cpu_and_rss()
+        load_from = time.monotonic()
         latencies = asyncio.run(_offered_load(contender.bootstrap, contender.source, contender.sink, rate,
                                               seconds, MODES[mode], seed))
+        cpu = (contender.cpu_and_rss()[0] - cpu_from) / (time.monotonic() - load_from) * 100
     finally:
         contender.stop()
     ms = sorted(x * 1000 for x in latencies) or [float("nan")]
     result = Latency(contender.kind, mode, rate, len(latencies), round(ms[len(ms) // 2], 1),
-                     round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 1), round(ms[-1], 1))
+                     round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 1), round(ms[-1], 1), round(cpu, 1),
+                     round(idle_cpu, 1))
     log(f"  {mode:<6} {contender.kind:<4} p50 {result.p50_ms:>7.1f} ms  p99 {result.p99_ms:>7.1f} ms  "
-        f"max {result.max_ms:>7.1f} ms  ({result.scans:,} scans at {rate:,.0f}/s)")
+        f"max {result.max_ms:>7.1f} ms  cpu {result.cpu_percent:.1f}% (idle {result.idle_cpu_percent:.1f}%)  "
+        f"({result.scans:,} scans at {rate:,.0f}/s)")
     return result
 
 
@@ -432,6 +444,12 @@ def run_benchmark(bootstrap: str, scans: int, rounds: int, budget_s: float, rate
             source = input_topic(prefix, f"latency-{mode}-{kind}")
             contender = Contender(kind, bootstrap, source, prefix, workdir)
             report.latencies.append(measure_latency(contender, mode, rate, latency_s, seed + 1, log))
+    # What a worker costs at the rate of a quiet district, single-scan records (most devices).
+    log(f"cpu at {LOW_RATE:.0f} single scans/s and idle")
+    for kind in ("raw", "hcs"):
+        source = input_topic(prefix, f"low-rate-{kind}")
+        contender = Contender(kind, bootstrap, source, prefix, workdir)
+        report.latencies.append(measure_latency(contender, "single", LOW_RATE, latency_s, seed + 2, log))
     out.write_text(json.dumps({**asdict(report), "summary": report.summary()}, indent=2) + "\n")
     return report
 
@@ -452,10 +470,13 @@ def table(report: Report) -> str:
             f"{' | '.join(f'{cpu.get(c, 0):.1f}' for c in CONTENDERS):>28}"
             f"{' | '.join(f'{rss.get(c, 0):.0f}' for c in CONTENDERS):>24}")
     if report.latencies:
-        lines += ["", f"{'latency':<14}{'offered/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"]
+        lines += ["", f"{'latency':<14}{'offered/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+                      f"{'cpu %':>8}{'idle %':>8}{'cpu s/100k':>12}"]
         for lat in report.latencies:
+            per_100k = lat.cpu_percent / 100 / lat.offered_scans_per_s * 100_000 if lat.offered_scans_per_s else 0
             lines.append(f"{lat.mode + ' ' + lat.contender:<14}{lat.offered_scans_per_s:>10,.0f}{lat.p50_ms:>9.1f}"
-                         f"{lat.p99_ms:>9.1f}{lat.max_ms:>9.1f}")
+                         f"{lat.p99_ms:>9.1f}{lat.max_ms:>9.1f}{lat.cpu_percent:>8.1f}{lat.idle_cpu_percent:>8.1f}"
+                         f"{per_100k:>12.1f}")
     return "\n".join(lines)
 
 

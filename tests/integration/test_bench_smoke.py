@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.run import CONTENDERS, MODES, run_benchmark, table
+from benchmarks.run import CONTENDERS, LOW_RATE, MODES, run_benchmark, table
 
 pytestmark = pytest.mark.integration
 
@@ -25,8 +25,10 @@ def test_the_benchmark_runs_every_contender_in_both_modes_and_writes_its_report(
     assert all(r.scans > 0 and r.cpu_s > 0 and r.peak_rss_mb > 0 for r in report.runs)
     assert {(lat.contender, lat.mode) for lat in report.latencies} == {(c, m) for c in ("raw", "hcs") for m in MODES}
     assert all(lat.scans > 0 for lat in report.latencies), lines
+    low = {lat.contender: lat for lat in report.latencies if lat.offered_scans_per_s == LOW_RATE}
+    assert set(low) == {"raw", "hcs"} and low["hcs"].cpu_percent > 0, lines  # CPU at a quiet district's rate
     saved = json.loads(out.read_text())
     assert set(saved["summary"]) == set(MODES) and saved["scans"] == 3000
     printed = table(report)
-    assert "hcs/raw" in printed and "single" in printed and "batch" in printed
+    assert "hcs/raw" in printed and "single" in printed and "batch" in printed and "idle %" in printed
     assert list(cwd.iterdir()) == []  # no contender left its data dir where it was started
