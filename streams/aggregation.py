@@ -19,24 +19,20 @@ from streams.state import PartitionedState
 from streams.times import rfc3339
 
 
-def district_stats_owner(state: PartitionedState, sink: Sink, sources: int) -> StatsOwner:
-    """The owner side of the district statistics, writing to ``sink``."""
+class StatsOwner(Owner[DistrictMinute]):
+    """The owner side of the district statistics, writing to ``sink`` (tests swap it for a recorder).
+    Its state keys are the bare prefixes they were written with before :mod:`streams.rekeying`."""
 
-    def merge(parts: list[Any]) -> DistrictMinute:
+    def __init__(self, state: PartitionedState, sink: Sink, sources: int) -> None:
+        super().__init__("district-stats", state, sources, self._merge, self._emit, prefix="")
+        self.sink = sink
+
+    @staticmethod
+    def _merge(parts: list[Any]) -> DistrictMinute:
         total = DistrictMinute()
         for figures in parts:
             total.merge(DistrictMinute.from_json(figures))
         return total
 
-    def emit(district: str, minute: float, total: DistrictMinute) -> None:
-        owner.sink.send(topics.DISTRICT_STATS, district.encode(), encode(total.record(district, minute, rfc3339)))
-
-    owner = StatsOwner("district-stats", state, sources, merge, emit, prefix="")
-    owner.sink = sink
-    return owner
-
-
-class StatsOwner(Owner[DistrictMinute]):
-    """The district statistics' owner; ``sink`` may be swapped (tests record outputs)."""
-
-    sink: Sink
+    def _emit(self, district: str, minute: float, total: DistrictMinute) -> None:
+        self.sink.send(topics.DISTRICT_STATS, district.encode(), encode(total.record(district, minute, rfc3339)))

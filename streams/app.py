@@ -12,7 +12,7 @@ from faust.types import TP
 
 from streams import faust_patches, topics
 from streams.agents import wire_agents
-from streams.aggregation import StatsOwner, district_stats_owner
+from streams.aggregation import StatsOwner
 from streams.cluster import PRODUCER_BATCH_BYTES, transactional_producer
 from streams.faust_sensor import faust_monitor
 from streams.kafka_health import ConnectionWatch
@@ -176,8 +176,8 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
                         DedupMarks(seen, changelog_writer(output, seen)), sink,
                         PartialsSink(output, partials_name, topics.PARTIALS.partitions), metrics,
                         dedup_horizon_s=settings.dedup_horizon_hours * 3600, is_active=is_active)
-    owner = district_stats_owner(PartitionedState(stats, changelog_writer(output, stats)), sink,
-                                 sources=topics.SCANS.partitions)
+    owner = StatsOwner(PartitionedState(stats, changelog_writer(output, stats)), sink,
+                       sources=topics.SCANS.partitions)
     app.pipeline = pipeline
     app.stats_owner = owner
 

@@ -95,13 +95,6 @@ class PartitionedState(_StoreView):
         self._send_by_partition((partition, key, data.get(key)) for key, partition in dirty.items())
         return len(dirty)
 
-    def items(self, prefix: str) -> Iterator[tuple[str, int, Any]]:
-        """(key, partition, value) of every key with ``prefix``; a snapshot, safe to delete while
-        iterating. Walks the whole table: a concept's timers use its :class:`Keyspace`."""
-        for key, entry in list(self.data.items()):
-            if isinstance(key, str) and key.startswith(prefix):
-                yield key, entry[0], entry[1]
-
     def keyspace(self, prefix: str, by_update: bool = False) -> Keyspace:
         """The keys of one concept (all starting with ``prefix``), indexed on their own."""
         space = Keyspace(self, prefix, by_update)

@@ -5,11 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams.state import PartitionedState
-
-
-class Table:
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
+from tests.unit.handlers.harness import Table
 
 
 def state() -> tuple[PartitionedState, list[tuple[int, list[tuple[str, Any]]]]]:

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from streams import rekeying
 from streams.state import PartitionedState
-
-
-class Table:
-    def __init__(self) -> None:
-        self.data: dict[str, Any] = {}
+from tests.unit.handlers.harness import Table
 
 
 def owner(emitted: list[tuple[str, float, int]], name: str = "counts", state: PartitionedState | None = None,
