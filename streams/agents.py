@@ -1,17 +1,21 @@
-"""The worker's agents and timers: each reads one topic (or ticks), hands the records to the
-pipeline's handlers and makes their outputs durable before it acknowledges the records."""
+"""The worker's drains and timers: each drain takes one input topic's fetched batches (the bulk
+intake, :mod:`streams.bulk`), hands their records to the pipeline's handlers and makes their
+outputs durable before it acknowledges them; each timer ticks the pipeline and writes the same way."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from faust.types import TP
-from mode import CrashingSupervisor
+from mode import Service
 
-from streams import consuming, topics
+from streams import consuming, faust_patches, topics
+from streams.bulk import Batch, Inbox
 from streams.intake import RecordRef
 from streams.output import Sealed
 
@@ -20,18 +24,41 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCAN_BATCH_MAX = 1000  # records handed to the pipeline at once
-SCAN_BATCH_WITHIN_S = 0.005
+SCAN_BATCH_MAX = 1000  # records handed to the pipeline at once (whole fetched batches, at least one)
 OVERLAP_MIN_S = 0.005  # a batch handled for at least this long is written while the next is handled
 RECHECK_TICK_S = 5.0  # FEVER_UNRESOLVED fires within this long after a recheck window ends
 WINDOW_TICK_S = 1.0  # compliance windows, silent checkpoints and district minutes close this often
 SWEEP_TICK_S = 60.0
 
 
-def wire_agents(app: HcsApp, scans_topic: Any, entries_topic: Any, partials_topic: Any, watch: Any) -> None:
-    """The agents of the three input topics, the timers, and the release of revoked partitions."""
+class Drains(Service):
+    """The input topics' drains, one task each; a drain that fails stops the worker (its batch
+    unacknowledged: the restart reads it again), as Faust's agents did under a crashing supervisor."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.jobs: dict[str, Callable[[], Awaitable[None]]] = {}
+        self.inboxes: dict[str, Inbox] = {}
+
+    async def on_start(self) -> None:
+        for name, job in self.jobs.items():
+            self.add_future(self._run(name, job))
+
+    async def _run(self, name: str, job: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 -- any failure stops the worker
+            log.error("drain %s failed: %s", name, type(exc).__name__)
+            await self.crash(exc)
+
+
+def wire_agents(app: HcsApp, scans_topic: Any, entries_topic: Any, partials_topic: Any, watch: Any) -> Drains:
+    """The drains of the three input topics, the timers, and the release of revoked partitions."""
     pipeline, owner, output, metrics = app.pipeline, app.stats_owner, app.output, app.metrics
     scans_name, entries_name = scans_topic.get_topic_name(), entries_topic.get_topic_name()
+    drains = Drains()
 
     # mode types the handler as generic in an unbound sender type, which mypy cannot match.
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
@@ -51,61 +78,72 @@ def wire_agents(app: HcsApp, scans_topic: Any, entries_topic: Any, partials_topi
         """State changes to their changelogs, then every pending record out and acknowledged."""
         await output.write(seal())
 
-    async def drain(stream: Any, spec: topics.TopicSpec, handle: Handler) -> None:
-        """Hand each batch's records to ``handle``; ack them once the outputs and state are durable.
+    async def drain(inbox: Inbox, spec: topics.TopicSpec, handle: Handler) -> None:
+        """Hand each fetched batch's records to ``handle``; acknowledge them once the outputs and
+        state are durable.
 
         Batches are written while the next ones are handled (the broker's round trip overlaps
         the work), in order, one write at a time (:class:`consuming.OrderedWriter`).
         """
-        writer: consuming.OrderedWriter[Sealed] = consuming.OrderedWriter(stream, seal, output.write)
+        async def ack(batches: Sequence[Batch]) -> None:
+            consumer = cast(faust_patches.Consumer, app.consumer)
+            for batch in batches:
+                consumer.ack_batch(batch)
+            inbox.done(len(batches))
+
+        writer: consuming.OrderedWriter[Sealed, Batch] = consuming.OrderedWriter(ack, seal, output.write)
         await app.views_loaded()  # nothing is judged before every view is loaded
         try:
-            async for events in consuming.batches(stream, SCAN_BATCH_MAX, SCAN_BATCH_WITHIN_S):
+            while True:
+                batches = await inbox.take(SCAN_BATCH_MAX)
                 started = time.perf_counter()
                 now = time.time()
-                for event in events:
-                    msg = event.message
-                    ref = RecordRef(spec, msg.topic, msg.partition, msg.offset, msg.key, msg.timestamp)
-                    try:
-                        handle(event.value, ref, now)
-                    except Exception as exc:
-                        # A bug, not bad input (input errors are dead letters). The contract's
-                        # DeadLetter reasons have no code for it, so it is logged (no payload: it
-                        # holds person data) and counted for an alert, and the worker goes on.
-                        log.exception("record %s[%d]@%d failed: %s", msg.topic, msg.partition, msg.offset,
-                                      type(exc).__name__)
-                        metrics.processing_errors(spec.name).inc()
-                writer.handled(events)
+                count = 0
+                for batch in batches:
+                    topic, partition = batch.tp
+                    count += len(batch.records)
+                    for record in batch.records:
+                        timestamp = record.timestamp
+                        ref = RecordRef(spec, topic, partition, record.offset, record.key,
+                                        None if timestamp is None else timestamp / 1000)
+                        try:
+                            handle(record.value, ref, now)
+                        except Exception as exc:
+                            # A bug, not bad input (input errors are dead letters). The contract's
+                            # DeadLetter reasons have no code for it, so it is logged (no payload:
+                            # it holds person data) and counted for an alert, and the worker goes on.
+                            log.exception("record %s[%d]@%d failed: %s", topic, partition, record.offset,
+                                          type(exc).__name__)
+                            metrics.processing_errors(spec.name).inc()
+                writer.handled(batches, count)
                 writer.check()  # an earlier batch could not be written: stop, unacknowledged
                 if time.perf_counter() - started < OVERLAP_MIN_S or writer.backlog >= SCAN_BATCH_MAX:
-                    # A quick batch (single-scan records: Faust's per-record path is the cost)
-                    # is written before the next is taken, so that records gather meanwhile into
-                    # a larger next batch, as writes cost per batch; a long one (gateway
-                    # batches) overlaps its write with the next batch's handling.
+                    # A quick batch is written before the next is taken, so that records gather
+                    # meanwhile into a larger next batch, as writes cost per batch; a long one
+                    # (gateway batches) overlaps its write with the next batch's handling.
                     await writer.finish()
-        finally:
-            # A stop lets the batches in hand finish: written and acknowledged, or neither.
-            await writer.finish()
+        except BaseException:
+            try:
+                # A stop lets the batches in hand finish: written and acknowledged, or neither.
+                await writer.finish()
+            except BaseException:
+                inbox.abandon()  # never acknowledged: read again after the restart
+                raise
+            raise
 
-    # A batch whose outputs could not be written (Kafka unreachable beyond the producer's
-    # retries) stops the worker unacknowledged; its restart reads the batch again.
-    @app.agent(scans_topic, name="judge_scans", supervisor_strategy=CrashingSupervisor)
-    async def judge_scans(stream: Any) -> None:
-        """Judge every scan of every record: decode -> dedup -> rules -> emit -> count."""
-        await drain(stream, topics.SCANS, pipeline.on_scan_record)
+    def on_partial(value: bytes | None, ref: RecordRef, now: float) -> None:
+        owner.on_record(value or b"", ref.partition)  # internal records: an empty one is a bug
 
-    @app.agent(entries_topic, name="count_entries", supervisor_strategy=CrashingSupervisor)
-    async def count_entries(stream: Any) -> None:
-        """Add people counted at checkpoints to their compliance windows: decode -> dedup -> count."""
-        await drain(stream, topics.ENTRIES, pipeline.on_entries_record)
-
-    @app.agent(partials_topic, name="aggregate_district_stats", supervisor_strategy=CrashingSupervisor)
-    async def aggregate_district_stats(stream: Any) -> None:
-        """Merge every partition's part of each district minute; emit when all have passed it."""
-        def on_partial(value: bytes | None, ref: RecordRef, now: float) -> None:
-            owner.on_record(value or b"", ref.partition)  # internal records: an empty one is a bug
-
-        await drain(stream, topics.PARTIALS, on_partial)
+    # Judge every scan of every record: decode -> dedup -> rules -> emit -> count. Add people
+    # counted at checkpoints to their compliance windows. Merge every partition's part of each
+    # district minute; emit when all have passed it.
+    for name, topic, spec, handle in (
+            ("judge_scans", scans_topic, topics.SCANS, pipeline.on_scan_record),
+            ("count_entries", entries_topic, topics.ENTRIES, pipeline.on_entries_record),
+            ("aggregate_district_stats", partials_topic, topics.PARTIALS, on_partial)):
+        app.topics.add(topic)  # subscribed by Faust's consumer group, its records handed over whole
+        inbox = drains.inboxes[name] = app.bulk_intake.add(topic.get_topic_name())
+        drains.jobs[name] = functools.partial(drain, inbox, spec, handle)
 
     @app.timer(RECHECK_TICK_S, name="expire_rechecks")
     async def expire_rechecks() -> None:
@@ -128,3 +166,5 @@ def wire_agents(app: HcsApp, scans_topic: Any, entries_topic: Any, partials_topi
     async def sweep_state() -> None:
         pipeline.sweep(time.time())
         await persist()
+
+    return drains

@@ -11,7 +11,7 @@ from typing import Any, cast
 from faust.types import TP
 
 from streams import faust_patches, topics
-from streams.agents import wire_agents
+from streams.agents import Drains, wire_agents
 from streams.aggregation import StatsOwner
 from streams.cluster import PRODUCER_BATCH_BYTES, transactional_producer
 from streams.faust_sensor import faust_monitor
@@ -45,6 +45,7 @@ class HcsApp(faust_patches.AtLeastOnceApp):
     transactions: Any = None  # the transactional producer, in exactly-once mode
     readiness: Readiness  # what /readyz reports
     views: list[ReplicatedView[Any, Any]]  # compacted topics every worker holds whole
+    drains: Drains  # the input topics' records, taken in bulk, to the pipeline
 
     def add_view(self, view: ReplicatedView[Any, Any]) -> None:
         """A view every worker holds whole; started with the app, and the worker judges nothing
@@ -60,6 +61,7 @@ class HcsApp(faust_patches.AtLeastOnceApp):
         await super().on_first_start()
         for view in self.views:  # started with the app, stopped with it
             await self.add_runtime_dependency(view)
+        await self.add_runtime_dependency(self.drains)  # they wait for the views, then for records
         # The topics were ensured by `hcs worker` before Faust started (streams.cli.worker).
         if self.hcs_settings.exactly_once:
             # Started before the agents; its start aborts what a crashed run with the same
@@ -184,6 +186,6 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     app.readiness = Readiness()
     app.views = []
 
-    wire_agents(app, scans_topic, entries_topic, partials_topic, watch)
+    app.drains = wire_agents(app, scans_topic, entries_topic, partials_topic, watch)
     wire_web(app)
     return app

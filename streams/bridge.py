@@ -185,7 +185,7 @@ def create_bridge_app(settings: Settings) -> BridgeApp:
 
             # A stop does not wait for an unreachable Alertmanager: the batch stays unacknowledged
             # and is posted again after a restart (Alertmanager merges the repeat).
-            await consuming.complete(stream, events, post, finish_on_stop=False)
+            await consuming.complete(consuming.stream_ack(stream), events, post, finish_on_stop=False)
 
     app.alertmanager = client
     return app

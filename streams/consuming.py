@@ -1,4 +1,7 @@
-"""At-least-once consumption on Faust: batches whose events are acknowledged only once handled.
+"""At-least-once consumption: batches acknowledged only once their outputs are durable.
+
+The worker's input topics are taken in bulk (:mod:`streams.bulk`); the alerts bridge reads its
+topic through a Faust stream, in batches:
 
 ``Stream.take_events`` acknowledges a batch's events in a ``finally``: when the agent fails or
 is cancelled (a stop) mid-batch, events whose outputs were never written are committed (the
@@ -6,8 +9,8 @@ crash test lost records; upstream: faust-streaming/faust#189 and #527, "noack an
 acknowledgement not working in case of exception"). :func:`batches` yields the same batches but
 never acknowledges; :func:`complete` runs the batch's persist step and acknowledges only after
 it succeeded. A stop that arrives meanwhile lets the batch finish first, so a clean stop leaves
-no batch half-written. :class:`OrderedWriter` overlaps a batch's write with the next batch's
-handling, one write at a time, in order.
+no batch half-written. :class:`OrderedWriter` (the worker's drains) overlaps a batch's write
+with the next batch's handling, one write at a time, in order.
 
 The patches of Faust's and aiokafka's own classes (seek, recovery, stop) are in
 :mod:`streams.faust_patches`.
@@ -20,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 SealedT = TypeVar("SealedT")
+ItemT = TypeVar("ItemT")
 
 
 async def batches(stream: Any, max_: int, within: float) -> AsyncIterator[Sequence[Any]]:
@@ -82,60 +86,69 @@ async def batches(stream: Any, max_: int, within: float) -> AsyncIterator[Sequen
             timer.cancel()
 
 
-async def complete(stream: Any, events: Sequence[Any], persist: Callable[[], Awaitable[None]],
-                   finish_on_stop: bool = True) -> None:
-    """Run ``persist`` for a handled batch, then acknowledge its events.
+Ack = Callable[[Sequence[ItemT]], Awaitable[None]]
 
-    If ``persist`` fails nothing is acknowledged and the error propagates: the agent's crashing
-    supervisor stops the worker, and a restarted worker reads the batch again. If the agent is
-    cancelled (the worker stops) while ``persist`` runs, the batch is finished and acknowledged
-    before the cancellation goes on; with ``finish_on_stop=False`` it is cancelled and left
+
+def stream_ack(stream: Any) -> Ack[Any]:
+    """Acknowledge a Faust stream's events (the alerts bridge's)."""
+    async def ack(events: Sequence[Any]) -> None:
+        for event in events:
+            await stream.ack(event)
+    return ack
+
+
+async def complete(ack: Ack[ItemT], items: Sequence[ItemT], persist: Callable[[], Awaitable[None]],
+                   finish_on_stop: bool = True) -> None:
+    """Run ``persist`` for handled items (events, or bulk batches), then acknowledge them.
+
+    If ``persist`` fails nothing is acknowledged and the error propagates: the drain crashes
+    the worker, and a restarted worker reads the items again. If the drain is cancelled (the
+    worker stops) while ``persist`` runs, the items are finished and acknowledged before the
+    cancellation goes on; with ``finish_on_stop=False`` they are cancelled and left
     unacknowledged instead.
     """
     if not finish_on_stop:
         await persist()
-        await _ack(stream, events)
+        await ack(items)
         return
     task = asyncio.ensure_future(persist())
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:
-        await task  # a stop: finish the batch in flight, then stop
-        await _ack(stream, events)
+        await task  # a stop: finish the write in flight, then stop
+        await ack(items)
         raise
-    await _ack(stream, events)
+    await ack(items)
 
 
-async def _ack(stream: Any, events: Sequence[Any]) -> None:
-    for event in events:
-        await stream.ack(event)
-
-
-class OrderedWriter(Generic[SealedT]):
+class OrderedWriter(Generic[SealedT, ItemT]):
     """Writes handled batches in order, one write at a time, while the next ones are handled.
 
     :meth:`handled` takes a batch whose records were handled; if no write is in flight it is
     sealed (``seal``: its outputs and state taken, synchronously) and written at once, else it
     goes into the next write, which starts when the one in flight is done. A slow round trip
     thus makes writes larger instead of the worker idle, and batches handled between two writes
-    share one. Events are acknowledged once their write succeeded (:func:`complete`). A failed
-    write stops all writing; :meth:`check` raises its error.
+    share one. Items are acknowledged (``ack``) once their write succeeded (:func:`complete`).
+    A failed write stops all writing; :meth:`check` raises its error.
     """
 
-    def __init__(self, stream: Any, seal: Callable[[], SealedT],
+    def __init__(self, ack: Ack[ItemT], seal: Callable[[], SealedT],
                  write: Callable[[SealedT], Awaitable[object]]) -> None:
-        self._stream, self._seal, self._write = stream, seal, write
-        self._events: list[Any] = []  # handled, not yet sealed
+        self._ack, self._seal, self._write = ack, seal, write
+        self._events: list[ItemT] = []  # handled, not yet sealed
+        self._records = 0  # records of those items
         self._writing: asyncio.Future[None] | None = None
         self._failed: BaseException | None = None
 
     @property
     def backlog(self) -> int:
-        """Events handled and waiting for the next write."""
-        return len(self._events)
+        """Records handled and waiting for the next write."""
+        return self._records
 
-    def handled(self, events: Sequence[Any]) -> None:
-        self._events.extend(events)
+    def handled(self, items: Sequence[ItemT], records: int | None = None) -> None:
+        """``items`` are handled (``records`` records in all; by default one per item)."""
+        self._events.extend(items)
+        self._records += len(items) if records is None else records
         self._start()
 
     def check(self) -> None:
@@ -159,7 +172,7 @@ class OrderedWriter(Generic[SealedT]):
             return
         if self._writing is not None and not self._writing.done():
             return  # the next write takes these events too
-        events, self._events = self._events, []
+        events, self._events, self._records = self._events, [], 0
         try:
             sealed = self._seal()
         except Exception as exc:  # noqa: BLE001 -- a bug; raised in the drain by check()
@@ -169,7 +182,7 @@ class OrderedWriter(Generic[SealedT]):
         async def persist() -> None:
             await self._write(sealed)
 
-        self._writing = asyncio.ensure_future(complete(self._stream, events, persist))
+        self._writing = asyncio.ensure_future(complete(self._ack, events, persist))
         self._writing.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Future[None]) -> None:

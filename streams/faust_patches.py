@@ -39,11 +39,14 @@ import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.tables import TableManager as FaustTableManager
 from faust.tables.recovery import Recovery as FaustRecovery
-from faust.transport.consumer import ensure_TP
+from faust.transport.consumer import CONSUMER_FETCHING, ensure_TP
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from faust.types.tuples import ack_lock
 from mode import Service
+from mode.utils.futures import notify
 
+from streams.bulk import Batch, BulkIntake, unread
 from streams.readiness import RecoveryProgress, TableProgress, summary
 
 log = logging.getLogger(__name__)
@@ -119,7 +122,98 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class Consumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer with a seek that cannot lose the records fetched around it."""
+    """Faust's aiokafka consumer with a seek that cannot lose the records fetched around it, and
+    a fetch loop that hands the records of the app's bulk topics over whole (:mod:`streams.bulk`).
+    """
+
+    @property
+    def bulk(self) -> BulkIntake:
+        return cast(AtLeastOnceApp, self.app).bulk_intake
+
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover -- the fetcher's loop
+        """Faust's fetch loop, with each partition's new records of a bulk topic put into its
+        inbox as one batch; the records of other topics (the changelogs in recovery) go to
+        Faust's conductor one by one, as upstream.
+
+        What upstream does around each record is kept, per batch: records below the read offset
+        are dropped (re-fetched around a seek), offset gaps are recorded for the commits, a
+        hand-over waits while the flow is suspended and gives up when it is stopped (a rebalance),
+        and a fetch that straddles a new generation is not handed over past it.
+        """
+        callback, to_message = self.callback, self._to_message
+        consumer_stopped = cast(Service, self)._stopped.is_set
+        fetcher_stopped = cast(Service, fetcher)._stopped.is_set
+        read_offset = self._read_offset
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        inbox_of = self.bulk.inbox
+        track_end = self.app.monitor.track_tp_end_offset
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                records, active = await self._wait_next_records(1.0)
+                await self.sleep(0)
+                generation = self.app.consumer_generation_id
+                for ktp, fetched in (records or {}).items():
+                    if self.should_stop or not self.flow_active or self.app.consumer_generation_id != generation:
+                        break
+                    tp = ensure_TP(ktp)
+                    if active is not None and tp not in active and tp not in self._buffered_partitions:
+                        continue
+                    track_end(tp, self.highwater(tp))
+                    fresh, gaps = unread(fetched, read_offset[tp])
+                    if not fresh:
+                        continue
+                    if gaps and acks_enabled_for(tp.topic):
+                        for start, end in gaps:
+                            await self._add_gap(tp, start, end)
+                    if self._commit_every is not None and self._n_acked >= self._commit_every:
+                        self._n_acked = 0
+                        await self.commit()
+                    inbox = inbox_of(tp.topic)
+                    if inbox is not None:
+                        await self.wait_first(inbox.put(Batch(tp, fresh)), self.suspend_flow.wait())
+                        read_offset[tp] = fresh[-1].offset
+                        continue
+                    for i, record in enumerate(fresh):
+                        if i and not i % 100:
+                            await asyncio.sleep(0)
+                        await self.wait_first(callback(to_message(tp, record)), self.suspend_flow.wait())
+                        read_offset[tp] = record.offset
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    def ack_batch(self, batch: Batch) -> None:
+        """Acknowledge every record of a bulk batch (as :meth:`ack` does a message's offset)."""
+        tp = batch.tp
+        if not self.app.topics.acks_enabled_for(tp.topic):
+            return
+        with ack_lock:
+            committed = self._committed_offset[tp]
+            index = self._acked_index[tp]
+            floor = -1 if committed is None else committed
+            new = [offset for offset in (record.offset for record in batch.records)
+                   if offset >= floor and offset not in index]
+            index.update(new)
+            self._acked[tp].extend(new)
+            self._n_acked += len(new)
+        notify(self._waiting_for_ack)
+
+    async def wait_empty(self) -> None:
+        """Faust's wait for the events its streams took, after the bulk batches in hand are
+        written and acknowledged (a rebalance, a stop)."""
+        await self.wait(self.bulk.settled())
+        await super().wait_empty()
 
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -284,6 +378,8 @@ class AtLeastOnceApp(faust.App):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("TableManager", TableManager)
         super().__init__(*args, **kwargs)
+        # Topics whose records the consumer hands over whole, each to its drain.
+        self.bulk_intake = BulkIntake(self.flow_control)
 
     def _new_transport(self) -> Any:
         return Transport(self.conf.broker_consumer, self)

@@ -1,18 +1,25 @@
-"""Faust test-context fixtures: the real app and agent, memory store, recorded outputs."""
+"""Fixtures of the real app and its drains, run without a broker: memory store, recorded
+outputs, records put into the drains' inboxes as the consumer's fetch loop puts them."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import uuid
+import weakref
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 from unittest.mock import MagicMock
 
 import orjson
 import pytest
+from aiokafka.structs import ConsumerRecord
+from faust.types import TP
 
 from streams import topics
 from streams.app import HcsApp, create_app
+from streams.bulk import Batch
 from streams.metrics import Metrics
 from streams.rules.policy import Policy, load_policy
 from streams.settings import Settings
@@ -74,3 +81,57 @@ def make_app(policy: Policy | None = None) -> tuple[HcsApp, RecordingSink, Magic
 @pytest.fixture
 def hcs_app() -> Iterator[tuple[HcsApp, RecordingSink, MagicMock]]:
     yield make_app()
+
+
+# A record for a drain: (key, value, partition, upload time in seconds or None).
+Put = tuple[bytes | None, bytes | None, int, float | None]
+_offsets = itertools.count()
+
+
+def record(topic: str, key: bytes | None, value: bytes | None, partition: int,
+           timestamp: float | None) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(topic, partition, next(_offsets), -1 if timestamp is None else round(timestamp * 1000),
+                          0, key, value, None, len(key or b""), len(value or b""), ())
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.001)
+
+
+async def running(app: HcsApp, scenario: Callable[[], Awaitable[None]]) -> None:
+    """Run ``scenario`` while the app's drains run (their jobs, started and cancelled around it,
+    as the worker's stop cancels them)."""
+    jobs = [asyncio.ensure_future(job()) for job in app.drains.jobs.values()]
+    try:
+        await scenario()
+    finally:
+        for job in jobs:
+            job.cancel()
+        for done in await asyncio.gather(*jobs, return_exceptions=True):
+            if not isinstance(done, asyncio.CancelledError):
+                raise AssertionError(f"a drain failed: {done!r}")
+
+
+async def feed(app: HcsApp, drain: str, puts: Iterable[Put], wait: bool = True) -> None:
+    """Put each record into ``drain``'s inbox as a fetched batch of its own, in order; with
+    ``wait``, until every one is handled, written and acknowledged. The drains must be running."""
+    inbox = app.drains.inboxes[drain]
+    for key, value, partition, timestamp in puts:
+        await inbox.put(Batch(TP(inbox.topic, partition), [record(inbox.topic, key, value, partition, timestamp)]))
+    if wait:
+        await until(lambda: inbox.idle)
+
+
+_loops: weakref.WeakKeyDictionary[HcsApp, asyncio.Runner] = weakref.WeakKeyDictionary()
+
+
+def drive(app: HcsApp, drain: str, puts: Iterable[Put]) -> None:
+    """:func:`feed` in a drains' run of its own, on the app's one event loop (a worker has one:
+    its inboxes are bound to it)."""
+    runner = _loops.get(app)
+    if runner is None:
+        runner = _loops[app] = asyncio.Runner()
+        weakref.finalize(app, runner.close)
+    runner.run(running(app, lambda: feed(app, drain, list(puts))))

@@ -16,7 +16,7 @@ from faust.types import TP
 from streams import topics
 from streams.app import HcsApp
 from tests import factories as f
-from tests.agents.conftest import RecordingPartials, RecordingSink, make_app
+from tests.agents.conftest import RecordingPartials, RecordingSink, drive, make_app
 
 Harness = tuple[HcsApp, RecordingSink, MagicMock]
 T0 = f.T0  # 08:00 Shanghai: the start of a 600-second window
@@ -34,20 +34,17 @@ def uploaded_live(value: dict[str, Any]) -> float:
     return datetime.fromisoformat(value.get("event_time") or value["window_start"]).timestamp()
 
 
-async def _put(app: HcsApp, agent_name: str, values: list[dict[str, Any]],
-               uploaded: Callable[[dict[str, Any]], float] = uploaded_live) -> None:
-    async with app.agents[agent_name].test_context() as ctx:
-        for value in values:
-            await ctx.put(value=f.encode(value), key=value["venue_id"].encode(), partition=0,
-                          timestamp=uploaded(value))
+def _put(app: HcsApp, drain: str, values: list[dict[str, Any]],
+         uploaded: Callable[[dict[str, Any]], float] = uploaded_live) -> None:
+    drive(app, drain, [(value["venue_id"].encode(), f.encode(value), 0, uploaded(value)) for value in values])
 
 
 def scans(app: HcsApp, *values: dict[str, Any], uploaded: Callable[[dict[str, Any]], float] = uploaded_live) -> None:
-    asyncio.run(_put(app, "judge_scans", list(values), uploaded))
+    _put(app, "judge_scans", list(values), uploaded)
 
 
 def counts(app: HcsApp, *values: dict[str, Any]) -> None:
-    asyncio.run(_put(app, "count_entries", list(values)))
+    _put(app, "count_entries", list(values))
 
 
 def close(app: HcsApp, idle: bool = False) -> None:
@@ -151,10 +148,8 @@ def test_a_checkpoint_that_never_reported_is_never_silent(hcs_app: Harness) -> N
     assert sink.of(topics.ALERTS) == []
 
 
-async def _aggregate(app: HcsApp, values: list[tuple[int, bytes]]) -> None:
-    async with app.agents["aggregate_district_stats"].test_context() as ctx:
-        for partition, value in values:
-            await ctx.put(value=value, key=None, partition=partition)
+def _aggregate(app: HcsApp, values: list[tuple[int, bytes]]) -> None:
+    drive(app, "aggregate_district_stats", [(None, value, partition, None) for partition, value in values])
 
 
 def test_district_minutes_are_merged_per_source_and_emitted_when_every_source_passed(hcs_app: Harness) -> None:
@@ -170,10 +165,10 @@ def test_district_minutes_are_merged_per_source_and_emitted_when_every_source_pa
     (mark,) = partials.watermarks
     others = [orjson.dumps({"source": s, "through": orjson.loads(mark)["through"]}) for s in range(1, 8)]
     owner_partition = 2
-    asyncio.run(_aggregate(app, [(owner_partition, p) for p in partials.partials] + [(owner_partition, mark)]
-                         + [(owner_partition, w) for w in others[:-1]]))
+    _aggregate(app, [(owner_partition, p) for p in partials.partials] + [(owner_partition, mark)]
+               + [(owner_partition, w) for w in others[:-1]])
     assert sink.of(topics.DISTRICT_STATS) == []  # source 7 has not passed the minute yet
-    asyncio.run(_aggregate(app, [(owner_partition, partials.partials[0]), (owner_partition, others[-1])]))
+    _aggregate(app, [(owner_partition, partials.partials[0]), (owner_partition, others[-1])])
     stats = {(s["district"], s["window_start"][11:16]): s for s in sink.of(topics.DISTRICT_STATS)}
     assert sorted(stats) == [("330106", "08:00"), ("330106", "08:01"), ("330106", "08:09"),
                              ("330110", "08:00"), ("330110", "08:09")]
@@ -188,7 +183,7 @@ def test_district_minutes_are_merged_per_source_and_emitted_when_every_source_pa
     assert stats[("330110", "08:09")]["three100"]["mask"] == {"ok": 0, "miss": 1}
     assert stats[("330110", "08:09")]["alerts"] == {"THREE_100_VIOLATION": 1}
     # A partial re-sent after its minute was emitted changes nothing.
-    asyncio.run(_aggregate(app, [(owner_partition, partials.partials[0])] + [(owner_partition, w) for w in others]))
+    _aggregate(app, [(owner_partition, partials.partials[0])] + [(owner_partition, w) for w in others])
     assert len(sink.of(topics.DISTRICT_STATS)) == 5
 
 

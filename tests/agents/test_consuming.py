@@ -27,7 +27,7 @@ def make_agent(persist: Persist, finish_on_stop: bool = True) -> tuple[Any, list
     async def handle(stream: Any) -> None:
         async for events in consuming.batches(stream, 3, 0.01):
             batches.append(list(events))
-            await consuming.complete(stream, events, functools.partial(persist, list(events)),
+            await consuming.complete(consuming.stream_ack(stream), events, functools.partial(persist, list(events)),
                                      finish_on_stop=finish_on_stop)
 
     return handle, batches

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -12,21 +11,15 @@ from unittest.mock import MagicMock
 from streams import topics
 from streams.app import HcsApp
 from tests import factories as f
-from tests.agents.conftest import RecordingPartials, RecordingSink, make_app
+from tests.agents.conftest import RecordingPartials, RecordingSink, drive, make_app
 
 Harness = tuple[HcsApp, RecordingSink, MagicMock]
 
 
-async def put_all(app: HcsApp, records: list[bytes], key: bytes = b"venue-1") -> None:
-    agent = app.agents["judge_scans"]
-    async with agent.test_context() as ctx:
-        for value in records:
-            # Uploaded at one fixed time (not the wall clock): runs compare equal, state included.
-            await ctx.put(value=value, key=key, partition=0, timestamp=f.T0.timestamp())
-
-
-def run(app: HcsApp, *values: Any) -> None:
-    asyncio.run(put_all(app, [v if isinstance(v, bytes) else f.encode(v) for v in values]))
+def run(app: HcsApp, *values: Any, key: bytes = b"venue-1") -> None:
+    # Uploaded at one fixed time (not the wall clock): runs compare equal, state included.
+    drive(app, "judge_scans", [(key, v if isinstance(v, bytes) else f.encode(v), 0, f.T0.timestamp())
+                               for v in values])
 
 
 def tick(app: HcsApp, job: Callable[[float], int], now: float) -> int:

@@ -8,10 +8,9 @@ from typing import Any
 import orjson
 
 from streams import topics
-from streams.app import HcsApp
 from streams.views import ReplicatedView
 from tests import factories as f
-from tests.agents.conftest import RecordingSink, make_app
+from tests.agents.conftest import feed, make_app, running, until
 
 
 def decode(key: bytes | None, value: bytes | None) -> tuple[str, Any]:
@@ -26,16 +25,16 @@ def test_scans_wait_for_the_views_and_readyz_names_the_view_not_loaded() -> None
     assert not ready and detail["checks"]["view register"] == {
         "ready": False, "topic": "register-topic", "keys": 0, "records": 0, "skipped": 0}
 
-    async def scenario(app: HcsApp, sink: RecordingSink) -> None:
-        async with app.agents["judge_scans"].test_context() as ctx:
-            put = asyncio.ensure_future(ctx.put(value=f.encode(f.scan()), key=b"venue-1", partition=0))
-            await asyncio.sleep(0.3)
-            assert sink.of(topics.DECISIONS) == []  # held: the register is not loaded
-            view.apply(b"person-1", b'{"status": "isolating"}')
-            view.caught_up.set()
-            await asyncio.wait_for(put, 5)
+    async def scenario() -> None:
+        await feed(app, "judge_scans", [(b"venue-1", f.encode(f.scan()), 0, None)], wait=False)
+        await asyncio.sleep(0.3)
+        assert sink.of(topics.DECISIONS) == []  # held: the register is not loaded
+        assert not app.drains.inboxes["judge_scans"].idle
+        view.apply(b"person-1", b'{"status": "isolating"}')
+        view.caught_up.set()
+        await until(lambda: app.drains.inboxes["judge_scans"].idle)
         assert len(sink.of(topics.DECISIONS)) == 1
 
-    asyncio.run(scenario(app, sink))
+    asyncio.run(running(app, scenario))
     assert view.data == {"person-1": {"status": "isolating"}}
     assert app.readiness.status()[1]["checks"]["view register"]["ready"] is True

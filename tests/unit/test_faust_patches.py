@@ -88,17 +88,44 @@ def test_the_workers_consumer_stops_the_flow_before_seeking_and_takes_the_new_re
     assert consumer._committed_offset[SCANS[0]] == 120
 
 
-def test_every_agent_stops_the_worker_when_it_fails_rather_than_skipping_its_batch() -> None:
-    from mode import CrashingSupervisor
+def test_every_drain_and_agent_stops_the_worker_when_it_fails_rather_than_skipping_its_batch() -> None:
+    import asyncio
+
+    from mode import CrashingSupervisor, Service
 
     from streams.bridge import create_bridge_app
 
     worker = create_app(Settings(app_id="supervisor-test"), load_policy(), Metrics())
     bridge = create_bridge_app(Settings(app_id="supervisor-test"))
-    agents = [*worker.agents.values(), *bridge.agents.values()]
-    assert len(agents) == 4
-    assert all(agent.supervisor_strategy is CrashingSupervisor for agent in agents)
+    assert sorted(worker.drains.jobs) == ["aggregate_district_stats", "count_entries", "judge_scans"]
+    assert not worker.agents  # the worker's input topics are taken in bulk, not through agents
+    assert [agent.supervisor_strategy for agent in bridge.agents.values()] == [CrashingSupervisor]
     assert isinstance(bridge.consumer, faust_patches.Consumer)
+
+    async def scenario() -> tuple[bool, bool, BaseException | None]:
+        parent = Service()  # stands in for the app: a crash goes up the service tree
+        stopped = asyncio.Event()
+
+        async def fails() -> None:
+            raise ConnectionError("a batch could not be written")
+
+        async def stops() -> None:
+            try:
+                await asyncio.Event().wait()
+            finally:
+                stopped.set()
+
+        worker.drains.jobs = {"fails": fails, "stops": stops}
+        parent.add_dependency(worker.drains)  # as the app adds them before it starts its children
+        await parent.start()
+        await asyncio.sleep(0.05)
+        crashed = parent._crashed.is_set()
+        await worker.drains.stop()
+        return crashed, stopped.is_set(), parent.crash_reason
+
+    crashed, stopped, reason = asyncio.run(scenario())
+    assert crashed and isinstance(reason, ConnectionError)
+    assert stopped  # the other drain was cancelled by the stop, not crashed
 
 
 def test_offsets_are_committed_only_once_the_apps_writes_are_acknowledged(monkeypatch: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -14,8 +15,8 @@ class FakeStream:
     def __init__(self) -> None:
         self.acked: list[Any] = []
 
-    async def ack(self, event: Any) -> None:
-        self.acked.append(event)
+    async def ack_all(self, events: Sequence[Any]) -> None:
+        self.acked.extend(events)
 
 
 class Harness:
@@ -27,7 +28,7 @@ class Harness:
         self.seals: list[list[str]] = []
         self.gates: list[asyncio.Future[None]] = []
         self.written: list[list[str]] = []
-        self.writer: OrderedWriter[list[str]] = OrderedWriter(self.stream, self.seal, self.write)
+        self.writer: OrderedWriter[list[str], str] = OrderedWriter(self.stream.ack_all, self.seal, self.write)
 
     def handle(self, *events: str) -> None:
         self.handled.extend(events)
