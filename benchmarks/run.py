@@ -191,7 +191,7 @@ class Contender:
     """One contender process on an input topic, with a way to read how many scans it did."""
 
     def __init__(self, kind: str, bootstrap: str, source: str, prefix: str, workdir: Path,
-                 policy: Path | None = None) -> None:
+                 policy: Path | None = None, hcs_env: dict[str, str] | None = None) -> None:
         self.kind = kind
         self.workdir = workdir
         tag = uuid.uuid4().hex[:8]
@@ -211,6 +211,7 @@ class Contender:
             # The one setting a run may choose: exactly-once (default) or at-least-once, to compare.
             if os.environ.get("HCS_PROCESSING_GUARANTEE"):
                 env["HCS_PROCESSING_GUARANTEE"] = os.environ["HCS_PROCESSING_GUARANTEE"]
+            env.update(hcs_env or {})  # what a benchmark compares (python -m benchmarks.fetch)
             self.sink = topics.topic_name(topics.DECISIONS, hcs_prefix)
             args = [sys.executable, "-m", "streams", "worker", "-l", "warn"]
         else:

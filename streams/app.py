@@ -131,7 +131,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
         # write's dedup marks and judged its records again (the two-worker test, 1 run in 4).
         stream_wait_empty=True,
         # Per partition per fetch (Faust's default, kept on purpose). 4 MiB once looked faster,
-        # but only because it hid the fetch stalls that streams.faust_patches.FETCH_MAX_WAIT_MS
+        # but only because it hid the fetch stalls that HCS_FETCH_MAX_WAIT_MS (100 ms)
         # removes; with those gone 1 MiB judges gateway batches as fast or faster (56-57k vs
         # 48-53k scans/s) and halves the consumer thread's CPU: a 4 MiB-per-partition response
         # of ~26 MB is copied through fresh pages three times on its way in, holding the GIL.
@@ -139,6 +139,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
         consumer_max_fetch_size=CONSUMER_FETCH_BYTES,
     )
     app.hcs_settings = settings
+    app.fetch_min_bytes, app.fetch_max_wait_ms = settings.fetch_min_bytes, settings.fetch_max_wait_ms
     app.metrics = metrics
     # Faust's own sensor: consumer end and committed offsets per partition (lag), rebalances,
     # commit latency. A fixed prefix keeps dashboards and rules independent of HCS_APP_ID.

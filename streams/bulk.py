@@ -25,7 +25,8 @@ from typing import Any
 from faust.types import TP
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
-INBOX_BATCHES = 64  # fetched batches queued per topic before the fetch loop waits
+# Fetched batches queued per topic before the fetch loop waits (one fetch: a batch per partition).
+INBOX_BATCHES = 16
 
 
 @dataclass(slots=True)

@@ -10,7 +10,9 @@
   recovery).
 * **Offsets were committed before the outputs were durable** (:meth:`Consumer._commit_offsets`):
   the app's ``before_commit`` runs first.
-* **Idle fetches held 1.5 s** (:data:`FETCH_MAX_WAIT_MS`): Faust hard-codes ``fetch_max_wait_ms``.
+* **Idle fetches held 1.5 s**: Faust hard-codes ``fetch_max_wait_ms`` (and has no setting for
+  ``fetch_min_bytes``); the app's :attr:`AtLeastOnceApp.fetch_min_bytes` and
+  :attr:`AtLeastOnceApp.fetch_max_wait_ms` are used instead.
 * **Changelogs written in transactions never finished recovering** (:class:`Recovery`). Faust
   recovers until the end offset less one, which on a transactional changelog is a commit
   marker that is never delivered (upstream: faust-streaming/faust#47, a worker hanging in
@@ -51,24 +53,17 @@ from streams.readiness import RecoveryProgress, TableProgress, summary
 
 log = logging.getLogger(__name__)
 
-# How long the broker may hold a fetch that finds no new records (Faust hard-codes 1,500 ms).
-# aiokafka keeps one fetch in flight per broker, and partitions whose records are still
-# buffered are left out of it: once those are handed over they wait for the fetch in flight,
-# which, when it asked only for idle partitions (entries, partials), the broker holds for this
-# long. At 1.5 s the worker sat idle ~30% of the time on gateway batches (and it likely caused
-# the stalls of over a second once seen with single-scan records). An idle worker pays ~10 empty
-# fetches a second for it (0.6% -> 1.4% of a core).
-FETCH_MAX_WAIT_MS = 100
-
-
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """Faust's aiokafka consumer thread, re-positioning every stream partition on a seek, whose
-    consumer waits at most :data:`FETCH_MAX_WAIT_MS` for records that are not there."""
+    fetches gather and wait as the app says (:attr:`AtLeastOnceApp.fetch_max_wait_ms`)."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
-        # Faust passes 1,500 ms with no setting to change it; read when the consumer starts.
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        # Faust passes 1,500 ms and fetch_min_bytes=1 with no setting to change them; aiokafka
+        # reads both when the consumer starts.
+        app = cast(AtLeastOnceApp, self.app)
+        consumer._fetch_max_wait_ms = app.fetch_max_wait_ms
+        consumer._fetch_min_bytes = app.fetch_min_bytes
         # Changelogs and partials are written in transactions (exactly-once mode): table
         # recovery must never restore the state of an aborted one. Faust reads committed only
         # with its own transactions; device topics (no transactions) read the same either way.
@@ -374,6 +369,15 @@ class TableManager(FaustTableManager):
 
 class AtLeastOnceApp(faust.App):
     """A Faust app on :class:`Transport` and :class:`TableManager`."""
+
+    # How long the broker may hold a fetch that finds fewer new bytes than fetch_min_bytes
+    # (Faust hard-codes 1,500 ms). aiokafka keeps one fetch in flight per broker, and partitions
+    # whose records are still buffered are left out of it: once those are handed over they wait
+    # for the fetch in flight, which, when it asked only for idle partitions, the broker holds
+    # for this long. At 1.5 s the worker sat idle ~30% of the time on gateway batches (and it
+    # likely caused the stalls of over a second once seen with single-scan records).
+    fetch_max_wait_ms: int = 100
+    fetch_min_bytes: int = 1
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("TableManager", TableManager)

@@ -24,6 +24,8 @@ ENV_REPLICATION = "HCS_REPLICATION"
 ENV_ALERTMANAGER_URL = "HCS_ALERTMANAGER_URL"
 ENV_COMMIT_INTERVAL_S = "HCS_COMMIT_INTERVAL_S"
 ENV_PROCESSING_GUARANTEE = "HCS_PROCESSING_GUARANTEE"
+ENV_FETCH_MIN_BYTES = "HCS_FETCH_MIN_BYTES"
+ENV_FETCH_MAX_WAIT_MS = "HCS_FETCH_MAX_WAIT_MS"
 
 EXACTLY_ONCE = "exactly_once"
 AT_LEAST_ONCE = "at_least_once"
@@ -48,6 +50,10 @@ class Settings:
         kafka: TLS and SASL settings of the cluster (``HCS_KAFKA_*``), for every client.
         processing_guarantee: ``exactly_once`` (each write of outputs and state one Kafka
             transaction) or ``at_least_once`` (outputs, then state; a crash may repeat outputs).
+        fetch_min_bytes: the least a fetch of the worker's consumer asks the broker to gather
+            before it answers, unless ``fetch_max_wait_ms`` passes first: fewer fetches (less
+            CPU) at low rates, for at most that much more latency.
+        fetch_max_wait_ms: how long the broker may hold a fetch gathering ``fetch_min_bytes``.
     """
 
     bootstrap: str = "127.0.0.1:9092"
@@ -62,6 +68,8 @@ class Settings:
     alertmanager_url: str = "http://127.0.0.1:9093"
     commit_interval_s: float = 2.8
     processing_guarantee: str = EXACTLY_ONCE
+    fetch_min_bytes: int = 1
+    fetch_max_wait_ms: int = 100
     kafka: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @classmethod
@@ -87,6 +95,8 @@ class Settings:
             commit_interval_s=_float(env, ENV_COMMIT_INTERVAL_S, defaults.commit_interval_s),
             processing_guarantee=_choice(env, ENV_PROCESSING_GUARANTEE, defaults.processing_guarantee,
                                          (EXACTLY_ONCE, AT_LEAST_ONCE)),
+            fetch_min_bytes=_int(env, ENV_FETCH_MIN_BYTES, defaults.fetch_min_bytes, 1, 1024 * 1024),
+            fetch_max_wait_ms=_int(env, ENV_FETCH_MAX_WAIT_MS, defaults.fetch_max_wait_ms, 0, 5000),
             kafka=KafkaSecurity.from_env(env),
         )
 

@@ -156,17 +156,22 @@ def test_offsets_are_committed_only_once_the_apps_writes_are_acknowledged(monkey
     assert calls == []  # nothing committed
 
 
-def test_the_workers_consumer_lets_the_broker_hold_an_empty_fetch_briefly_not_faust_s_1_5_s() -> None:
+def test_the_workers_consumer_fetches_as_the_settings_say_not_with_faust_s_1_5_s_wait() -> None:
     from aiokafka import AIOKafkaConsumer
 
-    async def build() -> tuple[Any, Any]:
-        app = create_app(Settings(app_id="fetch-wait-test"), load_policy(), Metrics())
+    async def build(settings: Settings) -> tuple[Any, Any]:
+        app = create_app(settings, load_policy(), Metrics())
         thread: Any = cast(Any, app.consumer)._thread
-        # The private name is aiokafka's own, read when the fetcher starts: checked on a plain consumer.
-        plain = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9", fetch_max_wait_ms=123)
+        # The private names are aiokafka's own, read when the fetcher starts: checked on a plain consumer.
+        plain = AIOKafkaConsumer(bootstrap_servers="127.0.0.1:9", fetch_max_wait_ms=123, fetch_min_bytes=45)
         return thread._create_worker_consumer(app.transport), plain
 
-    worker, plain = asyncio.run(build())
-    assert plain._fetch_max_wait_ms == 123
-    assert worker._fetch_max_wait_ms == faust_patches.FETCH_MAX_WAIT_MS == 100
+    worker, plain = asyncio.run(build(Settings(app_id="fetch-wait-test")))
+    assert (plain._fetch_max_wait_ms, plain._fetch_min_bytes) == (123, 45)
+    defaults = Settings()
+    assert (worker._fetch_max_wait_ms, worker._fetch_min_bytes) == (defaults.fetch_max_wait_ms,
+                                                                    defaults.fetch_min_bytes)
+    assert defaults.fetch_max_wait_ms < 1500
+    tuned, _ = asyncio.run(build(Settings.from_env({"HCS_FETCH_MIN_BYTES": "4096", "HCS_FETCH_MAX_WAIT_MS": "250"})))
+    assert (tuned._fetch_max_wait_ms, tuned._fetch_min_bytes) == (250, 4096)
     assert worker._max_partition_fetch_bytes == CONSUMER_FETCH_BYTES  # the settings Faust passes are kept
