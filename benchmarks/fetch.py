@@ -66,14 +66,17 @@ def table(points: list[Point]) -> str:
 
 
 @click.command()
+@click.option("--candidate", "candidates", multiple=True, metavar="MIN_BYTES:MAX_WAIT_MS",
+              help="A setting to measure (repeatable); default: the built-in candidates.")
 @click.option("--seconds", type=float, default=10.0, show_default=True, help="Measured seconds per rate.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench-results/fetch.json"), show_default=True)
-def main(seconds: float, out: Path) -> None:
+def main(candidates: tuple[str, ...], seconds: float, out: Path) -> None:
+    chosen = tuple((int(b), int(w)) for b, w in (c.split(":") for c in candidates)) or CANDIDATES
     out.parent.mkdir(parents=True, exist_ok=True)
     kafka = LocalKafka(Path(tempfile.mkdtemp(prefix="hcs-fetch-")), heap="1g", owned=True)
     bootstrap = kafka.start(port=free_port()).bootstrap or ""
     try:
-        points = sweep(bootstrap, seconds, CANDIDATES, out.parent / "bench-work")
+        points = sweep(bootstrap, seconds, chosen, out.parent / "bench-work")
     finally:
         kafka.stop()
         shutil.rmtree(kafka.state_dir, ignore_errors=True)

@@ -377,7 +377,7 @@ class AtLeastOnceApp(faust.App):
     # for this long. At 1.5 s the worker sat idle ~30% of the time on gateway batches (and it
     # likely caused the stalls of over a second once seen with single-scan records).
     fetch_max_wait_ms: int = 100
-    fetch_min_bytes: int = 1
+    fetch_min_bytes: int = 1  # aiokafka's default; the worker takes HCS_FETCH_MIN_BYTES
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("TableManager", TableManager)

@@ -68,7 +68,7 @@ class Settings:
     alertmanager_url: str = "http://127.0.0.1:9093"
     commit_interval_s: float = 2.8
     processing_guarantee: str = EXACTLY_ONCE
-    fetch_min_bytes: int = 1
+    fetch_min_bytes: int = 16 * 1024
     fetch_max_wait_ms: int = 100
     kafka: KafkaSecurity = field(default_factory=KafkaSecurity)
 
