@@ -156,6 +156,7 @@ def wire_agents(app: HcsApp, scans_topic: Any, entries_topic: Any, partials_topi
         pipeline.close_windows(now)
         pipeline.check_silent(now)
         pipeline.close_minutes(now)
+        pipeline.dead_letter_refused_plans(now)
         await persist()
 
     @app.timer(WINDOW_TICK_S, name="watch_kafka")

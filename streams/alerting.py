@@ -31,7 +31,7 @@ class Alerts:
     def raise_alert(self, dedup_key: str, kind: str, severity: str, reasons: tuple[str, ...],
                     district: str, venue_id: str, checkpoint_id: str | None, person_ref: str | None,
                     event_id: str, event_time: float, dedup_minutes: float, version: str,
-                    partition: int, minute: DistrictMinute) -> None:
+                    partition: int, minute: DistrictMinute, details: dict[str, Any] | None = None) -> None:
         """Emit a person alert unless a repeat of its dedup key within the dedup window."""
         state_key = ALERT_PREFIX + dedup_key
         raw = self.memos.get(state_key)
@@ -42,7 +42,7 @@ class Alerts:
             self.emit(kind=kind, severity=severity, dedup_key=dedup_key, district=district,
                       venue_id=venue_id, checkpoint_id=checkpoint_id, person_ref=person_ref,
                       reasons=reasons, occurrence=occurrence, status="firing", policy_version=version,
-                      minute=minute)
+                      minute=minute, details=details)
 
     def emit(self, *, minute: DistrictMinute, **fields: Any) -> None:
         """One alert out to ``hcs.alerts.v1``, counted in the metrics and in its district minute."""

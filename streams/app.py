@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -20,6 +21,7 @@ from streams.metrics import Metrics
 from streams.output import BatchedOutput
 from streams.pipeline import Pipeline
 from streams.readiness import Readiness
+from streams.register import Register
 from streams.rules.policy import Policy, load_policy
 from streams.settings import Settings
 from streams.sinks import PartialsSink, TopicSink, changelog_writer
@@ -175,10 +177,13 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
                            transactional=settings.exactly_once)
     app.output = output
     sink = TopicSink(output, settings.topic_prefix)
+    # Every managed person's plan, read whole before the first scan is judged and followed after.
+    register = Register(topics.topic_name(topics.MANAGEMENT, settings.topic_prefix), settings.client_kwargs())
     pipeline = Pipeline(policy, PartitionedState(state, changelog_writer(output, state)),
                         DedupMarks(seen, changelog_writer(output, seen)), sink,
                         PartialsSink(output, partials_name, topics.PARTIALS.partitions), metrics,
-                        dedup_horizon_s=settings.dedup_horizon_hours * 3600, is_active=is_active)
+                        dedup_horizon_s=settings.dedup_horizon_hours * 3600, is_active=is_active,
+                        register=register)
     owner = StatsOwner(PartitionedState(stats, changelog_writer(output, stats)), sink,
                        sources=topics.SCANS.partitions)
     app.pipeline = pipeline
@@ -186,6 +191,8 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
 
     app.readiness = Readiness()
     app.views = []
+    app.add_view(register.view)
+    metrics.watch_register(lambda: pipeline.managed_persons(time.time()))
 
     app.drains = wire_agents(app, scans_topic, entries_topic, partials_topic, watch)
     wire_web(app)

@@ -38,7 +38,9 @@ async def ensure_topics(settings: Settings) -> list[str]:
         check_partitions(required, await _partition_counts(admin, [n for n in required if n in existing]))
         # The internal partials topic too: created by Faust on subscription, it raced the consumer.
         wanted = topics.worker_topics(settings.topic_prefix, settings.app_id)
-        missing = [NewTopic(name, partitions, settings.replication)
+        compacted = topics.compacted_topics(settings.topic_prefix)
+        missing = [NewTopic(name, partitions, settings.replication,
+                            topic_configs={"cleanup.policy": "compact"} if name in compacted else None)
                    for name, partitions in wanted.items() if name not in existing]
         if missing:
             await admin.create_topics(missing)

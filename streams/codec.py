@@ -9,7 +9,10 @@ Schemas of ``schemas/`` are the published form of the same shapes.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Sequence
+from datetime import date
+from functools import cache
 
 import msgspec
 import orjson
@@ -17,6 +20,7 @@ import orjson
 from streams import wire
 from streams.models import EntryCount, Itinerary, Nat, Rejected, ScanEvent, Vaccination
 from streams.pseudonyms import PERSON_REF_FORM, holds_resident_id, is_pseudonym, is_resident_id
+from streams.rules.management import Plan
 
 MAX_RECORD_BYTES = 64 * 1024  # a scan, an entry count: docs/interface.md's TOO_LARGE limit
 # A gateway batch holds up to 1,000 scans, which cannot fit in 64 KiB: the limit applies to each
@@ -308,3 +312,62 @@ def decode_entries(raw: bytes | None, now: float | None = None) -> EntryCount | 
                         "(a device clock ahead)", raw)
     return EntryCount(record.event_id, record.checkpoint_id, record.venue_id, record.venue_type,
                       record.district, start, end, record.entries)
+
+
+MANAGEMENT_SCHEMA = "hcs.management.v1"
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
+
+
+def decode_plan(key: bytes | None, raw: bytes | None) -> tuple[str, Plan | None] | Rejected:
+    """Decode one record of the key-personnel register: ``(person_ref, plan)``, the plan None
+    when management ends (a tombstone, or ``status: released``), or why it is refused."""
+    if not key:
+        return Rejected("SCHEMA_INVALID", "key: must be the record's person_ref", raw or b"")
+    try:
+        ref = key.decode()
+    except UnicodeDecodeError:
+        return Rejected("SCHEMA_INVALID", "key: is not UTF-8", raw or b"")
+    if not is_pseudonym(ref):
+        return Rejected("SCHEMA_INVALID", f"key: must be {PERSON_REF_FORM}", raw or b"")
+    if raw is None:
+        return ref, None  # a tombstone: management ended
+    if len(raw) > MAX_RECORD_BYTES:
+        return _too_large(len(raw), MAX_RECORD_BYTES, "record", raw)
+    if (bad_text := _not_utf8(raw)) is not None:
+        return Rejected("NOT_JSON", bad_text, raw)
+    try:
+        record = wire.MANAGEMENT.decode(raw)
+    except msgspec.ValidationError as exc:
+        return _shape_error(exc, raw, "", MANAGEMENT_SCHEMA)
+    except msgspec.DecodeError as exc:
+        return Rejected("NOT_JSON", f"not UTF-8 JSON: {exc}", raw)
+    except RecursionError:
+        return _too_deep(raw)
+    if not isinstance(record, wire.ManagementRecord):
+        return Rejected("UNSUPPORTED_SCHEMA", f"schema: is not {MANAGEMENT_SCHEMA}", raw)
+    if not is_pseudonym(record.person_ref) or (len(record.person_ref) == 18 and is_resident_id(record.person_ref)):
+        return Rejected("SCHEMA_INVALID", f"person_ref: must be {PERSON_REF_FORM}", raw, redact="person_ref")
+    if record.person_ref != ref:
+        return Rejected("SCHEMA_INVALID", "person_ref: is not the record's key", raw)
+    kinds = [phase.kind for phase in record.phases]
+    if "centralized_isolation" in kinds and record.isolation_point_id is None:
+        return Rejected("SCHEMA_INVALID", "isolation_point_id: is required with a centralized_isolation phase", raw)
+    if "centralized_isolation" not in kinds and record.isolation_point_id is not None:
+        return Rejected("SCHEMA_INVALID", "isolation_point_id: must be null without a centralized_isolation phase",
+                        raw)
+    if _holds_id(record.plan_id) or (record.isolation_point_id and _holds_id(record.isolation_point_id)):
+        field = "plan_id" if _holds_id(record.plan_id) else "isolation_point_id"
+        return Rejected("SCHEMA_INVALID", f"{field}: holds a resident ID number", raw, redact=field)
+    if record.status == "released":
+        return ref, None
+    intern = sys.intern
+    phases = _phases(tuple(kinds), tuple(p.days for p in record.phases))
+    point = None if record.isolation_point_id is None else intern(record.isolation_point_id)
+    return ref, Plan(record.plan_id, intern(record.district), intern(record.plan),
+                     record.start_date.toordinal() - _EPOCH_ORDINAL, phases, point)
+
+
+@cache
+def _phases(kinds: tuple[str, ...], days: tuple[int, ...]) -> tuple[tuple[str, int], ...]:
+    """One tuple for every plan of the same shape (a million plans share a handful)."""
+    return tuple(zip(kinds, days, strict=True))

@@ -68,9 +68,12 @@ class Intake:
             self.metrics.duplicates(spec.name).inc(len(event_ids) - len(claimed))
         return claimed
 
-    def dead_letter(self, rejected: Rejected, ref: RecordRef, now: float, index: int = 0) -> None:
-        """Dead-letter a refused record (or scan ``index`` of a batch) once."""
-        if not self.claim([f"{ref.topic}|{ref.partition}|{ref.offset}|{index}"], ref.spec, ref.partition, now,
+    def dead_letter(self, rejected: Rejected, ref: RecordRef, now: float, index: int = 0,
+                    state_partition: int | None = None) -> None:
+        """Dead-letter a refused record (or scan ``index`` of a batch) once; its mark is kept in
+        the dedup marks of ``state_partition`` (default: the record's partition)."""
+        partition = ref.partition if state_partition is None else state_partition
+        if not self.claim([f"{ref.topic}|{ref.partition}|{ref.offset}|{index}"], ref.spec, partition, now,
                           DEAD_LETTER_PREFIX):
             return
         self.sink.send(topics.DLQ, dead_letter_key(ref.key),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,6 +145,11 @@ class Metrics:
         """Export whether Kafka is reachable (``hcs_kafka_reachable``) and how often it was lost."""
         self.registry.register(_KafkaCollector(reachable, outages))
 
+    def watch_register(self, managed: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        """Export the persons under management today by managing district and phase
+        (``hcs_managed_persons``; every worker holds the whole register: take max, not sum)."""
+        self.registry.register(_RegisterCollector(managed))
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -158,3 +163,16 @@ class _KafkaCollector:
                                 value=1.0 if self._reachable() else 0.0)
         yield CounterMetricFamily("hcs_kafka_outages", "Times the worker lost its connection to Kafka.",
                                   value=float(self._outages()))
+
+
+class _RegisterCollector:
+    def __init__(self, managed: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        self._managed = managed
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily("hcs_managed_persons", "Persons under management on today's local date, by "
+                                   "managing district and phase (the whole register, on every worker).",
+                                   labels=["district", "phase"])
+        for (district, phase), n in sorted(self._managed().items()):
+            family.add_metric([district, phase], float(n))
+        yield family

@@ -33,23 +33,33 @@ from streams.minutes import DistrictMinutes, PartialsSink
 from streams.models import EntryCount, Rejected, ScanEvent
 from streams.rechecks import Recheck, Rechecks, recheck_key
 from streams.records import Decision
+from streams.register import Register
 from streams.rules.alerts import person_dedup_key
+from streams.rules.codes import ISOLATION_BREACH_ALERT, MONITORING_RESTRICTED
 from streams.rules.compliance import MINUTE_S, DistrictMinute, StreamClock, window_start
 from streams.rules.judge import is_late, judge
+from streams.rules.management import alert_details, phase_on, restriction
 from streams.rules.policy import Params, Policy
 from streams.silence import Checkpoints
 from streams.state import DedupMarks, PartitionedState
-from streams.times import utc_rfc3339
+from streams.times import shanghai_day, utc_rfc3339
+from streams.views import Where
 from streams.windows import ComplianceWindows, WindowHandle
 
 __all__ = ["PartialsSink", "Pipeline", "RecordRef", "Sink"]
+
+MANAGEMENT_ALERTS = frozenset((ISOLATION_BREACH_ALERT, MONITORING_RESTRICTED))  # with the plan's details
 
 
 class Pipeline:
     def __init__(self, policy: Policy, state: PartitionedState, seen: DedupMarks, sink: Sink,
                  partials: PartialsSink, metrics: Metrics, dedup_horizon_s: float,
-                 is_active: Callable[[int], bool] = lambda p: True, idle_s: float = 10.0) -> None:
+                 is_active: Callable[[int], bool] = lambda p: True, idle_s: float = 10.0,
+                 register: Register | None = None) -> None:
         self.policy = policy
+        # Every managed person's plan (the replicated register); an empty one in tests without it.
+        self.register = register if register is not None else Register("", {})
+        self._refused_plans: list[tuple[Rejected, Where]] = []
         self.state = state
         self.seen = seen
         self._sink = sink
@@ -145,6 +155,7 @@ class Pipeline:
         venue, venue_key, decisions = "", b"", cast(list[bytes], [])
         minute_district, minute_lo, minute_hi = "", 0.0, 0.0
         minute, reattributed = cast(DistrictMinute, None), False
+        plans = self.register.plans
         windows: dict[tuple[str, float], WindowHandle] = {}
         reports: dict[str, _Report] = {}
         counts = _Counts(self.metrics)
@@ -161,7 +172,11 @@ class Pipeline:
                     counts.group(district, venue_type, minute, reattributed)
             open_key = recheck_key(scan.venue_id, scan.person_ref)
             opened = opened_at(open_key)
-            verdict = judge(scan, params, opened is not None and 0 <= t - opened <= recheck_s)
+            managed = phase = None
+            plan = plans.get(scan.person_ref) if plans else None
+            if plan is not None and (phase := phase_on(plan, shanghai_day(t))) is not None:
+                managed = restriction(plan, phase, scan.venue_id, params.isolation_action, params.monitoring_action)
+            verdict = judge(scan, params, opened is not None and 0 <= t - opened <= recheck_s, managed)
             late = is_late(t, now)
             if verdict.ends_recheck:
                 rechecks.close(open_key)
@@ -183,9 +198,11 @@ class Pipeline:
                 counts.group(district, venue_type, minute, reattributed)
             for spec in verdict.alerts:
                 key = person_dedup_key(spec.kind, scan.person_ref, venue)
+                details = (alert_details(plan, phase) if plan is not None and phase is not None
+                           and spec.kind in MANAGEMENT_ALERTS else None)
                 self.alerts.raise_alert(key, spec.kind, spec.severity, spec.reasons, district, venue,
                                         scan.checkpoint_id, scan.person_ref, scan.event_id, t,
-                                        params.alert_dedup_minutes, version, partition, minute)
+                                        params.alert_dedup_minutes, version, partition, minute, details)
 
             start = window_start(t, window_s)
             window = windows.get((scan.checkpoint_id, start))
@@ -251,6 +268,32 @@ class Pipeline:
         self.checkpoints.reported(count.checkpoint_id, count.window_start, count.window_start, uploaded,
                                   count.district, count.venue_id, count.venue_type, version, partition)
         self.metrics.entries(count.district, count.venue_type).inc(count.entries)
+
+    # -- the register ----------------------------------------------------------------------------
+
+    def dead_letter_refused_plans(self, now: float) -> int:
+        """Dead-letter the register records the register refused, once across the workers: each
+        by the owner of the scans partition its register partition maps to (every worker reads
+        the whole register), marked in that partition's dedup marks so that a restart does not
+        repeat it within the dedup horizon. Held until this worker owns a partition (its first
+        assignment); records whose partition another worker owns are that worker's."""
+        self._refused_plans.extend(self.register.take_refused())
+        owned = self._owned()
+        if not self._refused_plans or not owned:
+            return 0
+        done = 0
+        for rejected, where in self._refused_plans:
+            state_partition = where.partition % topics.SCANS.partitions
+            if state_partition in owned:
+                ref = RecordRef(topics.MANAGEMENT, where.topic, where.partition, where.offset, where.key)
+                self.intake.dead_letter(rejected, ref, now, state_partition=state_partition)
+                done += 1
+        self._refused_plans.clear()
+        return done
+
+    def managed_persons(self, now: float) -> Counter[tuple[str, str]]:
+        """Persons under management on today's local date, by (managing district, phase)."""
+        return self.register.managed_on(shanghai_day(now))
 
     # -- timers --------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ class TopicSpec:
     name: str
     partitions: int
     key: str
+    compacted: bool = False  # the latest record of each key is its value (a null value removes it)
 
 
 SCANS = TopicSpec("hcs.scans.v1", 8, "venue_id")
@@ -18,8 +19,9 @@ DECISIONS = TopicSpec("hcs.decisions.v1", 8, "venue_id")
 ALERTS = TopicSpec("hcs.alerts.v1", 4, "dedup_key")
 DISTRICT_STATS = TopicSpec("hcs.district-stats.v1", 4, "district")
 DLQ = TopicSpec("hcs.dlq.v1", 4, "original key")
-
-ALL: tuple[TopicSpec, ...] = (SCANS, ENTRIES, DECISIONS, ALERTS, DISTRICT_STATS, DLQ)
+# The key-personnel register, written by the register's system, read whole by every worker.
+MANAGEMENT = TopicSpec("hcs.management.v1", 4, "person_ref", compacted=True)
+ALL: tuple[TopicSpec, ...] = (SCANS, ENTRIES, DECISIONS, ALERTS, DISTRICT_STATS, DLQ, MANAGEMENT)
 
 # The worker's internal topic of district-minute partials (step one of the district stats),
 # named after the worker's app id: not part of the contract.
@@ -63,6 +65,11 @@ TABLES: dict[str, int] = {"seen": SCANS.partitions, "state": SCANS.partitions,
 def changelog_topic_name(app_id: str, table: str) -> str:
     """Faust's name for a table's changelog topic."""
     return f"{app_id}-{table}-changelog"
+
+
+def compacted_topics(prefix: str) -> set[str]:
+    """The names on the cluster of the contract's compacted topics."""
+    return {topic_name(spec, prefix) for spec in ALL if spec.compacted}
 
 
 def required_partitions(prefix: str, app_id: str) -> dict[str, int]:

@@ -15,8 +15,9 @@ consumer does that with nothing in between, and the two-worker test shows it
 (``tests/integration/test_replicated_view.py``).
 
 Records are read committed (a producer writing in transactions never shows an aborted write).
-A record the view cannot decode is skipped and counted (``skipped``): it is the producer's to
-fix, and one bad record must not stop every worker.
+A record the view cannot decode is skipped and counted (``skipped``), and handed to
+``on_invalid`` (the register dead-letters it): it is the producer's to fix, and one bad record
+must not stop every worker. The key's previous value stays.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from mode import Service
 
@@ -37,17 +38,37 @@ V = TypeVar("V")
 Decoder = Callable[[bytes | None, bytes | None], tuple[K, V | None]]
 
 
+class Where(NamedTuple):
+    """Where a record of a view's topic came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+
+
+class InvalidRecord(ValueError):
+    """A record a view's decoder refuses, with what the decoder made of it."""
+
+    def __init__(self, detail: str, refused: Any = None) -> None:
+        super().__init__(detail)
+        self.refused = refused  # what the decoder made of it (the register: a Rejected)
+
+
 class ReplicatedView(Service, Generic[K, V]):
     """The current value of every key of ``topic``, on every worker."""
 
     def __init__(self, name: str, topic: str, client: Mapping[str, Any], decode: Decoder[K, V],
-                 on_change: Callable[[K, V | None], None] | None = None, **kwargs: Any) -> None:
+                 on_change: Callable[[K, V | None, V | None], None] | None = None,
+                 on_invalid: Callable[[Where, bytes | None, ValueError], None] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.name = name
         self.topic = topic
         self.client = dict(client)
         self.decode = decode
-        self.on_change = on_change
+        self.on_change = on_change  # (key, old value, new value), after the change
+        self.on_invalid = on_invalid  # (where, value, error) of a record that could not be decoded
         self.data: dict[K, V] = {}
         self.caught_up = asyncio.Event()
         self.records = 0  # read since the start
@@ -76,21 +97,25 @@ class ReplicatedView(Service, Generic[K, V]):
         return self.caught_up.is_set(), {"topic": self.topic, "keys": len(self.data), "records": self.records,
                                          "skipped": self.skipped}
 
-    def apply(self, key: bytes | None, value: bytes | None) -> None:
+    def apply(self, key: bytes | None, value: bytes | None, partition: int = 0, offset: int = -1) -> None:
         """One record of the topic, in offset order (also for tests without a broker)."""
         self.records += 1
         try:
             view_key, decoded = self.decode(key, value)
         except (ValueError, TypeError, KeyError) as exc:
             self.skipped += 1
-            log.warning("view %s: skipped a record that is not valid (%s)", self.name, type(exc).__name__)
+            # The reason's code only: a detail may quote the value, which may hold person data.
+            log.warning("view %s: skipped record %s[%d]@%d: %s", self.name, self.topic, partition, offset,
+                        getattr(getattr(exc, "refused", None), "reason", None) or type(exc).__name__)
+            if self.on_invalid is not None:
+                error = exc if isinstance(exc, ValueError) else ValueError(type(exc).__name__)
+                self.on_invalid(Where(self.topic, partition, offset, key), value, error)
             return
-        if decoded is None:
-            self.data.pop(view_key, None)
-        else:
+        old = self.data.pop(view_key, None) if decoded is None else self.data.get(view_key)
+        if decoded is not None:
             self.data[view_key] = decoded
         if self.on_change is not None:
-            self.on_change(view_key, decoded)
+            self.on_change(view_key, old, decoded)
 
     @Service.task
     async def _follow(self) -> None:
@@ -99,7 +124,7 @@ class ReplicatedView(Service, Generic[K, V]):
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:
-                    self.apply(record.key, record.value)
+                    self.apply(record.key, record.value, record.partition, record.offset)
             if not self.caught_up.is_set():
                 await self._check_caught_up()
 

@@ -11,7 +11,7 @@ offset is refused, as the contract says. Unknown extra fields are ignored.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -91,6 +91,24 @@ class EntryCountRecord(Struct, frozen=True, gc=False, tag_field="schema", tag="h
     entries: Annotated[int, Meta(ge=0, le=MAX_ENTRIES)]
 
 
+class Phase(Struct, frozen=True, gc=False):
+    kind: Literal["centralized_isolation", "home_isolation", "health_monitoring"]
+    days: Annotated[int, Meta(ge=1, le=60)]
+
+
+class ManagementRecord(Struct, frozen=True, gc=False, tag_field="schema", tag="hcs.management.v1"):
+    plan_id: Id
+    person_ref: Annotated[str, Meta(min_length=16, max_length=128)]  # its form: checked by the codec
+    district: District  # the managing district
+    plan: Annotated[str, Meta(min_length=1, max_length=32)]
+    start_date: date  # Asia/Shanghai: day 1
+    phases: Annotated[list[Phase], Meta(min_length=1, max_length=5)]
+    status: Literal["active", "released"]
+    updated_at: Timestamp
+    # Required with a centralized_isolation phase (checked by the codec), else null.
+    isolation_point_id: Id | None = None
+
+
 class _NoRecord(Struct, frozen=True, tag_field="schema", tag=""):
     """Never sent: the second member that makes entry counts a tagged union (see below)."""
 
@@ -99,3 +117,4 @@ class _NoRecord(Struct, frozen=True, tag_field="schema", tag=""):
 # the tag of a lone tagged Struct, and scans of a batch without one were once accepted.
 SCAN_RECORD = msgspec.json.Decoder(Scan | ScanBatch)
 ENTRIES = msgspec.json.Decoder(EntryCountRecord | _NoRecord)
+MANAGEMENT = msgspec.json.Decoder(ManagementRecord | _NoRecord)

@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 from streams.models import ScanEvent
 from streams.rules import codes as c
+from streams.rules.management import Restriction
 from streams.rules.policy import Params
 from streams.times import shanghai_day
 
@@ -81,11 +82,15 @@ def _itinerary_risk(scan: ScanEvent, p: Params) -> bool:
     return False
 
 
-def judge(scan: ScanEvent, p: Params, recheck_open: bool = False) -> Judgement:
+def judge(scan: ScanEvent, p: Params, recheck_open: bool = False, managed: Restriction | None = None) -> Judgement:
     """Judge ``scan`` under ``p``; ``recheck_open``: a RECHECK of this person at this venue is
-    awaiting its second reading (the caller checked it is within ``recheck_window_minutes``)."""
+    awaiting its second reading (the caller checked it is within ``recheck_window_minutes``);
+    ``managed``: what the person's management plan means at this venue today, if anything
+    (:func:`streams.rules.management.restriction`)."""
     deny: set[str] = set()
     report: set[str] = set()
+    if managed is not None:
+        (deny if managed.deny else report).add(managed.reason)
 
     if scan.color == "red":
         deny.add(c.HEALTH_CODE_RED)
@@ -146,12 +151,17 @@ def judge(scan: ScanEvent, p: Params, recheck_open: bool = False) -> Judgement:
         decision = c.ALLOW_WITH_REPORT
     else:
         decision = c.ALLOW  # a recheck settled without fever
-    return Judgement(decision, reasons, _alerts(reasons, fever_confirmed), starts_recheck, ends_recheck)
+    alerts = _alerts(reasons, fever_confirmed, None if managed is None else managed.alert)
+    return Judgement(decision, reasons, alerts, starts_recheck, ends_recheck)
 
 
 @cache  # a pure function of a few dozen distinct inputs, called for every scan
-def _alerts(reasons: tuple[str, ...], fever_confirmed: bool) -> tuple[AlertSpec, ...]:
+def _alerts(reasons: tuple[str, ...], fever_confirmed: bool, managed_alert: str | None) -> tuple[AlertSpec, ...]:
     out: list[AlertSpec] = []
+    if managed_alert == c.ISOLATION_BREACH_ALERT:
+        out.append(AlertSpec(c.ISOLATION_BREACH_ALERT, c.CRITICAL, (c.ISOLATION_BREACH,)))
+    elif managed_alert == c.MONITORING_RESTRICTED:
+        out.append(AlertSpec(c.MONITORING_RESTRICTED, c.WARNING, (c.UNDER_HEALTH_MONITORING,)))
     key_reasons = tuple(r for r in reasons if r in _KEY_PERSON_SEVERITY)
     if key_reasons:
         severity = max((_KEY_PERSON_SEVERITY[r] for r in key_reasons), key=c.SEVERITY_RANK.__getitem__)

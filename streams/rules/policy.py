@@ -44,6 +44,8 @@ class Params:
     compliance_window_seconds: float
     compliance_grace_seconds: float
     silent_after_minutes: float
+    isolation_action: str  # deny or report: a person in isolation scanned here (Managed personnel)
+    monitoring_action: str  # deny or report: a person under health monitoring scanned here
 
 
 PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Params))

@@ -68,6 +68,7 @@ def make_app(policy: Policy | None = None) -> tuple[HcsApp, RecordingSink, Magic
     app.stats_owner.sink = sink
     app.pipeline.partials = RecordingPartials()
     app.pipeline.is_active = lambda partition: partition == 0  # as if the group gave us partition 0
+    app.pipeline.register.view.caught_up.set()  # an empty register, loaded (tests apply records to it)
     changelog = MagicMock(name="send_changelog")  # the changelogs of every table, in one record
     def send(partition: int, records: list[tuple[str, Any]]) -> None:
         for key, value in records:

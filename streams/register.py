@@ -1,0 +1,79 @@
+"""The key-personnel register (``hcs.management.v1``): every managed person's plan, on every worker.
+
+A replicated view (:mod:`streams.views`) of the compacted register topic, keyed by
+``person_ref``: loaded before the worker judges its first scan, followed afterwards. A record
+replaces the person's plan (an extension, a correction: the later record on the topic wins);
+``status: released`` and a tombstone end management at once. An invalid record leaves the
+previous plan in place and is dead-lettered (:meth:`Register.take_refused`).
+
+Alongside the plans it counts them by shape (managing district, start day, phases), so the
+``hcs_managed_persons`` gauge is a sum over a few thousand shapes, not a walk of 10⁶ plans.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from streams.codec import decode_plan
+from streams.models import Rejected
+from streams.rules.management import Plan, phase_on
+from streams.views import InvalidRecord, ReplicatedView, Where
+
+Shape = tuple[str, int, tuple[tuple[str, int], ...]]  # (district, start_day, phases)
+
+
+def _decode(key: bytes | None, value: bytes | None) -> tuple[str, Plan | None]:
+    decoded = decode_plan(key, value)
+    if isinstance(decoded, Rejected):
+        raise InvalidRecord(decoded.detail, decoded)
+    return decoded
+
+
+class Register:
+    """person_ref -> Plan for every person under management, and their counts by shape."""
+
+    def __init__(self, topic: str, client: Mapping[str, Any]) -> None:
+        self.view: ReplicatedView[str, Plan] = ReplicatedView(
+            "management", topic, client, _decode, on_change=self._changed, on_invalid=self._refused)
+        self.plans: dict[str, Plan] = self.view.data
+        self.shapes: Counter[Shape] = Counter()
+        self._refused_records: list[tuple[Rejected, Where]] = []
+
+    def get(self, person_ref: str) -> Plan | None:
+        return self.plans.get(person_ref)
+
+    def apply(self, key: bytes | None, value: bytes | None, partition: int = 0, offset: int = -1) -> None:
+        """One register record (what the view does with each; also for tests without a broker)."""
+        self.view.apply(key, value, partition, offset)
+
+    def _changed(self, person_ref: str, old: Plan | None, new: Plan | None) -> None:
+        if old is not None:
+            shape = (old.district, old.start_day, old.phases)
+            left = self.shapes[shape] - 1
+            if left:
+                self.shapes[shape] = left
+            else:
+                del self.shapes[shape]
+        if new is not None:
+            self.shapes[(new.district, new.start_day, new.phases)] += 1
+
+    def _refused(self, where: Where, value: bytes | None, error: ValueError) -> None:
+        refused = getattr(error, "refused", None)
+        rejected = refused if isinstance(refused, Rejected) else Rejected("SCHEMA_INVALID", str(error), value or b"")
+        self._refused_records.append((rejected, where))
+
+    def take_refused(self) -> list[tuple[Rejected, Where]]:
+        """The records refused since the last call (to be dead-lettered)."""
+        taken, self._refused_records = self._refused_records, []
+        return taken
+
+    def managed_on(self, day: int) -> Counter[tuple[str, str]]:
+        """Persons under management on local day ``day``, by (managing district, phase)."""
+        counts: Counter[tuple[str, str]] = Counter()
+        for (district, start, phases), n in self.shapes.items():
+            phase = phase_on(Plan("", district, "", start, phases, None), day)
+            if phase is not None:
+                counts[(district, phase.kind)] += n
+        return counts
