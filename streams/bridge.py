@@ -54,6 +54,12 @@ def to_alertmanager(alert: dict[str, Any], now: float, raised_at: float | None =
     }
     if alert.get("checkpoint_id"):
         labels["checkpoint_id"] = alert["checkpoint_id"]
+    details = alert.get("details") or {}
+    managing = details.get("managing_district") if isinstance(details, dict) else None
+    if managing and managing != alert["district"]:
+        # A managed person seen in another district: routed to the managing district's on-call
+        # as well (deploy/alertmanager); only when it differs, or that team would be told twice.
+        labels["managing_district"] = managing
     annotations = {
         "summary": _summary(alert),
         "reasons": ",".join(alert.get("reasons") or []),

@@ -205,9 +205,12 @@ def policy_check(file: Path, district: str) -> None:
               help="Also send people counts per checkpoint and minute to hcs.entries.v1.")
 @click.option("--run-id", default=None, help="In every event id (default: new each run, so a second run is not "
               "taken for redeliveries of the first; give the same one to resend a run).")
+@click.option("--managed", type=click.IntRange(0, 20_000), default=0, show_default=True,
+              help="Publish N key-personnel plans to hcs.management.v1 first (14+7+7, 7+3, 2+14; some released); "
+              "those people are among the scanned, so some breach isolation or are restricted.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def simulate(count: int | None, rate: float | None, batch: int, seed: int, entries: bool, run_id: str | None,
-             quiet: bool) -> None:
+             managed: int, quiet: bool) -> None:
     """Publish simulated checkpoint scans of Hangzhou's districts to hcs.scans.v1."""
     import os
     import uuid
@@ -223,12 +226,15 @@ def simulate(count: int | None, rate: float | None, batch: int, seed: int, entri
     except HcsError as exc:
         _fail(exc)
     run = run_id if run_id is not None else uuid.uuid4().hex[:8]
-    sim = Simulator(seed=seed, run_id=run) if key is None else Simulator(seed=seed, key=key, run_id=run)
+    sim = (Simulator(seed=seed, run_id=run, managed=managed) if key is None
+           else Simulator(seed=seed, key=key, run_id=run, managed=managed))
     topic = topics.topic_name(topics.SCANS, settings.topic_prefix)
     entries_topic = topics.topic_name(topics.ENTRIES, settings.topic_prefix) if entries else None
+    management_topic = topics.topic_name(topics.MANAGEMENT, settings.topic_prefix) if managed else None
     with click.progressbar(length=count or 0, label=f"scans -> {topic}", file=sys.stderr,
                            hidden=quiet or count is None) as bar:
-        counts = _run_client(settings, publish(sim, client, topic, count, rate, batch, bar.update, entries_topic))
+        counts = _run_client(settings, publish(sim, client, topic, count, rate, batch, bar.update, entries_topic,
+                                               management_topic))
     for on_purpose in ("duplicate_records", "malformed_records"):  # always said, even when none
         counts.setdefault(on_purpose, 0)
     click.echo(f"sent (run {run}): " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

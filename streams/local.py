@@ -39,6 +39,9 @@ def _wait_until_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float
     raise SystemExit(f"hcs: the worker was not ready at {base}/readyz within {timeout_s:.0f}s")
 
 
+MANAGED = 100  # key personnel on the simulated register: breaches and restrictions show in `hcs tail`
+
+
 def run_local(rate: float, port: int) -> None:
     settings = Settings.from_env()
     env = dict(os.environ)
@@ -57,7 +60,8 @@ def run_local(rate: float, port: int) -> None:
         _wait_until_ready(base, worker)
         print(f"hcs: worker ready; metrics at {base}/metrics", flush=True)
         children.append(subprocess.Popen(
-            [sys.executable, "-m", "streams", "simulate", "--rate", str(rate), "--quiet"], env=env,
+            [sys.executable, "-m", "streams", "simulate", "--rate", str(rate), "--managed", str(MANAGED), "--quiet"],
+            env=env,
             preexec_fn=die_with_parent))
         print(f"hcs: simulating {rate:g} scans/s; `hcs tail` shows alerts; Ctrl-C stops", flush=True)
         while all(child.poll() is None for child in children):

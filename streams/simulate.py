@@ -33,6 +33,14 @@ VENUE_WEIGHTS = {
 }
 CITIES = ["Hangzhou", "Shanghai", "Ningbo", "Suzhou", "Nanjing", "Wenzhou", "Shaoxing", "Jiaxing"]
 SIM_KEY = b"hcs-simulator-key-not-a-secret!!"
+# Management plans of key personnel, by share: (label, phases).
+PLANS = (
+    (0.6, "14+7+7", (("centralized_isolation", 14), ("home_isolation", 7), ("health_monitoring", 7))),
+    (0.3, "7+3", (("centralized_isolation", 7), ("health_monitoring", 3))),
+    (0.1, "2+14", (("home_isolation", 2), ("health_monitoring", 14))),
+)
+RELEASED_SHARE = 0.1  # plans the register sends as released (management ended early)
+AT_OWN_POINT = 0.7  # a resident in centralized isolation scanned: at their own point, mostly
 RETRY_S, MAX_RETRY_S = 1.0, 30.0  # resending what a cluster gone away did not take: backoff
 
 
@@ -78,6 +86,8 @@ class Simulator:
     # In every event id: the worker remembers ids for its dedup horizon, so a second run of the
     # same seed must bring new ids (``hcs simulate`` makes one per run); the content stays the seed's.
     run_id: str = ""
+    # People (of ``people``) under management on the key-personnel register: :meth:`plans`.
+    managed: int = 0
 
     def __post_init__(self) -> None:
         self._run = f"{self.run_id}-" if self.run_id else ""  # the event ids' run part
@@ -97,6 +107,8 @@ class Simulator:
         self._passed: Counter[tuple[str, float]] = Counter()  # (checkpoint, minute) -> scans
         self._reported_before = float("-inf")  # counter minutes ending by then were reported
         self._venue_of: dict[str, Venue] = {cp: v for v in self.venues for cp in v.checkpoints}
+        self._points = [v for v in self.venues if v.venue_type == "isolation_point"] or self.venues[:1]
+        self._isolated_at: dict[int, tuple[Venue, float, float]] = {}  # person -> (point, from, until)
 
     def _person(self, n: int) -> str:
         ref = self._refs.get(n)
@@ -105,10 +117,44 @@ class Simulator:
             ref = self._refs[n] = person_ref(f"SIM{self.seed:04d}{n:010d}", self.key)
         return ref
 
+    def plans(self, today: datetime) -> Iterator[tuple[bytes, bytes]]:
+        """The register's records (``hcs.management.v1``) of the first :attr:`managed` people: a
+        mix of 14+7+7, 7+3 and 2+14 at every point of their plan around ``today`` (some on
+        their last day, some not started, some over), a few released. Those people are scanned
+        like anyone else, so some breach their isolation and some are restricted."""
+        rng = random.Random(self.seed * 7919 + 1)  # its own stream: the scans stay the seed's
+        day0 = today.astimezone(SHANGHAI).date()
+        shares = [share for share, _, _ in PLANS]
+        for n in range(min(self.managed, self.people)):
+            _, label, phases = rng.choices(PLANS, shares)[0]
+            total = sum(days for _, days in phases)
+            # Day 1 from total+1 days ago (the plan just over) to tomorrow (not started yet);
+            # every tenth on its last day.
+            back = total - 1 if n % 10 == 0 else rng.randint(-1, total)
+            start = day0 - timedelta(days=back)
+            point = rng.choice(self._points) if phases[0][0] == "centralized_isolation" else None
+            released = rng.random() < RELEASED_SHARE
+            if point is not None and not released:
+                begins = datetime(start.year, start.month, start.day, tzinfo=SHANGHAI)
+                self._isolated_at[n] = (point, begins.timestamp(),
+                                        (begins + timedelta(days=phases[0][1])).timestamp())
+            ref = self._person(n)
+            self.counts["plans_released" if released else "plans"] += 1
+            yield ref.encode(), orjson.dumps({
+                "schema": "hcs.management.v1", "plan_id": f"sim-plan-{self.seed}-{n:06d}", "person_ref": ref,
+                "district": rng.choice(list(DISTRICTS)), "plan": label, "start_date": start.isoformat(),
+                "phases": [{"kind": kind, "days": days} for kind, days in phases],
+                "isolation_point_id": point.venue_id if point else None,
+                "status": "released" if released else "active", "updated_at": today.isoformat()})
+
     def scan(self, now: datetime) -> tuple[Venue, dict[str, Any]]:
         """One scan at ``now`` (or earlier, for a late upload), as a JSON-ready dict."""
         rng, mix = self.rng, self.mix
         venue = rng.choice(self.venues)
+        person = rng.randrange(self.people)
+        isolated = self._isolated_at.get(person) if self._isolated_at else None
+        if isolated is not None and isolated[1] <= now.timestamp() < isolated[2] and rng.random() < AT_OWN_POINT:
+            venue = isolated[0]  # a resident of a centralized isolation point, scanned there
         self._seq += 1
         at = now - timedelta(minutes=rng.uniform(6, 90)) if rng.random() < mix.late else now
         color = "green"
@@ -158,7 +204,7 @@ class Simulator:
             "venue_id": venue.venue_id,
             "venue_type": venue.venue_type,
             "district": venue.district,
-            "person_ref": self._person(rng.randrange(self.people)),
+            "person_ref": self._person(person),
             "health_code": {"color": color, "popup": rng.random() < mix.popup},
             "temperature_c": temp,
             "mask": mask,
@@ -238,9 +284,10 @@ class Simulator:
 
 async def publish(sim: Simulator, client: Mapping[str, Any], topic: str, count: int | None, rate: float | None,
                   batch: int = 1, on_progress: Callable[[int], None] | None = None,
-                  entries_topic: str | None = None) -> Counter[str]:
+                  entries_topic: str | None = None, management_topic: str | None = None) -> Counter[str]:
     """Send ``count`` scans (forever if None) to ``topic``, at ``rate`` scans/s or as fast as possible,
-    and to ``entries_topic`` each checkpoint's people count once its minute is over.
+    and to ``entries_topic`` each checkpoint's people count once its minute is over; first, to
+    ``management_topic``, the register's plans of the simulator's managed people.
 
     As a device does, it outlives a cluster gone away: records that could not be delivered are
     sent again, with backoff, once it is back (one line when it is lost, one when it is back).
@@ -265,6 +312,10 @@ async def publish(sim: Simulator, client: Mapping[str, Any], topic: str, count: 
     out = _Delivery(producer, stop)
     try:
         async with watched(f"Kafka at {client.get('bootstrap_servers')}") as watch:
+            if management_topic and sim.managed:
+                for key, value in sim.plans(datetime.now(SHANGHAI)):
+                    await out.send(management_topic, key, value)
+                await out.settle()  # the register first, as it would be before the scans
             started = time.monotonic()
             sent = 0
             for key, value, n in sim.records(count, batch):

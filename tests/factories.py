@@ -75,3 +75,20 @@ def policy_file(directory: Path, version: str, **defaults: Any) -> Path:
     path.write_text(json.dumps({"schema": "hcs.policy.v1", "versions": [
         {"version": version, "valid_from": "2022-01-01T00:00:00+08:00", "defaults": defaults}]}))
     return path
+
+
+FOURTEEN_SEVEN_SEVEN = (("centralized_isolation", 14), ("home_isolation", 7), ("health_monitoring", 7))
+
+
+def plan(person_ref: str | None = None, start: str = "2022-05-10",
+         phases: tuple[tuple[str, int], ...] = FOURTEEN_SEVEN_SEVEN, **overrides: Any) -> dict[str, Any]:
+    """A key-personnel register record (hcs.management.v1): 14+7+7 from 2022-05-10 by default,
+    centralized at isolation point ``iso-1``, managed by Gongshu (330105)."""
+    value: dict[str, Any] = {
+        "schema": "hcs.management.v1", "plan_id": "plan-1", "person_ref": person_ref or pseudonym(1),
+        "district": "330105", "plan": "+".join(str(days) for _, days in phases), "start_date": start,
+        "phases": [{"kind": kind, "days": days} for kind, days in phases],
+        "isolation_point_id": "iso-1" if any(k == "centralized_isolation" for k, _ in phases) else None,
+        "status": "active", "updated_at": "2022-05-10T07:00:00+08:00"}
+    value.update(overrides)
+    return value

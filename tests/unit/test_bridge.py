@@ -31,6 +31,18 @@ def test_labels_identify_the_alert_and_never_carry_the_person() -> None:
     assert posted["endsAt"] == "2022-05-10T01:00:00.000+00:00"  # a finding stays up for an hour
 
 
+def test_a_managed_persons_alert_names_the_managing_district_only_when_it_is_another() -> None:
+    details = {"plan_id": "plan-1", "plan": "14+7+7", "phase": "home_isolation", "day": 16,
+               "isolation_point_id": "iso-1", "managing_district": "330105"}
+    breach = {**PERSON, "kind": "ISOLATION_BREACH", "severity": "critical", "reasons": ["ISOLATION_BREACH"],
+              "dedup_key": "ISOLATION_BREACH|pseudonym-0000000001|venue-1", "details": details}
+    posted = to_alertmanager(breach, NOW)
+    assert posted["labels"]["managing_district"] == "330105" != posted["labels"]["district"]
+    assert "plan-1" in posted["annotations"]["details"]
+    at_home = to_alertmanager({**breach, "district": "330105"}, NOW)
+    assert "managing_district" not in at_home["labels"]  # the venue's own district: told once
+
+
 def test_two_people_at_one_venue_are_two_alerts_and_a_repeat_is_the_same_one() -> None:
     other = {**PERSON, "dedup_key": "KEY_PERSON_DETECTED|pseudonym-0000000002|venue-1"}
     assert to_alertmanager(PERSON, NOW)["labels"] != to_alertmanager(other, NOW)["labels"]

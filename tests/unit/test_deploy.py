@@ -219,6 +219,11 @@ def test_promtool_unit_tests_cover_every_rule_and_pass() -> None:
     ("district=330102 severity=warning kind=CHECKPOINT_SILENT", "shangcheng-oncall"),
     ("scope=service severity=critical alertname=HcsWorkerDown", "hcs-operators"),
     ("district=330199 severity=warning", "city-command-centre"),
+    # A breach in Xihu by a person Gongshu manages: both districts' urgent receivers.
+    ("district=330106 managing_district=330105 severity=critical kind=ISOLATION_BREACH",
+     "gongshu-oncall-urgent,xihu-oncall-urgent"),
+    ("district=330110 managing_district=330102 severity=warning kind=MONITORING_RESTRICTED",
+     "shangcheng-oncall,yuhang-oncall"),
 ])
 def test_alerts_are_routed_by_district_and_severity(labels: str, receiver: str) -> None:
     amtool = tool("amtool")
