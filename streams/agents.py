@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SCAN_BATCH_MAX = 1000  # records handed to the pipeline at once (whole fetched batches, at least one)
+# ... and bytes: 1,000 gateway batches are 100,000 scans, whose outputs a write would hold at once.
+SCAN_BATCH_MAX_BYTES = 4 * 1024 * 1024
 OVERLAP_MIN_S = 0.005  # a batch handled for at least this long is written while the next is handled
 RECHECK_TICK_S = 5.0  # FEVER_UNRESOLVED fires within this long after a recheck window ends
 WINDOW_TICK_S = 1.0  # compliance windows, silent checkpoints and district minutes close this often
@@ -95,7 +97,7 @@ def wire_agents(app: HcsApp, scans_topic: Any, entries_topic: Any, partials_topi
         await app.views_loaded()  # nothing is judged before every view is loaded
         try:
             while True:
-                batches = await inbox.take(SCAN_BATCH_MAX)
+                batches = await inbox.take(SCAN_BATCH_MAX, SCAN_BATCH_MAX_BYTES)
                 started = time.perf_counter()
                 now = time.time()
                 count = 0

@@ -68,14 +68,16 @@ class Inbox:
     def put_nowait(self, batch: Batch) -> None:
         self._queue.put_nowait(batch)
 
-    async def take(self, max_records: int) -> list[Batch]:
-        """Every batch waiting, at least one (waits for it), stopping once ``max_records`` are in."""
+    async def take(self, max_records: int, max_bytes: int = 1 << 62) -> list[Batch]:
+        """Every batch waiting, at least one (waits for it), stopping once ``max_records``
+        records or ``max_bytes`` of their values are in."""
         batches = [await self._queue.get()]
-        count = len(batches[0].records)
-        while count < max_records and not self._queue.empty():
+        count, size = len(batches[0].records), _size(batches[0])
+        while count < max_records and size < max_bytes and not self._queue.empty():
             batch = self._queue.get_nowait()
             batches.append(batch)
             count += len(batch.records)
+            size += _size(batch)
         self._in_hand += len(batches)
         self._settled.clear()
         return batches
@@ -93,6 +95,10 @@ class Inbox:
 
     async def settled(self) -> None:
         await self._settled.wait()
+
+
+def _size(batch: Batch) -> int:
+    return sum(len(record.value or b"") for record in batch.records)
 
 
 class BulkIntake:

@@ -15,8 +15,8 @@ from streams.rules.policy import load_policy
 from streams.settings import Settings
 
 
-def records(*offsets: int) -> list[Any]:
-    return [SimpleNamespace(offset=offset) for offset in offsets]
+def records(*offsets: int, size: int = 10) -> list[Any]:
+    return [SimpleNamespace(offset=offset, value=b"x" * size) for offset in offsets]
 
 
 def offsets(found: Any) -> list[int]:
@@ -59,6 +59,10 @@ def test_an_inbox_hands_over_every_batch_waiting_and_is_settled_once_they_are_do
         assert not inbox.idle  # one batch is still queued (not in hand: a rebalance drops it)
         flow.clear()  # what a rebalance does to the flow-controlled queues
         assert inbox.idle
+        for first in (0, 3):  # 30 bytes each: a cap of 40 bytes stops after the second
+            await inbox.put(Batch(TP("scans", 0), records(first, first + 1, first + 2)))
+        await inbox.put(Batch(TP("scans", 0), records(6)))
+        assert [offsets(b.records) for b in await inbox.take(100, max_bytes=40)] == [[0, 1, 2], [3, 4, 5]]
 
         suspended = FlowControlEvent(initially_suspended=True)
         held = BulkIntake(suspended).add("scans")

@@ -91,3 +91,38 @@ def test_a_run_id_changes_only_the_event_ids() -> None:
     ids_b = {s["event_id"] for s in b if isinstance(s, dict) and "event_id" in s}
     assert ids_a and not ids_a & ids_b
     assert [without_id(s) for s in a] == [without_id(s) for s in b]
+
+
+def test_managed_people_get_valid_plans_of_every_kind_and_are_among_the_scanned() -> None:
+    from collections import Counter
+
+    from streams.codec import decode_plan
+    from streams.rules.management import phase_on
+    from streams.times import shanghai_day
+    from tests.schema_check import assert_valid
+
+    sim = Simulator(seed=5, people=400, managed=200)
+    records = list(sim.plans(f.T0))
+    assert len(records) == 200 == sim.counts["plans"] + sim.counts["plans_released"]
+    plans, labels, released = {}, Counter(), 0
+    for key, value in records:
+        assert_valid("management.v1", [orjson.loads(value)])
+        decoded = decode_plan(key, value)
+        assert not isinstance(decoded, Rejected), decoded
+        ref, plan = decoded
+        labels[orjson.loads(value)["plan"]] += 1
+        if plan is None:
+            released += 1
+        else:
+            plans[ref] = plan
+    assert set(labels) == {"14+7+7", "7+3", "2+14"} and released == sim.counts["plans_released"] > 0
+    today = shanghai_day(f.T0.timestamp())
+    phases = Counter(p.kind if (p := phase_on(plan, today)) else None for plan in plans.values())
+    assert {"centralized_isolation", "home_isolation", "health_monitoring", None} <= set(phases)
+    assert any(plan.end_day == today for plan in plans.values())  # some on their last day
+    scans = [item for key, value, _ in sim.records(3000, clock=clock()) for item in decode_scans(value, key)
+             if isinstance(item, ScanEvent)]
+    managed = [s for s in scans if s.person_ref in plans]
+    assert len(managed) > 100
+    at_own_point = [s for s in managed if s.venue_id == plans[s.person_ref].isolation_point_id]
+    assert at_own_point and any(s.venue_id != plans[s.person_ref].isolation_point_id for s in managed)
