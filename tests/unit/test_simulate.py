@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import orjson
 
@@ -104,7 +105,9 @@ def test_managed_people_get_valid_plans_of_every_kind_and_are_among_the_scanned(
     sim = Simulator(seed=5, people=400, managed=200)
     records = list(sim.plans(f.T0))
     assert len(records) == 200 == sim.counts["plans"] + sim.counts["plans_released"]
-    plans, labels, released = {}, Counter(), 0
+    plans: dict[str, Any] = {}
+    labels: Counter[str] = Counter()
+    released = 0
     for key, value in records:
         assert_valid("management.v1", [orjson.loads(value)])
         decoded = decode_plan(key, value)
