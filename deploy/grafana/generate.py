@@ -51,6 +51,14 @@ CITY = dashboard("hcs-city", "hcs — city overview", [
     panel("Three-100% compliance by district and measure", "district_measure:hcs_three100_compliance:ratio15m",
           "{{district}} {{measure}}", "percentunit", description="ok / (ok + miss) over closed checkpoint windows"),
     panel("Late scans per second by district", "district:hcs_late_events:rate5m", "{{district}}", "ops"),
+    panel("Managed persons by district and phase", "max by (district, phase) (hcs_managed_persons)",
+          "{{district}} {{phase}}", description="key personnel on the register in each phase today, by "
+          "managing district (every worker holds the whole register: max, not sum)"),
+    panel("Isolation breaches and restrictions per second by district",
+          'sum by (district, reason) '
+          '(rate(hcs_scan_reasons_total{reason=~"ISOLATION_BREACH|UNDER_HEALTH_MONITORING"}[5m]))',
+          "{{district}} {{reason}}", "ops", description="scans of managed persons judged ISOLATION_BREACH or "
+          "UNDER_HEALTH_MONITORING, by the venue's district"),
     panel("Dead letters per second", "topic_reason:hcs_dead_letters:rate5m", "{{topic}} {{reason}}", "ops"),
     panel("Worker consumer lag (records)", "instance:hcs_consumer_lag:sum", "{{instance}}"),
     panel("Scan event lag p99", "histogram_quantile(0.99, sum by (le) (rate(hcs_event_lag_seconds_bucket[5m])))",
@@ -77,6 +85,11 @@ DISTRICT = dashboard("hcs-district", "hcs — district drill-down", [
     panel("Three-100% misses by measure (15 min)",
           'sum by (measure) (increase(hcs_three100_checks_total{district="$district",outcome="miss"}[15m]))',
           "{{measure}}"),
+    panel("Managed persons by phase", 'max by (phase) (hcs_managed_persons{district="$district"})', "{{phase}}",
+          description="key personnel this district manages, in each phase today"),
+    panel("Isolation breaches and restrictions per second",
+          'sum by (reason, venue_type) (rate(hcs_scan_reasons_total{district="$district",'
+          'reason=~"ISOLATION_BREACH|UNDER_HEALTH_MONITORING"}[5m]))', "{{reason}} {{venue_type}}", "ops"),
     panel("People counted per second by venue type",
           'sum by (venue_type) (rate(hcs_entries_total{district="$district"}[5m]))', "{{venue_type}}", "ops"),
     panel("Scan event lag p99",

@@ -48,6 +48,7 @@ def test_every_dashboard_query_and_recording_rule_returns_data_from_a_real_worke
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
     prometheus = start_prometheus(tmp_path, [f"127.0.0.1:{worker.port}"], [ROOT / "deploy/prometheus/rules/hcs.yml"])
     simulator = subprocess.Popen([sys.executable, "-m", "streams", "simulate", "--rate", "300", "--count", "9000",
+                                  "--managed", "600",
                                   "--seed", "5", "--quiet"], env=env, stdout=subprocess.DEVNULL)
     produce(kafka_bootstrap, name(topics.SCANS, topic_prefix), [(b"bad", b"not json")])
     try:

@@ -160,11 +160,13 @@ def _bytes(quantity: str) -> float:
 
 
 def test_worker_memory_is_sized_from_the_dedup_figures_of_the_readme() -> None:
-    """~175 bytes per dedup id (README, measured), 48 h of 50 scans/s, ~400 MB for the process."""
+    """~175 bytes per dedup id (README, measured), 48 h of 50 scans/s, ~400 MB for the process,
+    and on every worker the whole key-personnel register: ~290 bytes a plan, room for 10⁶."""
     ids = 50 * 3600 * 48
-    dedup, process = ids * 175, 400e6
+    dedup, process = ids * 175, 400e6 + 290 * 10**6
     readme = (ROOT / "README.md").read_text()
     assert "about 175 bytes each" in readme and "8.6 million ids" in readme
+    assert "about 290 bytes a plan" in readme
     spec = container("hcs-worker")
     replicas = resource("Deployment", "hcs-worker")["spec"]["replicas"]
     assert {e["name"]: e.get("value") for e in spec["env"]}["HCS_DEDUP_HORIZON_HOURS"] == "48"
