@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from streams import topics
 from streams.errors import ClusterAccessError, TopicShapeError
@@ -45,6 +45,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
         if missing:
             await admin.create_topics(missing)
             log.info("created topics %s", [t.name for t in missing])
+            await _wait_for_leaders(settings, missing)
         return [t.name for t in missing]
     finally:
         await admin.close()
@@ -80,6 +81,25 @@ async def _admin(settings: Settings, retry_s: float = 2.0, max_retry_s: float = 
         if warned:
             log.warning("Kafka at %s is reachable again", settings.bootstrap)
         return admin
+
+
+async def _wait_for_leaders(settings: Settings, created: list[NewTopic], timeout_s: float = 15.0) -> None:
+    """Until the partitions of the topics just made answer offset requests. A reader asking for
+    their offsets at once (the register's view, at the worker's start) got NotLeaderForPartition
+    while the broker took up their leadership, which aiokafka logs as errors while it retries:
+    those retries happen here, their log lines kept off the console."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    partitions = [TopicPartition(t.name, p) for t in created for p in range(t.num_partitions)]
+    consumer = AIOKafkaConsumer(**settings.client_kwargs(), group_id=None, enable_auto_commit=False)
+    with client_errors():
+        await consumer.start()
+        try:
+            await asyncio.wait_for(consumer.end_offsets(partitions), timeout_s)
+        except (TimeoutError, KafkaError):
+            pass  # the reader will retry on its own; this wait only spares its log lines
+        finally:
+            await consumer.stop()
 
 
 async def _partition_counts(admin: Any, names: list[str]) -> dict[str, int]:
