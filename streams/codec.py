@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from functools import cache
+from typing import Any
 
 import msgspec
 import orjson
@@ -284,21 +285,29 @@ def decode_scans(raw: bytes | None, key: bytes | None = None, now: float | None 
     return out
 
 
-def decode_entries(raw: bytes | None, now: float | None = None) -> EntryCount | Rejected:
-    """Decode one ``hcs.entries.v1`` record (``now``: as for :func:`decode_scans`)."""
-    raw = raw or b""
+def _decode_record(decoder: msgspec.json.Decoder[Any], raw: bytes, schema: str) -> Any:
+    """A single record through ``decoder``, or why it is refused: too large, not JSON, not the
+    schema (the field at fault), nested too deeply."""
     if len(raw) > MAX_RECORD_BYTES:
         return _too_large(len(raw), MAX_RECORD_BYTES, "record", raw)
     if (bad_text := _not_utf8(raw)) is not None:
         return Rejected("NOT_JSON", bad_text, raw)
     try:
-        record = wire.ENTRIES.decode(raw)
+        return decoder.decode(raw)
     except msgspec.ValidationError as exc:
-        return _shape_error(exc, raw, "", ENTRIES_SCHEMA)
+        return _shape_error(exc, raw, "", schema)
     except msgspec.DecodeError as exc:
         return Rejected("NOT_JSON", f"not UTF-8 JSON: {exc}", raw)
     except RecursionError:
         return _too_deep(raw)
+
+
+def decode_entries(raw: bytes | None, now: float | None = None) -> EntryCount | Rejected:
+    """Decode one ``hcs.entries.v1`` record (``now``: as for :func:`decode_scans`)."""
+    raw = raw or b""
+    record = _decode_record(wire.ENTRIES, raw, ENTRIES_SCHEMA)
+    if isinstance(record, Rejected):
+        return record
     if not isinstance(record, wire.EntryCountRecord):
         return Rejected("UNSUPPORTED_SCHEMA", f"schema: is not {ENTRIES_SCHEMA}", raw)
     for name in _ID_FIELDS:
@@ -331,18 +340,9 @@ def decode_plan(key: bytes | None, raw: bytes | None) -> tuple[str, Plan | None]
         return Rejected("SCHEMA_INVALID", f"key: must be {PERSON_REF_FORM}", raw or b"")
     if raw is None:
         return ref, None  # a tombstone: management ended
-    if len(raw) > MAX_RECORD_BYTES:
-        return _too_large(len(raw), MAX_RECORD_BYTES, "record", raw)
-    if (bad_text := _not_utf8(raw)) is not None:
-        return Rejected("NOT_JSON", bad_text, raw)
-    try:
-        record = wire.MANAGEMENT.decode(raw)
-    except msgspec.ValidationError as exc:
-        return _shape_error(exc, raw, "", MANAGEMENT_SCHEMA)
-    except msgspec.DecodeError as exc:
-        return Rejected("NOT_JSON", f"not UTF-8 JSON: {exc}", raw)
-    except RecursionError:
-        return _too_deep(raw)
+    record = _decode_record(wire.MANAGEMENT, raw, MANAGEMENT_SCHEMA)
+    if isinstance(record, Rejected):
+        return record
     if not isinstance(record, wire.ManagementRecord):
         return Rejected("UNSUPPORTED_SCHEMA", f"schema: is not {MANAGEMENT_SCHEMA}", raw)
     if not is_pseudonym(record.person_ref) or (len(record.person_ref) == 18 and is_resident_id(record.person_ref)):
