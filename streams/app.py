@@ -155,6 +155,9 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
                             key_serializer="raw", value_serializer="raw")
     entries_topic = app.topic(topics.topic_name(topics.ENTRIES, settings.topic_prefix),
                               partitions=topics.ENTRIES.partitions, key_serializer="raw", value_serializer="raw")
+    observations_topic = app.topic(topics.topic_name(topics.OBSERVATIONS, settings.topic_prefix),
+                                   partitions=topics.OBSERVATIONS.partitions, key_serializer="raw",
+                                   value_serializer="raw")
     partials_topic = app.topic(topics.partials_topic_name(settings.topic_prefix, settings.app_id),
                                partitions=topics.PARTIALS.partitions, key_serializer="raw",
                                value_serializer="raw")
@@ -194,6 +197,6 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     app.add_view(register.view)
     metrics.watch_register(lambda: pipeline.managed_persons(time.time()))
 
-    app.drains = wire_agents(app, scans_topic, entries_topic, partials_topic, watch)
+    app.drains = wire_agents(app, scans_topic, entries_topic, partials_topic, observations_topic, watch)
     wire_web(app)
     return app

@@ -19,7 +19,7 @@ import msgspec
 import orjson
 
 from streams import wire
-from streams.models import EntryCount, Itinerary, Nat, Rejected, ScanEvent, Vaccination
+from streams.models import EntryCount, Itinerary, Nat, Observation, Rejected, ScanEvent, Vaccination
 from streams.pseudonyms import PERSON_REF_FORM, holds_resident_id, is_pseudonym, is_resident_id
 from streams.rules.management import Plan
 
@@ -371,3 +371,30 @@ def decode_plan(key: bytes | None, raw: bytes | None) -> tuple[str, Plan | None]
 def _phases(kinds: tuple[str, ...], days: tuple[int, ...]) -> tuple[tuple[str, int], ...]:
     """One tuple for every plan of the same shape (a million plans share a handful)."""
     return tuple(zip(kinds, days, strict=True))
+
+
+OBSERVATION_SCHEMA = "hcs.observation.v1"
+
+
+def decode_observation(raw: bytes | None, now: float | None = None) -> Observation | Rejected:
+    """Decode one ``hcs.observation.v1`` record (``now``: as for :func:`decode_scans`)."""
+    raw = raw or b""
+    record = _decode_record(wire.OBSERVATION, raw, OBSERVATION_SCHEMA)
+    if isinstance(record, Rejected):
+        return record
+    if not isinstance(record, wire.ObservationRecord):
+        return Rejected("UNSUPPORTED_SCHEMA", f"schema: is not {OBSERVATION_SCHEMA}", raw)
+    ref = record.person_ref
+    if not is_pseudonym(ref) or (len(ref) == 18 and is_resident_id(ref)):
+        return Rejected("SCHEMA_INVALID", f"person_ref: must be {PERSON_REF_FORM}", raw, redact="person_ref")
+    for name in ("event_id", "isolation_point_id"):
+        if _holds_id(getattr(record, name)):
+            return Rejected("SCHEMA_INVALID", f"{name}: holds a resident ID number", raw, redact=name)
+    if record.kind == "temperature" and record.temperature_c is None:
+        return Rejected("SCHEMA_INVALID", "temperature_c: is required for a temperature observation", raw)
+    observed_at = record.observed_at.timestamp()
+    if now is not None and observed_at > now + MAX_FUTURE_S:
+        return Rejected("SCHEMA_INVALID", f"observed_at: more than {MAX_FUTURE_S:.0f} s after it was read "
+                        "(a device clock ahead)", raw)
+    return Observation(record.event_id, record.isolation_point_id, record.district, ref, record.kind,
+                       observed_at, record.temperature_c, record.nat_result)

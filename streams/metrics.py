@@ -122,6 +122,10 @@ class Metrics:
             "hcs_three100_late_total",
             "Scans and entry counts that arrived after their checkpoint window was closed (not counted in it).",
             ["district"], r)
+        self.isolation_observations = _Family(
+            "hcs_isolation_observations_total",
+            "Isolation-point residents' scheduled observations at day close, done or missed.",
+            ["district", "kind", "outcome"], r)
         self.duplicates = _Family(
             "hcs_duplicates_total", "Redelivered records (same event_id) that were dropped.",
             ["topic"], r)

@@ -65,6 +65,19 @@ class EntryCount(msgspec.Struct, frozen=True, gc=False):
     entries: int
 
 
+class Observation(msgspec.Struct, frozen=True, gc=False):
+    """One check of a resident by a centralized isolation point's staff (``hcs.observation.v1``)."""
+
+    event_id: str
+    isolation_point_id: str
+    district: str
+    person_ref: str
+    kind: str  # temperature | nat_sample
+    observed_at: float
+    temperature_c: float | None
+    nat_result: str | None
+
+
 class Rejected(msgspec.Struct, frozen=True, gc=False):
     """A record (or one scan of a gateway batch) that cannot be accepted.
 

@@ -25,9 +25,10 @@ from typing import cast
 
 from streams import topics
 from streams.alerting import Alerts
-from streams.codec import decode_entries, decode_scans
+from streams.codec import decode_entries, decode_observation, decode_scans
 from streams.encoding import encode
 from streams.intake import Intake, RecordRef, Sink
+from streams.isolation import IsolationPoints
 from streams.metrics import Metrics
 from streams.minutes import DistrictMinutes, PartialsSink
 from streams.models import EntryCount, Rejected, ScanEvent
@@ -77,6 +78,8 @@ class Pipeline:
         self.windows = ComplianceWindows(state, self.alerts, self.minutes, metrics, self.clock, self._owned)
         self.checkpoints = Checkpoints(state, self.alerts, self.minutes, self.clock, self.uploads, policy,
                                        self._owned)
+        self.isolation = IsolationPoints(state, self.register, self.alerts, self.minutes, metrics, sink, self.clock,
+                                         policy, self._owned)
         self._decided_at: tuple[float, str] = (0.0, "")  # `now` is one value per batch: format it once
 
     @property
@@ -86,7 +89,7 @@ class Pipeline:
     @sink.setter
     def sink(self, sink: Sink) -> None:
         """Where every output goes, for every concept (tests record them)."""
-        self._sink = self.intake.sink = self.alerts.sink = sink
+        self._sink = self.intake.sink = self.alerts.sink = self.isolation.sink = sink
 
     @property
     def partials(self) -> PartialsSink:
@@ -268,6 +271,24 @@ class Pipeline:
         self.checkpoints.reported(count.checkpoint_id, count.window_start, count.window_start, uploaded,
                                   count.district, count.venue_id, count.venue_type, version, partition)
         self.metrics.entries(count.district, count.venue_type).inc(count.entries)
+
+    # -- isolation points ------------------------------------------------------------------------
+
+    def on_observations_record(self, value: bytes | None, ref: RecordRef, now: float) -> None:
+        """Handle one record of ``hcs.observations.v1``: count it in its point's day."""
+        item = decode_observation(value, now)
+        if isinstance(item, Rejected):
+            self.intake.dead_letter(item, ref, now)
+            return
+        if not self.intake.claim([item.event_id], topics.OBSERVATIONS, ref.partition, now):
+            return
+        self.clock.observe(ref.partition, item.observed_at, now)
+        self.uploads.observe(ref.partition, ref.uploaded(now), now)
+        self.isolation.observe(item, ref.partition, now)
+
+    def close_isolation_days(self, now: float) -> int:
+        """Close the isolation points' days whose grace has passed."""
+        return self.isolation.close(now)
 
     # -- the register ----------------------------------------------------------------------------
 

@@ -90,6 +90,23 @@ class DeadLetter(msgspec.Struct, frozen=True, gc=False, tag_field="schema", tag=
     received_at: str
 
 
+class DueDone(msgspec.Struct, frozen=True, gc=False):
+    due: int
+    done: int
+
+
+class IsolationDay(msgspec.Struct, frozen=True, tag_field="schema", tag="hcs.isolation-day.v1"):
+    """One centralized isolation point's local day (``hcs.isolation-status.v1``), once it closed."""
+
+    isolation_point_id: str
+    district: str
+    date: str  # YYYY-MM-DD, Asia/Shanghai
+    residents: int
+    temperature: DueDone
+    nat: DueDone
+    late: int  # observations of days already closed, read since the previous day closed
+
+
 class Part(msgspec.Struct, frozen=True):
     """A source partition's part of the figure of ``key`` at position ``at`` (internal topic)."""
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from streams.codec import decode_plan
 from streams.models import Rejected
-from streams.rules.management import Plan, phase_on
+from streams.rules.management import Plan, centralized_day, phase_on
 from streams.views import InvalidRecord, ReplicatedView, Where
 
 Shape = tuple[str, int, tuple[tuple[str, int], ...]]  # (district, start_day, phases)
@@ -39,6 +39,7 @@ class Register:
             "management", topic, client, _decode, on_change=self._changed, on_invalid=self._refused)
         self.plans: dict[str, Plan] = self.view.data
         self.shapes: Counter[Shape] = Counter()
+        self.by_point: dict[str, set[str]] = {}  # isolation point -> persons whose plan names it
         self._refused_records: list[tuple[Rejected, Where]] = []
 
     def get(self, person_ref: str) -> Plan | None:
@@ -48,7 +49,25 @@ class Register:
         """One register record (what the view does with each; also for tests without a broker)."""
         self.view.apply(key, value, partition, offset)
 
+    def residents(self, point: str, day: int) -> list[tuple[str, Plan, int]]:
+        """(person_ref, plan, day of the centralized phase) of the residents of isolation point
+        ``point`` on local day ``day``: in centralized isolation there that day."""
+        found = []
+        for ref in sorted(self.by_point.get(point, ())):
+            plan = self.plans.get(ref)
+            if plan is not None and (phase_day := centralized_day(plan, day)) is not None:
+                found.append((ref, plan, phase_day))
+        return found
+
     def _changed(self, person_ref: str, old: Plan | None, new: Plan | None) -> None:
+        if old is not None and old.isolation_point_id is not None:
+            refs = self.by_point.get(old.isolation_point_id)
+            if refs is not None:
+                refs.discard(person_ref)
+                if not refs:
+                    del self.by_point[old.isolation_point_id]
+        if new is not None and new.isolation_point_id is not None:
+            self.by_point.setdefault(new.isolation_point_id, set()).add(person_ref)
         if old is not None:
             shape = (old.district, old.start_day, old.phases)
             left = self.shapes[shape] - 1

@@ -34,3 +34,13 @@ def parse_rfc3339(text: str) -> float:
 def shanghai_day(ts: float) -> int:
     """The calendar day (days since the epoch) of ``ts`` in Asia/Shanghai."""
     return int((ts + SHANGHAI_OFFSET_S) // DAY_S)
+
+
+def shanghai_day_start(day: int) -> float:
+    """The instant Asia/Shanghai calendar day ``day`` (days since the epoch) begins."""
+    return day * DAY_S - SHANGHAI_OFFSET_S
+
+
+def shanghai_date(day: int) -> str:
+    """Calendar day ``day`` (days since the epoch) as ``YYYY-MM-DD``."""
+    return datetime.fromtimestamp(day * DAY_S, UTC).date().isoformat()

@@ -21,7 +21,11 @@ DISTRICT_STATS = TopicSpec("hcs.district-stats.v1", 4, "district")
 DLQ = TopicSpec("hcs.dlq.v1", 4, "original key")
 # The key-personnel register, written by the register's system, read whole by every worker.
 MANAGEMENT = TopicSpec("hcs.management.v1", 4, "person_ref", compacted=True)
-ALL: tuple[TopicSpec, ...] = (SCANS, ENTRIES, DECISIONS, ALERTS, DISTRICT_STATS, DLQ, MANAGEMENT)
+# Isolation points' observations, keyed by the point (a venue): co-partitioned with scans.
+OBSERVATIONS = TopicSpec("hcs.observations.v1", 8, "isolation_point_id")
+ISOLATION_STATUS = TopicSpec("hcs.isolation-status.v1", 4, "isolation_point_id")
+ALL: tuple[TopicSpec, ...] = (SCANS, ENTRIES, DECISIONS, ALERTS, DISTRICT_STATS, DLQ, MANAGEMENT, OBSERVATIONS,
+                              ISOLATION_STATUS)
 
 # The worker's internal topic of district-minute partials (step one of the district stats),
 # named after the worker's app id: not part of the contract.

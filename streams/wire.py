@@ -109,6 +109,17 @@ class ManagementRecord(Struct, frozen=True, gc=False, tag_field="schema", tag="h
     isolation_point_id: Id | None = None
 
 
+class ObservationRecord(Struct, frozen=True, gc=False, tag_field="schema", tag="hcs.observation.v1"):
+    event_id: Id
+    isolation_point_id: Id
+    district: District
+    person_ref: Annotated[str, Meta(min_length=16, max_length=128)]  # its form: checked by the codec
+    kind: Literal["temperature", "nat_sample"]
+    observed_at: Timestamp
+    temperature_c: Annotated[float, Meta(ge=30, le=45)] | None = None  # required for a temperature
+    nat_result: Literal["negative", "positive", "pending"] | None = None
+
+
 class _NoRecord(Struct, frozen=True, tag_field="schema", tag=""):
     """Never sent: the second member that makes entry counts a tagged union (see below)."""
 
@@ -118,3 +129,4 @@ class _NoRecord(Struct, frozen=True, tag_field="schema", tag=""):
 SCAN_RECORD = msgspec.json.Decoder(Scan | ScanBatch)
 ENTRIES = msgspec.json.Decoder(EntryCountRecord | _NoRecord)
 MANAGEMENT = msgspec.json.Decoder(ManagementRecord | _NoRecord)
+OBSERVATION = msgspec.json.Decoder(ObservationRecord | _NoRecord)

@@ -59,6 +59,20 @@ def phase_on(plan: Plan, day: int) -> PhaseOn | None:
     return None
 
 
+def centralized_day(plan: Plan, day: int) -> int | None:
+    """The day of the plan's centralized isolation phase (1 = its first) on local day ``day``,
+    or None when the person is not in centralized isolation that day."""
+    n = day - plan.start_day + 1
+    if n < 1:
+        return None
+    before = 0
+    for kind, days in plan.phases:
+        if n <= before + days:
+            return n - before if kind == CENTRALIZED_ISOLATION else None
+        before += days
+    return None
+
+
 class Restriction(NamedTuple):
     """What a managed person's phase means for a scan at a venue."""
 

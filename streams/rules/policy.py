@@ -46,6 +46,9 @@ class Params:
     silent_after_minutes: float
     isolation_action: str  # deny or report: a person in isolation scanned here (Managed personnel)
     monitoring_action: str  # deny or report: a person under health monitoring scanned here
+    temperature_checks_per_day: int  # an isolation point's residents (Isolation-point observations)
+    nat_schedule_days: tuple[int, ...]  # days of the centralized phase a NAT sample is due on
+    observation_grace_minutes: float  # a point's day closes this long after its end (stream time)
 
 
 PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Params))
@@ -109,7 +112,9 @@ class Policy:
             merged.update(version.defaults)
             merged.update(version.venue_types.get(venue_type, {}))
         merged.update(version.districts.get(district, {}).get(venue_type, {}))
-        return Params(**{name: merged[name] for name in PARAM_NAMES})
+        values: dict[str, Any] = {name: merged[name] for name in PARAM_NAMES}
+        values["nat_schedule_days"] = tuple(values["nat_schedule_days"])  # a JSON list; Params are hashable
+        return Params(**values)
 
     def effective_table(self, version: PolicyVersion, district: str = "") -> dict[str, Params]:
         """Every venue type's effective params under ``version`` (for ``hcs policy check``)."""
