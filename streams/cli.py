@@ -207,7 +207,8 @@ def policy_check(file: Path, district: str) -> None:
               "taken for redeliveries of the first; give the same one to resend a run).")
 @click.option("--managed", type=click.IntRange(0, 20_000), default=0, show_default=True,
               help="Publish N key-personnel plans to hcs.management.v1 first (14+7+7, 7+3, 2+14; some released); "
-              "those people are among the scanned, so some breach isolation or are restricted.")
+              "those people are among the scanned, so some breach isolation or are restricted, and the "
+              "residents of isolation points get their staff's observations on hcs.observations.v1.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def simulate(count: int | None, rate: float | None, batch: int, seed: int, entries: bool, run_id: str | None,
              managed: int, quiet: bool) -> None:
@@ -231,10 +232,12 @@ def simulate(count: int | None, rate: float | None, batch: int, seed: int, entri
     topic = topics.topic_name(topics.SCANS, settings.topic_prefix)
     entries_topic = topics.topic_name(topics.ENTRIES, settings.topic_prefix) if entries else None
     management_topic = topics.topic_name(topics.MANAGEMENT, settings.topic_prefix) if managed else None
+    # Residents of the simulated isolation points get their staff's observations.
+    observations_topic = topics.topic_name(topics.OBSERVATIONS, settings.topic_prefix) if managed else None
     with click.progressbar(length=count or 0, label=f"scans -> {topic}", file=sys.stderr,
                            hidden=quiet or count is None) as bar:
         counts = _run_client(settings, publish(sim, client, topic, count, rate, batch, bar.update, entries_topic,
-                                               management_topic))
+                                               management_topic, observations_topic))
     for on_purpose in ("duplicate_records", "malformed_records"):  # always said, even when none
         counts.setdefault(on_purpose, 0)
     click.echo(f"sent (run {run}): " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

@@ -41,6 +41,10 @@ PLANS = (
 )
 RELEASED_SHARE = 0.1  # plans the register sends as released (management ended early)
 AT_OWN_POINT = 0.7  # a resident in centralized isolation scanned: at their own point, mostly
+CHECK_HOURS = (8, 20)  # an isolation point's staff check each resident's temperature then
+SAMPLE_HOUR = 9  # and take the NAT samples due
+NAT_DAYS = (1, 4, 7, 14)  # the packaged policy's nat_schedule_days
+OBSERVED_DAYS_BACK = 2  # a run starts with the staff devices uploading the last two days
 RETRY_S, MAX_RETRY_S = 1.0, 30.0  # resending what a cluster gone away did not take: backoff
 
 
@@ -66,6 +70,9 @@ class Mix:
     late: float = 0.01
     malformed: float = 0.001
     unscanned: float = 0.02  # people counted at a checkpoint who were not scanned (code misses)
+    observation_missed: float = 0.05  # an isolation point's scheduled temperature check not taken
+    nat_sample_missed: float = 0.1  # a resident's scheduled NAT sample not taken
+    resident_fever: float = 0.01
 
 
 @dataclass(frozen=True)
@@ -106,9 +113,14 @@ class Simulator:
         self._recent: list[tuple[bytes, bytes]] = []
         self._passed: Counter[tuple[str, float]] = Counter()  # (checkpoint, minute) -> scans
         self._reported_before = float("-inf")  # counter minutes ending by then were reported
+        for district in DISTRICTS:  # every district runs a centralized isolation point (no random draw)
+            if not any(v.district == district and v.venue_type == "isolation_point" for v in self.venues):
+                vid = f"{district}-isol-{self.venues_per_district:03d}"
+                self.venues.append(Venue(vid, "isolation_point", district, (f"{vid}-cp1",)))
         self._venue_of: dict[str, Venue] = {cp: v for v in self.venues for cp in v.checkpoints}
-        self._points = [v for v in self.venues if v.venue_type == "isolation_point"] or self.venues[:1]
+        self._points = [v for v in self.venues if v.venue_type == "isolation_point"]
         self._isolated_at: dict[int, tuple[Venue, float, float]] = {}  # person -> (point, from, until)
+        self._observed_until: float | None = None  # staff observations sent up to then
 
     def _person(self, n: int) -> str:
         ref = self._refs.get(n)
@@ -146,6 +158,51 @@ class Simulator:
                 "phases": [{"kind": kind, "days": days} for kind, days in phases],
                 "isolation_point_id": point.venue_id if point else None,
                 "status": "released" if released else "active", "updated_at": today.isoformat()})
+
+    def observations(self, now: datetime) -> Iterator[tuple[bytes, bytes]]:
+        """The isolation points' staff observations (``hcs.observation.v1``) due by ``now`` and not
+        sent yet: each resident of a point (a managed person in centralized isolation there, see
+        :meth:`plans`) gets temperature checks at 08:00 and 20:00 and a NAT sample at 09:00 on
+        the days of the schedule, a share of them missed (:class:`Mix`). The first call also
+        sends the last two days', as staff devices uploading their buffer."""
+        rng, mix = self.rng, self.mix
+        end = now.timestamp()
+        since = self._observed_until
+        if since is None:
+            start = now.astimezone(SHANGHAI).replace(hour=0, minute=0, second=0, microsecond=0)
+            since = (start - timedelta(days=OBSERVED_DAYS_BACK)).timestamp()
+        self._observed_until = end
+        day = datetime.fromtimestamp(since, SHANGHAI).replace(hour=0, minute=0, second=0, microsecond=0)
+        while day.timestamp() <= end:
+            slots = [(day + timedelta(hours=h), "temperature") for h in CHECK_HOURS]
+            slots.append((day + timedelta(hours=SAMPLE_HOUR), "nat_sample"))
+            for at, kind in sorted(slots):
+                t = at.timestamp()
+                if not since <= t < end:
+                    continue
+                for n, (point, begins, until) in sorted(self._isolated_at.items()):
+                    if not begins <= t < until:
+                        continue
+                    phase_day = int((t - begins) // 86400) + 1
+                    if kind == "nat_sample" and phase_day not in NAT_DAYS:
+                        continue
+                    if rng.random() < (mix.observation_missed if kind == "temperature" else mix.nat_sample_missed):
+                        self.counts[f"{kind}_missed"] += 1
+                        continue
+                    self._seq += 1
+                    value: dict[str, Any] = {
+                        "schema": "hcs.observation.v1", "event_id": f"obs-{self.seed}-{self._run}{self._seq:012d}",
+                        "isolation_point_id": point.venue_id, "district": point.district,
+                        "person_ref": self._person(n), "kind": kind,
+                        "observed_at": (at + timedelta(minutes=rng.uniform(0, 30))).isoformat(timespec="seconds")}
+                    if kind == "temperature":
+                        value["temperature_c"] = (round(rng.uniform(37.3, 38.5), 1) if rng.random() < mix.resident_fever
+                                                  else round(rng.gauss(36.5, 0.2), 1))
+                    else:
+                        value["nat_result"] = "negative"
+                    self.counts["observations"] += 1
+                    yield point.venue_id.encode(), orjson.dumps(value)
+            day += timedelta(days=1)
 
     def scan(self, now: datetime) -> tuple[Venue, dict[str, Any]]:
         """One scan at ``now`` (or earlier, for a late upload), as a JSON-ready dict."""
@@ -284,10 +341,13 @@ class Simulator:
 
 async def publish(sim: Simulator, client: Mapping[str, Any], topic: str, count: int | None, rate: float | None,
                   batch: int = 1, on_progress: Callable[[int], None] | None = None,
-                  entries_topic: str | None = None, management_topic: str | None = None) -> Counter[str]:
+                  entries_topic: str | None = None, management_topic: str | None = None,
+                  observations_topic: str | None = None) -> Counter[str]:
     """Send ``count`` scans (forever if None) to ``topic``, at ``rate`` scans/s or as fast as possible,
     and to ``entries_topic`` each checkpoint's people count once its minute is over; first, to
-    ``management_topic``, the register's plans of the simulator's managed people.
+    ``management_topic``, the register's plans of the simulator's managed people; and to
+    ``observations_topic`` the isolation points' staff observations of their residents as they
+    fall due.
 
     As a device does, it outlives a cluster gone away: records that could not be delivered are
     sent again, with backoff, once it is back (one line when it is lost, one when it is back).
@@ -332,6 +392,9 @@ async def publish(sim: Simulator, client: Mapping[str, Any], topic: str, count: 
                 if entries_topic and sent % 500 < n:
                     for key, value in sim.entry_counts(time.time()):
                         await out.send(entries_topic, key, value)
+                if observations_topic and sent % 100 < n:
+                    for key, value in sim.observations(datetime.now(SHANGHAI)):
+                        await out.send(observations_topic, key, value)
                 if len(out.pending) >= 5000:
                     await out.settle()
             if entries_topic and not stop.is_set():

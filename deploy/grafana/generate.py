@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from grafana_foundation_sdk.builders.common import VizLegendOptions, VizTooltipOptions
-from grafana_foundation_sdk.builders.dashboard import Dashboard, QueryVariable
+from grafana_foundation_sdk.builders.dashboard import Dashboard, QueryVariable, Row
 from grafana_foundation_sdk.builders.prometheus import Dataquery as PrometheusQuery
 from grafana_foundation_sdk.builders.timeseries import Panel as Timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
@@ -34,13 +34,13 @@ def panel(title: str, expr: str, legend: str, unit: str = "short", description: 
     return built.description(description) if description else built
 
 
-def dashboard(uid: str, title: str, panels: list[Timeseries], variables: list[QueryVariable]) -> Dashboard:
+def dashboard(uid: str, title: str, panels: list[Timeseries | Row], variables: list[QueryVariable]) -> Dashboard:
     board = (Dashboard(title).uid(uid).tags(["hcs"]).timezone("Asia/Shanghai").editable().refresh("30s")
              .time("now-6h", "now"))
     for variable in variables:
         board = board.with_variable(variable)
     for number, p in enumerate(panels, start=1):
-        board = board.with_panel(p.id(number))
+        board = board.with_row(p.id(number)) if isinstance(p, Row) else board.with_panel(p.id(number))
     return board
 
 
@@ -95,6 +95,18 @@ DISTRICT = dashboard("hcs-district", "hcs — district drill-down", [
     panel("Scan event lag p99",
           'histogram_quantile(0.99, sum by (le) (rate(hcs_event_lag_seconds_bucket{district="$district"}[5m])))',
           "p99", "s"),
+    Row("Isolation points"),
+    panel("Residents in centralized isolation",
+          'max(hcs_managed_persons{district="$district",phase="centralized_isolation"})', "residents",
+          description="persons the district manages in centralized isolation today (the register)"),
+    panel("Isolation points: checks done per day",
+          'sum by (kind) (increase(hcs_isolation_observations_total{district="$district",outcome="done"}[1d])) / '
+          'sum by (kind) (increase(hcs_isolation_observations_total{district="$district"}[1d]))',
+          "{{kind}}", "percentunit", description="temperature checks and NAT samples done of those due, over the "
+          "isolation points' days closed in the last 24 h"),
+    panel("Isolation points: missed per day",
+          'sum by (kind) (increase(hcs_isolation_observations_total{district="$district",outcome="missed"}[1d]))',
+          "{{kind}}"),
 ], [DISTRICT_VARIABLE])
 
 DASHBOARDS = {"hcs-city.json": CITY, "hcs-district.json": DISTRICT}

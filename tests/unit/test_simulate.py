@@ -129,3 +129,28 @@ def test_managed_people_get_valid_plans_of_every_kind_and_are_among_the_scanned(
     assert len(managed) > 100
     at_own_point = [s for s in managed if s.venue_id == plans[s.person_ref].isolation_point_id]
     assert at_own_point and any(s.venue_id != plans[s.person_ref].isolation_point_id for s in managed)
+
+
+def test_isolation_point_residents_get_their_staffs_observations_with_some_missed() -> None:
+    from collections import Counter
+
+    from streams.codec import decode_observation
+    from streams.models import Observation
+    from tests.schema_check import assert_valid
+
+    sim = Simulator(seed=5, people=400, managed=200)
+    list(sim.plans(f.T0))
+    first = list(sim.observations(f.T0 + timedelta(hours=2)))  # 10:00: the last two days, and today's 08:00 and 09:00
+    assert first and sim.counts["temperature_missed"] > 0
+    decoded = [decode_observation(value) for _, value in first]
+    assert all(isinstance(o, Observation) for o in decoded), [o for o in decoded if not isinstance(o, Observation)]
+    assert_valid("observation.v1", [orjson.loads(value) for _, value in first])
+    days = Counter(datetime.fromtimestamp(o.observed_at, f.T0.tzinfo).date() for o in decoded
+                   if isinstance(o, Observation))
+    assert sorted(days) == [(f.T0 - timedelta(days=n)).date() for n in (2, 1, 0)]
+    kinds = Counter(o.kind for o in decoded if isinstance(o, Observation))
+    assert kinds["temperature"] > kinds["nat_sample"] > 0
+    assert all(key.decode() == orjson.loads(value)["isolation_point_id"] for key, value in first)
+    assert list(sim.observations(f.T0 + timedelta(hours=2))) == []  # nothing is sent twice
+    later = list(sim.observations(f.T0 + timedelta(hours=13)))  # 21:00: the 20:00 checks
+    assert later and all("T20:" in orjson.loads(v)["observed_at"] for _, v in later)
