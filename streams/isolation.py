@@ -115,23 +115,20 @@ class IsolationPoints:
         summary = summarize(residents, counts, params.temperature_checks_per_day, params.nat_schedule_days)
         start, date = shanghai_day_start(day), shanghai_date(day)
         minute, _ = self.minutes.minute(partition, district, start + DAY_S - 1)
+        occurrence = Occurrence(1, start, start + DAY_S, ())
+
+        def missed(kind: str, person_ref: str, details: dict[str, Any]) -> None:
+            self.alerts.emit(kind=kind, severity=c.WARNING, dedup_key=f"{kind}|{person_ref}|{date}",
+                             district=district, venue_id=point, checkpoint_id=None, person_ref=person_ref,
+                             reasons=(), occurrence=occurrence, status="firing", policy_version=version,
+                             minute=minute, details=details)
+
         for resident in summary.residents:
-            occurrence = Occurrence(1, start, start + DAY_S, ())
             if resident.temperature_missed:
-                self.alerts.emit(kind=c.OBSERVATION_MISSED, severity=c.WARNING,
-                                 dedup_key=f"{c.OBSERVATION_MISSED}|{resident.person_ref}|{date}",
-                                 district=district, venue_id=point, checkpoint_id=None,
-                                 person_ref=resident.person_ref, reasons=(), occurrence=occurrence,
-                                 status="firing", policy_version=version, minute=minute,
-                                 details={"date": date, "done": resident.temperatures,
-                                          "due": resident.temperature_due})
+                missed(c.OBSERVATION_MISSED, resident.person_ref,
+                       {"date": date, "done": resident.temperatures, "due": resident.temperature_due})
             if resident.nat_missed:
-                self.alerts.emit(kind=c.NAT_MISSED, severity=c.WARNING,
-                                 dedup_key=f"{c.NAT_MISSED}|{resident.person_ref}|{date}",
-                                 district=district, venue_id=point, checkpoint_id=None,
-                                 person_ref=resident.person_ref, reasons=(), occurrence=occurrence,
-                                 status="firing", policy_version=version, minute=minute,
-                                 details={"date": date, "phase_day": resident.phase_day})
+                missed(c.NAT_MISSED, resident.person_ref, {"date": date, "phase_day": resident.phase_day})
         self.sink.send(topics.ISOLATION_STATUS, point.encode(), encode(IsolationDay(
             point, district, date, len(summary.residents), DueDone(summary.temperature_due, summary.temperature_done),
             DueDone(summary.nat_due, summary.nat_done), late)))
