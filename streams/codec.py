@@ -302,6 +302,23 @@ def _decode_record(decoder: msgspec.json.Decoder[Any], raw: bytes, schema: str) 
         return _too_deep(raw)
 
 
+def _id_in(record: Any, names: Sequence[str], raw: bytes) -> Rejected | None:
+    """The refusal of a record one of whose id fields ``names`` (in that order) holds a resident
+    ID number, that field to be redacted; None if none does (or the field is null)."""
+    for name in names:
+        value = getattr(record, name)
+        if value is not None and _holds_id(value):
+            return Rejected("SCHEMA_INVALID", f"{name}: holds a resident ID number", raw, redact=name)
+    return None
+
+
+def _not_a_pseudonym(ref: str, raw: bytes) -> Rejected | None:
+    """The refusal of a record whose ``person_ref`` is not a pseudonym (or is an ID number)."""
+    if not is_pseudonym(ref) or (len(ref) == 18 and is_resident_id(ref)):
+        return Rejected("SCHEMA_INVALID", f"person_ref: must be {PERSON_REF_FORM}", raw, redact="person_ref")
+    return None
+
+
 def decode_entries(raw: bytes | None, now: float | None = None) -> EntryCount | Rejected:
     """Decode one ``hcs.entries.v1`` record (``now``: as for :func:`decode_scans`)."""
     raw = raw or b""
@@ -310,9 +327,8 @@ def decode_entries(raw: bytes | None, now: float | None = None) -> EntryCount | 
         return record
     if not isinstance(record, wire.EntryCountRecord):
         return Rejected("UNSUPPORTED_SCHEMA", f"schema: is not {ENTRIES_SCHEMA}", raw)
-    for name in _ID_FIELDS:
-        if _holds_id(getattr(record, name)):
-            return Rejected("SCHEMA_INVALID", f"{name}: holds a resident ID number", raw, redact=name)
+    if (refused := _id_in(record, _ID_FIELDS, raw)) is not None:
+        return refused
     start, end = record.window_start.timestamp(), record.window_end.timestamp()
     if end < start:
         return Rejected("SCHEMA_INVALID", "window_end: is before window_start", raw)
@@ -345,8 +361,8 @@ def decode_plan(key: bytes | None, raw: bytes | None) -> tuple[str, Plan | None]
         return record
     if not isinstance(record, wire.ManagementRecord):
         return Rejected("UNSUPPORTED_SCHEMA", f"schema: is not {MANAGEMENT_SCHEMA}", raw)
-    if not is_pseudonym(record.person_ref) or (len(record.person_ref) == 18 and is_resident_id(record.person_ref)):
-        return Rejected("SCHEMA_INVALID", f"person_ref: must be {PERSON_REF_FORM}", raw, redact="person_ref")
+    if (refused := _not_a_pseudonym(record.person_ref, raw)) is not None:
+        return refused
     if record.person_ref != ref:
         return Rejected("SCHEMA_INVALID", "person_ref: is not the record's key", raw)
     kinds = [phase.kind for phase in record.phases]
@@ -355,9 +371,8 @@ def decode_plan(key: bytes | None, raw: bytes | None) -> tuple[str, Plan | None]
     if "centralized_isolation" not in kinds and record.isolation_point_id is not None:
         return Rejected("SCHEMA_INVALID", "isolation_point_id: must be null without a centralized_isolation phase",
                         raw)
-    if _holds_id(record.plan_id) or (record.isolation_point_id and _holds_id(record.isolation_point_id)):
-        field = "plan_id" if _holds_id(record.plan_id) else "isolation_point_id"
-        return Rejected("SCHEMA_INVALID", f"{field}: holds a resident ID number", raw, redact=field)
+    if (refused := _id_in(record, ("plan_id", "isolation_point_id"), raw)) is not None:
+        return refused
     if record.status == "released":
         return ref, None
     intern = sys.intern
@@ -385,11 +400,8 @@ def decode_observation(raw: bytes | None, now: float | None = None) -> Observati
     if not isinstance(record, wire.ObservationRecord):
         return Rejected("UNSUPPORTED_SCHEMA", f"schema: is not {OBSERVATION_SCHEMA}", raw)
     ref = record.person_ref
-    if not is_pseudonym(ref) or (len(ref) == 18 and is_resident_id(ref)):
-        return Rejected("SCHEMA_INVALID", f"person_ref: must be {PERSON_REF_FORM}", raw, redact="person_ref")
-    for name in ("event_id", "isolation_point_id"):
-        if _holds_id(getattr(record, name)):
-            return Rejected("SCHEMA_INVALID", f"{name}: holds a resident ID number", raw, redact=name)
+    if (refused := _not_a_pseudonym(ref, raw) or _id_in(record, ("event_id", "isolation_point_id"), raw)) is not None:
+        return refused
     if record.kind == "temperature" and record.temperature_c is None:
         return Rejected("SCHEMA_INVALID", "temperature_c: is required for a temperature observation", raw)
     observed_at = record.observed_at.timestamp()
