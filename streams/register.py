@@ -18,7 +18,7 @@ from typing import Any
 
 from streams.codec import decode_plan
 from streams.models import Rejected
-from streams.rules.management import Plan, centralized_day, phase_on
+from streams.rules.management import Plan, centralized_day, position
 from streams.views import InvalidRecord, ReplicatedView, Where
 
 Shape = tuple[str, int, tuple[tuple[str, int], ...]]  # (district, start_day, phases)
@@ -92,7 +92,7 @@ class Register:
         """Persons under management on local day ``day``, by (managing district, phase)."""
         counts: Counter[tuple[str, str]] = Counter()
         for (district, start, phases), n in self.shapes.items():
-            phase = phase_on(Plan("", district, "", start, phases, None), day)
-            if phase is not None:
-                counts[(district, phase.kind)] += n
+            at = position(start, phases, day)
+            if at is not None:
+                counts[(district, at[0])] += n
         return counts

@@ -45,32 +45,32 @@ class PhaseOn(NamedTuple):
     day: int
 
 
-def phase_on(plan: Plan, day: int) -> PhaseOn | None:
-    """The phase of ``plan`` on local day ``day`` (days since the epoch), or None if the person
-    is not managed that day (before day 1, after the last phase)."""
-    n = day - plan.start_day + 1
+def position(start_day: int, phases: tuple[tuple[str, int], ...], day: int) -> tuple[str, int, int] | None:
+    """Where a plan starting on ``start_day`` is on local day ``day`` (days since the epoch):
+    (the phase's kind, the plan's day, the day within the phase), each day counted from 1; None
+    when the person is not managed that day (before day 1, after the last phase)."""
+    n = day - start_day + 1
     if n < 1:
         return None
-    last = 0
-    for kind, days in plan.phases:
-        last += days
-        if n <= last:
-            return PhaseOn(kind, n)
+    before = 0
+    for kind, days in phases:
+        if n <= before + days:
+            return kind, n, n - before
+        before += days
     return None
+
+
+def phase_on(plan: Plan, day: int) -> PhaseOn | None:
+    """The phase of ``plan`` on local day ``day``, or None if the person is not managed that day."""
+    at = position(plan.start_day, plan.phases, day)
+    return None if at is None else PhaseOn(at[0], at[1])
 
 
 def centralized_day(plan: Plan, day: int) -> int | None:
     """The day of the plan's centralized isolation phase (1 = its first) on local day ``day``,
     or None when the person is not in centralized isolation that day."""
-    n = day - plan.start_day + 1
-    if n < 1:
-        return None
-    before = 0
-    for kind, days in plan.phases:
-        if n <= before + days:
-            return n - before if kind == CENTRALIZED_ISOLATION else None
-        before += days
-    return None
+    at = position(plan.start_day, plan.phases, day)
+    return at[2] if at is not None and at[0] == CENTRALIZED_ISOLATION else None
 
 
 class Restriction(NamedTuple):
