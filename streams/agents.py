@@ -58,7 +58,7 @@ class Drains(Service):
 
 def wire_agents(app: HcsApp, scans_topic: Any, entries_topic: Any, partials_topic: Any, observations_topic: Any,
                 watch: Any) -> Drains:
-    """The drains of the three input topics, the timers, and the release of revoked partitions."""
+    """The drains of the input topics, the timers, and the release of revoked partitions."""
     pipeline, owner, output, metrics = app.pipeline, app.stats_owner, app.output, app.metrics
     scans_name, entries_name = scans_topic.get_topic_name(), entries_topic.get_topic_name()
     observations_name = observations_topic.get_topic_name()

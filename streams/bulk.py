@@ -65,9 +65,6 @@ class Inbox:
         await self._flow_control.acquire()
         await self._queue.put(batch)
 
-    def put_nowait(self, batch: Batch) -> None:
-        self._queue.put_nowait(batch)
-
     async def take(self, max_records: int, max_bytes: int = 1 << 62) -> list[Batch]:
         """Every batch waiting, at least one (waits for it), stopping once ``max_records``
         records or ``max_bytes`` of their values are in."""
@@ -114,10 +111,6 @@ class BulkIntake:
 
     def inbox(self, topic: str) -> Inbox | None:
         return self._inboxes.get(topic)
-
-    @property
-    def topics(self) -> frozenset[str]:
-        return frozenset(self._inboxes)
 
     async def settled(self) -> None:
         """Until no inbox has a batch in hand."""

@@ -44,7 +44,6 @@ from streams.rules.policy import Params, Policy
 from streams.silence import Checkpoints
 from streams.state import DedupMarks, PartitionedState
 from streams.times import shanghai_day, utc_rfc3339
-from streams.views import Where
 from streams.windows import ComplianceWindows, WindowHandle
 
 __all__ = ["PartialsSink", "Pipeline", "RecordRef", "Sink"]
@@ -60,7 +59,6 @@ class Pipeline:
         self.policy = policy
         # Every managed person's plan (the replicated register); an empty one in tests without it.
         self.register = register if register is not None else Register("", {})
-        self._refused_plans: list[tuple[Rejected, Where]] = []
         self.state = state
         self.seen = seen
         self._sink = sink
@@ -298,18 +296,16 @@ class Pipeline:
         the whole register), marked in that partition's dedup marks so that a restart does not
         repeat it within the dedup horizon. Held until this worker owns a partition (its first
         assignment); records whose partition another worker owns are that worker's."""
-        self._refused_plans.extend(self.register.take_refused())
         owned = self._owned()
-        if not self._refused_plans or not owned:
-            return 0
+        if not owned:
+            return 0  # the register keeps them meanwhile
         done = 0
-        for rejected, where in self._refused_plans:
+        for rejected, where in self.register.take_refused():
             state_partition = where.partition % topics.SCANS.partitions
             if state_partition in owned:
                 ref = RecordRef(topics.MANAGEMENT, where.topic, where.partition, where.offset, where.key)
                 self.intake.dead_letter(rejected, ref, now, state_partition=state_partition)
                 done += 1
-        self._refused_plans.clear()
         return done
 
     def managed_persons(self, now: float) -> Counter[tuple[str, str]]:
