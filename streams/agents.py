@@ -57,18 +57,19 @@ class Drains(Service):
 
 
 def wire_agents(app: HcsApp, scans_topic: Any, entries_topic: Any, partials_topic: Any, observations_topic: Any,
-                watch: Any) -> Drains:
+                findings_topic: Any, recurrences_topic: Any, watch: Any) -> Drains:
     """The drains of the input topics, the timers, and the release of revoked partitions."""
     pipeline, owner, output, metrics = app.pipeline, app.stats_owner, app.output, app.metrics
-    scans_name, entries_name = scans_topic.get_topic_name(), entries_topic.get_topic_name()
-    observations_name = observations_topic.get_topic_name()
+    # The topics whose partition numbers are the state's (keyed by venue).
+    venue_topics = {t.get_topic_name() for t in (scans_topic, entries_topic, observations_topic, findings_topic,
+                                                 recurrences_topic)}
     drains = Drains()
 
     # mode types the handler as generic in an unbound sender type, which mypy cannot match.
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]
     def release_partitions(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
         """Another worker may now add to the revoked partitions' state: drop what is cached of it."""
-        pipeline.release({tp.partition for tp in revoked if tp.topic in (scans_name, entries_name, observations_name)})
+        pipeline.release({tp.partition for tp in revoked if tp.topic in venue_topics})
 
     Handler = Callable[[bytes | None, RecordRef, float], None]
 
@@ -145,6 +146,8 @@ def wire_agents(app: HcsApp, scans_topic: Any, entries_topic: Any, partials_topi
             ("judge_scans", scans_topic, topics.SCANS, pipeline.on_scan_record),
             ("count_entries", entries_topic, topics.ENTRIES, pipeline.on_entries_record),
             ("observe_isolation_points", observations_topic, topics.OBSERVATIONS, pipeline.on_observations_record),
+            ("supervise_findings", findings_topic, topics.FINDINGS, pipeline.on_findings_record),
+            ("follow_recurrences", recurrences_topic, topics.RECURRENCES, pipeline.on_recurrence_record),
             ("aggregate_district_stats", partials_topic, topics.PARTIALS, on_partial)):
         app.topics.add(topic)  # subscribed by Faust's consumer group, its records handed over whole
         inbox = drains.inboxes[name] = app.bulk_intake.add(topic.get_topic_name())
@@ -162,6 +165,7 @@ def wire_agents(app: HcsApp, scans_topic: Any, entries_topic: Any, partials_topi
         pipeline.check_silent(now)
         pipeline.close_minutes(now)
         pipeline.close_isolation_days(now)
+        pipeline.tick_findings(now)  # after the windows and days: their alerts may reopen a finding
         pipeline.dead_letter_refused_plans(now)
         await persist()
 

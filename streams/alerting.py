@@ -8,17 +8,22 @@ set first and stops at the first live one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from streams import topics
 from streams.encoding import encode
 from streams.intake import Sink
 from streams.metrics import Metrics
+from streams.records import Alert
 from streams.rules.alerts import AlertMemo, admit, alert_record
 from streams.rules.compliance import DistrictMinute
 from streams.state import PartitionedState
 
 ALERT_PREFIX = "a|"  # dedup_key -> AlertMemo
+# Told of every alert emitted: (the record, its latest event time, the source partition it was
+# raised on, the venue's type when the raiser knows it). Supervision counts recurrences so.
+AlertObserver = Callable[[Alert, float, int, "str | None"], None]
 
 
 class Alerts:
@@ -27,6 +32,7 @@ class Alerts:
         self.sink = sink
         self.metrics = metrics
         self.dedup_horizon_s = dedup_horizon_s
+        self.observers: list[AlertObserver] = []
 
     def raise_alert(self, dedup_key: str, kind: str, severity: str, reasons: tuple[str, ...],
                     district: str, venue_id: str, checkpoint_id: str | None, person_ref: str | None,
@@ -42,14 +48,17 @@ class Alerts:
             self.emit(kind=kind, severity=severity, dedup_key=dedup_key, district=district,
                       venue_id=venue_id, checkpoint_id=checkpoint_id, person_ref=person_ref,
                       reasons=reasons, occurrence=occurrence, status="firing", policy_version=version,
-                      minute=minute, details=details)
+                      minute=minute, partition=partition, details=details)
 
-    def emit(self, *, minute: DistrictMinute, **fields: Any) -> None:
-        """One alert out to ``hcs.alerts.v1``, counted in the metrics and in its district minute."""
+    def emit(self, *, minute: DistrictMinute, partition: int, venue_type: str | None = None, **fields: Any) -> None:
+        """One alert out to ``hcs.alerts.v1``, counted in the metrics and in its district minute,
+        and told to the observers (raised on source ``partition``, at a venue of ``venue_type``)."""
         record = alert_record(**fields)
         self.sink.send(topics.ALERTS, record.dedup_key.encode(), encode(record))
         self.metrics.alerts(record.district, record.kind, record.severity).inc()
         minute.alerts[record.kind] += 1
+        for observe in self.observers:
+            observe(record, fields["occurrence"].last_event_time, partition, venue_type)
 
     def sweep(self, now: float, owned: set[int]) -> int:
         """Forget memos idle for the dedup horizon; stops at the first live one (a memo set out

@@ -158,6 +158,11 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     observations_topic = app.topic(topics.topic_name(topics.OBSERVATIONS, settings.topic_prefix),
                                    partitions=topics.OBSERVATIONS.partitions, key_serializer="raw",
                                    value_serializer="raw")
+    findings_topic = app.topic(topics.topic_name(topics.FINDINGS, settings.topic_prefix),
+                               partitions=topics.FINDINGS.partitions, key_serializer="raw", value_serializer="raw")
+    recurrences_name = topics.internal_topic_name(topics.RECURRENCES, settings.topic_prefix, settings.app_id)
+    recurrences_topic = app.topic(recurrences_name, partitions=topics.RECURRENCES.partitions, key_serializer="raw",
+                                  value_serializer="raw")
     partials_topic = app.topic(topics.partials_topic_name(settings.topic_prefix, settings.app_id),
                                partitions=topics.PARTIALS.partitions, key_serializer="raw",
                                value_serializer="raw")
@@ -179,7 +184,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     output = BatchedOutput(producer, topics.worker_topics(settings.topic_prefix, settings.app_id),
                            transactional=settings.exactly_once)
     app.output = output
-    sink = TopicSink(output, settings.topic_prefix)
+    sink = TopicSink(output, settings.topic_prefix, settings.app_id)
     # Every managed person's plan, read whole before the first scan is judged and followed after.
     register = Register(topics.topic_name(topics.MANAGEMENT, settings.topic_prefix), settings.client_kwargs())
     pipeline = Pipeline(policy, PartitionedState(state, changelog_writer(output, state)),
@@ -196,7 +201,9 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     app.views = []
     app.add_view(register.view)
     metrics.watch_register(lambda: pipeline.managed_persons(time.time()))
+    metrics.watch_findings(pipeline.findings_counts)
 
-    app.drains = wire_agents(app, scans_topic, entries_topic, partials_topic, observations_topic, watch)
+    app.drains = wire_agents(app, scans_topic, entries_topic, partials_topic, observations_topic, findings_topic,
+                             recurrences_topic, watch)
     wire_web(app)
     return app

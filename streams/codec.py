@@ -21,6 +21,7 @@ import orjson
 from streams import wire
 from streams.models import EntryCount, Itinerary, Nat, Observation, Rejected, ScanEvent, Vaccination
 from streams.pseudonyms import PERSON_REF_FORM, holds_resident_id, is_pseudonym, is_resident_id
+from streams.rules.findings import Event
 from streams.rules.management import Plan
 
 MAX_RECORD_BYTES = 64 * 1024  # a scan, an entry count: docs/interface.md's TOO_LARGE limit
@@ -410,3 +411,35 @@ def decode_observation(raw: bytes | None, now: float | None = None) -> Observati
                         "(a device clock ahead)", raw)
     return Observation(record.event_id, record.isolation_point_id, record.district, ref, record.kind,
                        observed_at, record.temperature_c, record.nat_result)
+
+
+FINDING_EVENT_SCHEMA = "hcs.finding-event.v1"
+AUTO_PREFIX = "auto|"  # automatic findings' ids (auto|<venue_id>|<date>): the worker's alone to open
+
+
+def decode_finding_event(raw: bytes | None, now: float | None = None) -> Event | Rejected:
+    """Decode one ``hcs.finding-event.v1`` record (``now``: as for :func:`decode_scans`). Whether
+    its action is allowed is the finding's state's to say (:func:`streams.rules.findings.apply`)."""
+    raw = raw or b""
+    record = _decode_record(wire.FINDING_EVENT, raw, FINDING_EVENT_SCHEMA)
+    if isinstance(record, Rejected):
+        return record
+    if not isinstance(record, wire.FindingEventRecord):
+        return Rejected("UNSUPPORTED_SCHEMA", f"schema: is not {FINDING_EVENT_SCHEMA}", raw)
+    if (refused := _id_in(record, ("event_id", "finding_id", "venue_id", "checkpoint_id", "note"), raw)) is not None:
+        return refused
+    at = record.at.timestamp()
+    if now is not None and at > now + MAX_FUTURE_S:
+        return Rejected("SCHEMA_INVALID", f"at: more than {MAX_FUTURE_S:.0f} s after it was read (a clock ahead)", raw)
+    deadline = None if record.deadline is None else record.deadline.timestamp()
+    if record.action == "open":
+        if record.problem is None:
+            return Rejected("SCHEMA_INVALID", "problem: is required to open a finding", raw)
+        if record.finding_id.startswith(AUTO_PREFIX):
+            return Rejected("SCHEMA_INVALID", f"finding_id: {AUTO_PREFIX} is kept for automatic findings", raw)
+        if deadline is not None and deadline <= at:
+            return Rejected("SCHEMA_INVALID", "deadline: is not after at", raw)
+    elif deadline is not None:
+        return Rejected("SCHEMA_INVALID", f"deadline: only open sets a deadline, not {record.action}", raw)
+    return Event(record.finding_id, record.venue_id, record.venue_type, record.district, record.action, at,
+                 record.problem, deadline, record.event_id)

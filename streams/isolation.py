@@ -121,7 +121,7 @@ class IsolationPoints:
             self.alerts.emit(kind=kind, severity=c.WARNING, dedup_key=f"{kind}|{person_ref}|{date}",
                              district=district, venue_id=point, checkpoint_id=None, person_ref=person_ref,
                              reasons=(), occurrence=occurrence, status="firing", policy_version=version,
-                             minute=minute, details=details)
+                             minute=minute, partition=partition, venue_type=VENUE_TYPE, details=details)
 
         for resident in summary.residents:
             if resident.temperature_missed:

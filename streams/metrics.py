@@ -18,6 +18,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
+from streams.rules.findings import STATUSES
+
 # Seconds; scan processing is sub-millisecond, event lag spans seconds to hours for late uploads.
 PROCESSING_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 86400.0)
@@ -126,6 +128,10 @@ class Metrics:
             "hcs_isolation_observations_total",
             "Isolation-point residents' scheduled observations at day close, done or missed.",
             ["district", "kind", "outcome"], r)
+        self.finding_transitions = _Family(
+            "hcs_finding_transitions_total",
+            "Findings' changes by action: open rectify verify reject cancel, and the stream's reopen close overdue.",
+            ["district", "action"], r)
         self.duplicates = _Family(
             "hcs_duplicates_total", "Redelivered records (same event_id) that were dropped.",
             ["topic"], r)
@@ -154,6 +160,11 @@ class Metrics:
         (``hcs_managed_persons``; every worker holds the whole register: take max, not sum)."""
         self.registry.register(_RegisterCollector(managed))
 
+    def watch_findings(self, counts: Callable[[], tuple[Mapping[tuple[str, str], int], Mapping[str, int]]]) -> None:
+        """Export this worker's findings by district and status (``hcs_findings``) and the overdue
+        ones by district (``hcs_findings_overdue``); each worker its own partitions': sum them."""
+        self.registry.register(_FindingsCollector(counts))
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -180,3 +191,23 @@ class _RegisterCollector:
         for (district, phase), n in sorted(self._managed().items()):
             family.add_metric([district, phase], float(n))
         yield family
+
+
+class _FindingsCollector:
+    def __init__(self, counts: Callable[[], tuple[Mapping[tuple[str, str], int], Mapping[str, int]]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        by_status, overdue = self._counts()
+        family = GaugeMetricFamily("hcs_findings", "Findings by district and status (this worker's partitions; "
+                                   "ended ones are kept 35 days).", labels=["district", "status"])
+        # Every status of a district with findings, zeros included: a panel's series do not vanish.
+        for district in sorted({d for d, _ in by_status}):
+            for status in STATUSES:
+                family.add_metric([district, status], float(by_status.get((district, status), 0)))
+        yield family
+        late = GaugeMetricFamily("hcs_findings_overdue", "OPEN or REOPENED findings past their deadline, by "
+                                 "district (this worker's partitions).", labels=["district"])
+        for district in sorted({d for d, _ in by_status}):
+            late.add_metric([district], float(overdue.get(district, 0)))
+        yield late

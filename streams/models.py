@@ -85,7 +85,7 @@ class Rejected(msgspec.Struct, frozen=True, gc=False):
     scan of a batch that scan alone (re-encoded), so it can be replayed once fixed.
     """
 
-    reason: str  # NOT_JSON | SCHEMA_INVALID | UNSUPPORTED_SCHEMA | TOO_LARGE
+    reason: str  # NOT_JSON | SCHEMA_INVALID | UNSUPPORTED_SCHEMA | TOO_LARGE | INVALID_TRANSITION
     detail: str
     payload: bytes
     # The field (a path such as ``health_code.color``) whose value was refused: the dead letter

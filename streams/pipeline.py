@@ -23,9 +23,11 @@ from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from typing import cast
 
+import msgspec
+
 from streams import topics
 from streams.alerting import Alerts
-from streams.codec import decode_entries, decode_observation, decode_scans
+from streams.codec import decode_entries, decode_finding_event, decode_observation, decode_scans
 from streams.encoding import encode
 from streams.intake import Intake, RecordRef, Sink
 from streams.isolation import IsolationPoints
@@ -33,7 +35,7 @@ from streams.metrics import Metrics
 from streams.minutes import DistrictMinutes, PartialsSink
 from streams.models import EntryCount, Rejected, ScanEvent
 from streams.rechecks import Recheck, Rechecks, recheck_key
-from streams.records import Decision
+from streams.records import Decision, Recurrence
 from streams.register import Register
 from streams.rules.alerts import person_dedup_key
 from streams.rules.codes import ISOLATION_BREACH_ALERT, MONITORING_RESTRICTED
@@ -43,6 +45,7 @@ from streams.rules.management import alert_details, phase_on, restriction
 from streams.rules.policy import Params, Policy
 from streams.silence import Checkpoints
 from streams.state import DedupMarks, PartitionedState
+from streams.supervision import Supervision
 from streams.times import shanghai_day, utc_rfc3339
 from streams.windows import ComplianceWindows, WindowHandle
 
@@ -78,6 +81,8 @@ class Pipeline:
                                        self._owned)
         self.isolation = IsolationPoints(state, self.register, self.alerts, self.minutes, metrics, sink, self.clock,
                                          policy, self._owned)
+        self.supervision = Supervision(state, self.alerts, self.minutes, metrics, sink, self.clock, policy,
+                                       self._owned)
         self._decided_at: tuple[float, str] = (0.0, "")  # `now` is one value per batch: format it once
 
     @property
@@ -87,7 +92,7 @@ class Pipeline:
     @sink.setter
     def sink(self, sink: Sink) -> None:
         """Where every output goes, for every concept (tests record them)."""
-        self._sink = self.intake.sink = self.alerts.sink = self.isolation.sink = sink
+        self._sink = self.intake.sink = self.alerts.sink = self.isolation.sink = self.supervision.sink = sink
 
     @property
     def partials(self) -> PartialsSink:
@@ -288,6 +293,33 @@ class Pipeline:
         """Close the isolation points' days whose grace has passed."""
         return self.isolation.close(now)
 
+    # -- findings --------------------------------------------------------------------------------
+
+    def on_findings_record(self, value: bytes | None, ref: RecordRef, now: float) -> None:
+        """Handle one record of ``hcs.findings.v1``: apply it to its finding, or dead-letter it."""
+        item = decode_finding_event(value, now)
+        if isinstance(item, Rejected):
+            self.intake.dead_letter(item, ref, now)
+            return
+        if not self.intake.claim([item.event_id], topics.FINDINGS, ref.partition, now):
+            return
+        self.clock.observe(ref.partition, item.at, now)
+        refused = self.supervision.on_event(item, ref.partition)
+        if refused is not None:
+            self.intake.dead_letter(Rejected(refused.reason, refused.detail, value or b""), ref, now)
+
+    def on_recurrence_record(self, value: bytes | None, ref: RecordRef, now: float) -> None:
+        """Handle one record of the internal recurrences topic (written by a worker: a bad one is a bug)."""
+        self.supervision.on_recurrence(_RECURRENCE.decode(value or b""), ref.partition)
+
+    def tick_findings(self, now: float) -> int:
+        """Mark findings overdue and close look-backs, by their partitions' stream time."""
+        return self.supervision.tick(now)
+
+    def findings_counts(self) -> tuple[Counter[tuple[str, str]], Counter[str]]:
+        """This worker's findings by (district, status), and the overdue ones by district."""
+        return self.supervision.counts(self._owned())
+
     # -- the register ----------------------------------------------------------------------------
 
     def dead_letter_refused_plans(self, now: float) -> int:
@@ -333,7 +365,10 @@ class Pipeline:
     def sweep(self, now: float) -> int:
         """Forget dedup ids past the horizon, and alert memos idle for as long, to bound memory."""
         owned = self._owned()
-        return self.intake.sweep(now, owned) + self.alerts.sweep(now, owned)
+        return self.intake.sweep(now, owned) + self.alerts.sweep(now, owned) + self.supervision.sweep(now, owned)
+
+
+_RECURRENCE = msgspec.json.Decoder(Recurrence)
 
 
 class _Report:

@@ -107,6 +107,38 @@ class IsolationDay(msgspec.Struct, frozen=True, tag_field="schema", tag="hcs.iso
     late: int  # observations of days already closed, read since the previous day closed
 
 
+class Step(msgspec.Struct, frozen=True, gc=False):
+    action: str  # open rectify verify reject cancel, or the stream's own: reopen close overdue
+    at: str
+
+
+class FindingStatus(msgspec.Struct, frozen=True, tag_field="schema", tag="hcs.finding-status.v1"):
+    """A finding's state after its latest change (``hcs.finding-status.v1``, compacted by finding)."""
+
+    finding_id: str
+    venue_id: str
+    venue_type: str
+    district: str
+    problem: str
+    source: str  # inspection | auto
+    status: str
+    repeat_count: int
+    deadline: str
+    overdue: bool
+    look_back_at: str | None
+    opened_at: str
+    updated_at: str
+    history: list[Step]
+
+
+class Recurrence(msgspec.Struct, frozen=True, gc=False):
+    """An alert raised elsewhere that may be a recurrence for ``venue_id``'s findings (internal topic)."""
+
+    venue_id: str
+    kind: str
+    at: float
+
+
 class Part(msgspec.Struct, frozen=True):
     """A source partition's part of the figure of ``key`` at position ``at`` (internal topic)."""
 

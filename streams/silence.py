@@ -70,7 +70,7 @@ class Checkpoints:
             if raw["silent"]:
                 self._alert(checkpoint_id, district, venue_id, "resolved", Occurrence(1, raw["seen"], first_t, ()),
                             version, {"silent_since": rfc3339(raw["seen"]), "reported_again_at": rfc3339(first_t)},
-                            self.minutes.minute(partition, district, first_t)[0])
+                            self.minutes.minute(partition, district, first_t)[0], partition)
             before = raw.get("heard")
             seen, heard = max(raw["seen"], last_t), uploaded if before is None else max(before, uploaded)
         self.statuses.set(key, {"seen": seen, "heard": heard, "silent": False, "district": district,
@@ -94,14 +94,14 @@ class Checkpoints:
             self._alert(checkpoint_id, status.district, status.venue_id, "firing",
                         Occurrence(1, status.seen, status.seen, ()), version,
                         {"silent_since": rfc3339(status.seen), "silent_after_minutes": params.silent_after_minutes},
-                        self.minutes.minute(partition, status.district, stream_now)[0])
+                        self.minutes.minute(partition, status.district, stream_now)[0], partition)
             fired += 1
         return fired
 
     def _alert(self, checkpoint_id: str, district: str, venue_id: str, status: str, occurrence: Occurrence,
-               version: str, details: dict[str, Any], minute: DistrictMinute) -> None:
+               version: str, details: dict[str, Any], minute: DistrictMinute, partition: int) -> None:
         self.alerts.emit(
             kind=c.CHECKPOINT_SILENT, severity=c.WARNING,
             dedup_key=checkpoint_dedup_key(c.CHECKPOINT_SILENT, checkpoint_id), district=district,
             venue_id=venue_id, checkpoint_id=checkpoint_id, person_ref=None, reasons=(), occurrence=occurrence,
-            status=status, policy_version=version, details=details, minute=minute)
+            status=status, policy_version=version, details=details, minute=minute, partition=partition)

@@ -17,9 +17,11 @@ from streams.state import ChangelogSend
 class TopicSink:
     """Outputs to the contract topics (behind the prefix), through the batched output."""
 
-    def __init__(self, output: BatchedOutput, prefix: str) -> None:
+    def __init__(self, output: BatchedOutput, prefix: str, app_id: str = "") -> None:
         self._output = output
         self._names = {spec.name: topics.topic_name(spec, prefix) for spec in topics.ALL}
+        # ... and the internal topics written record by record (the partials have their own sink).
+        self._names[topics.RECURRENCES.name] = topics.internal_topic_name(topics.RECURRENCES, prefix, app_id)
 
     def send(self, spec: topics.TopicSpec, key: bytes | None, value: bytes) -> None:
         self._output.add(self._names[spec.name], key, value)

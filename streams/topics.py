@@ -24,12 +24,20 @@ MANAGEMENT = TopicSpec("hcs.management.v1", 4, "person_ref", compacted=True)
 # Isolation points' observations, keyed by the point (a venue): co-partitioned with scans.
 OBSERVATIONS = TopicSpec("hcs.observations.v1", 8, "isolation_point_id")
 ISOLATION_STATUS = TopicSpec("hcs.isolation-status.v1", 4, "isolation_point_id")
+# Inspectors' findings, keyed by venue (co-partitioned with scans: a venue's findings meet the
+# alerts that count as their recurrences), and every finding's latest state with its history.
+FINDINGS = TopicSpec("hcs.findings.v1", 8, "venue_id")
+FINDING_STATUS = TopicSpec("hcs.finding-status.v1", 4, "finding_id", compacted=True)
 ALL: tuple[TopicSpec, ...] = (SCANS, ENTRIES, DECISIONS, ALERTS, DISTRICT_STATS, DLQ, MANAGEMENT, OBSERVATIONS,
-                              ISOLATION_STATUS)
+                              ISOLATION_STATUS, FINDINGS, FINDING_STATUS)
 
 # The worker's internal topic of district-minute partials (step one of the district stats),
 # named after the worker's app id: not part of the contract.
 PARTIALS = TopicSpec("district-partials", DISTRICT_STATS.partitions, "district")
+# ... and of recurrences raised at one venue for another's findings (an isolation point's
+# resident breaching isolation elsewhere), keyed by the finding's venue, as the findings are.
+RECURRENCES = TopicSpec("finding-recurrences", FINDINGS.partitions, "venue_id")
+INTERNAL: tuple[TopicSpec, ...] = (PARTIALS, RECURRENCES)
 
 
 def topic_name(spec: TopicSpec, prefix: str = "") -> str:
@@ -39,7 +47,12 @@ def topic_name(spec: TopicSpec, prefix: str = "") -> str:
 
 def partials_topic_name(prefix: str, app_id: str) -> str:
     """The name on the cluster of the worker's internal partials topic."""
-    return f"{prefix}{app_id}-{PARTIALS.name}"
+    return internal_topic_name(PARTIALS, prefix, app_id)
+
+
+def internal_topic_name(spec: TopicSpec, prefix: str, app_id: str) -> str:
+    """The name on the cluster of one of the worker's internal topics."""
+    return f"{prefix}{app_id}-{spec.name}"
 
 
 def leader_topic_name(app_id: str) -> str:
@@ -55,7 +68,8 @@ def worker_topics(prefix: str, app_id: str) -> dict[str, int]:
     on a fresh cluster; made before Faust starts, it is there.
     """
     names = {topic_name(spec, prefix): spec.partitions for spec in ALL}
-    names[partials_topic_name(prefix, app_id)] = PARTIALS.partitions
+    for spec in INTERNAL:
+        names[internal_topic_name(spec, prefix, app_id)] = spec.partitions
     names[leader_topic_name(app_id)] = 1
     return names
 

@@ -122,7 +122,8 @@ class ComplianceWindows:
                     district=win.district, venue_id=win.venue_id, checkpoint_id=checkpoint_id,
                     person_ref=None, reasons=(),
                     occurrence=Occurrence(1, win.start, win.end, ()), status="firing",
-                    policy_version=win.version, minute=minute, details={
+                    policy_version=win.version, minute=minute, partition=partition, venue_type=win.venue_type,
+                    details={
                         "window_start": start, "window_end": rfc3339(win.end), "scans": counts.scans,
                         "entries": counts.entries if counts.entries_reported else None,
                         "code_misses": counts.code_misses, "temperature_misses": counts.temperature_misses,

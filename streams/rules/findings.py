@@ -68,6 +68,7 @@ class Event(NamedTuple):
     at: float
     problem: str | None = None  # for open
     deadline: float | None = None  # for open; default at + rectify_deadline_hours
+    event_id: str = ""  # its idempotency key (the intake's, not the rules')
 
 
 def apply(finding: Finding | None, event: Event, rectify_deadline_hours: float,
@@ -124,10 +125,15 @@ def recur(finding: Finding, at: float, rectify_deadline_hours: float) -> Finding
                                    deadline=at + rectify_deadline_hours * HOUR_S, overdue=False, look_back_at=None)
 
 
-def tick(finding: Finding, stream_now: float) -> Finding | None:
+def tick(finding: Finding, stream_now: float, settle_s: float = 0.0) -> Finding | None:
     """What time alone does by ``stream_now``: close a VERIFIED finding whose look-back passed
-    without a recurrence, or mark an OPEN or REOPENED one past its deadline overdue (once)."""
-    if finding.status == VERIFIED and finding.look_back_at is not None and stream_now >= finding.look_back_at:
+    without a recurrence, or mark an OPEN or REOPENED one past its deadline overdue (once).
+
+    A look-back closes ``settle_s`` after it is due: the alerts that count as recurrences are
+    raised a grace after what they saw (a window's end, a day's), so one of before the look-back
+    may come after it."""
+    if finding.status == VERIFIED and finding.look_back_at is not None and \
+            stream_now >= finding.look_back_at + settle_s:
         return _moved(finding, CLOSED, "close", finding.look_back_at)
     if finding.status in (OPEN, REOPENED) and not finding.overdue and stream_now > finding.deadline:
         return msgspec.structs.replace(finding, overdue=True, updated_at=finding.deadline,
@@ -137,7 +143,7 @@ def tick(finding: Finding, stream_now: float) -> Finding | None:
 
 def alert_severity(kind: str, repeat_count: int) -> str:
     """FINDING_OVERDUE: warning, critical once reopened; FINDING_REOPENED: critical from the second."""
-    if kind == "FINDING_OVERDUE":
+    if kind == c.FINDING_OVERDUE:
         return c.CRITICAL if repeat_count >= 1 else c.WARNING
     return c.CRITICAL if repeat_count >= 2 else c.WARNING
 

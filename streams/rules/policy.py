@@ -49,6 +49,9 @@ class Params:
     temperature_checks_per_day: int  # an isolation point's residents (Isolation-point observations)
     nat_schedule_days: tuple[int, ...]  # days of the centralized phase a NAT sample is due on
     observation_grace_minutes: float  # a point's day closes this long after its end (stream time)
+    rectify_deadline_hours: float  # a finding's default deadline after it is opened (Closed-loop supervision)
+    lookback_days: float  # a verified finding is looked back at this long after its verification
+    auto_finding_violations: int  # a checkpoint's violation windows in a local day that open a finding
 
 
 PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Params))

@@ -74,6 +74,10 @@ def test_a_look_back_without_recurrence_closes_and_a_recurrence_before_it_reopen
     assert fs.tick(verified, T + 2 * H + LOOKBACK_D * D - 1) is None
     closed = fs.tick(verified, T + 2 * H + LOOKBACK_D * D)
     assert closed is not None and closed.status == fs.CLOSED and closed.history[-1] == ("close", closed.updated_at)
+    lb = T + 2 * H + LOOKBACK_D * D  # with a settling time, it closes that long after, at the look-back
+    assert fs.tick(verified, lb + 7199, settle_s=7200) is None
+    settled = fs.tick(verified, lb + 7200, settle_s=7200)
+    assert settled is not None and settled.status == fs.CLOSED and settled.updated_at == lb
     assert fs.recur(closed, T + 3 * H, DEADLINE_H) is None  # closed: a later violation is a new story
     again = fs.recur(verified, T + 3 * D, DEADLINE_H)
     assert again is not None
