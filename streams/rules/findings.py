@@ -92,7 +92,7 @@ def apply(finding: Finding | None, event: Event, rectify_deadline_hours: float,
         return msgspec.structs.replace(_moved(finding, VERIFIED, action, at), look_back_at=at + lookback_days * DAY_S)
     if action == "cancel" and status not in (CLOSED, CANCELLED):
         return _moved(finding, CANCELLED, action, at)
-    return Refused(INVALID_TRANSITION, f"action: {action} is not allowed on a {status} finding")
+    return Refused(INVALID_TRANSITION, f"action: {action} is not allowed on a finding that is {status}")
 
 
 def auto_finding(venue_id: str, venue_type: str, district: str, date: str, at: float,

@@ -91,8 +91,8 @@ def test_rectified_verified_and_looked_back_a_finding_closes_and_later_actions_a
     events(app, finding("rectify", T0 + 10 * D), finding("open", T0 + 10 * D, problem="OTHER"))
     dead = sink.of(topics.DLQ)
     assert [(d["reason"], d["detail"]) for d in dead] == [
-        ("INVALID_TRANSITION", "action: rectify is not allowed on a CLOSED finding"),
-        ("INVALID_TRANSITION", "action: open is not allowed on a CLOSED finding")]
+        ("INVALID_TRANSITION", "action: rectify is not allowed on a finding that is CLOSED"),
+        ("INVALID_TRANSITION", "action: open is not allowed on a finding that is CLOSED")]
     assert len(statuses(sink)) == 4  # a refusal changes nothing
     assert_valid("finding-status.v1", strip(statuses(sink)))
     assert_valid("deadletter.v1", strip(dead))
