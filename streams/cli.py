@@ -1,4 +1,4 @@
-"""The ``hcs`` command line: worker, local broker, policy check, on-call tail, local run."""
+"""The ``hcs`` command line: worker, local broker, policy check, on-call tail, findings, local run."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 
 from streams.errors import HcsError
+from streams.rules.codes import VENUE_TYPES
+from streams.rules.findings import PROBLEMS, STATUSES
 from streams.settings import Settings
 
 if TYPE_CHECKING:  # the broker module is imported only by the commands that need it
@@ -265,6 +267,114 @@ def tail(decisions: bool, from_beginning: bool, max_lines: int | None, timeout_s
         client, topics.topic_name(topics.ALERTS, settings.topic_prefix),
         topics.topic_name(topics.DECISIONS, settings.topic_prefix) if decisions else None,
         from_beginning, lambda line: click.echo(line, color=colour), colour, max_lines, timeout_s))
+
+
+def _when(text: str | None) -> float:
+    """An ``--at`` or ``--deadline``: RFC 3339 with an offset (now when not given)."""
+    import time
+    from datetime import datetime
+
+    if text is None:
+        return time.time()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        _fail(f"{text!r} is not a timestamp: use RFC 3339 with an offset, e.g. 2022-05-10T08:00:00+08:00")
+    if parsed.tzinfo is None:
+        _fail(f"{text!r} has no UTC offset: add one, e.g. +08:00")
+    return parsed.timestamp()
+
+
+def _finding_topics() -> tuple[Settings, dict[str, Any], str, str]:
+    from streams import topics
+
+    try:
+        settings = Settings.from_env()
+        client = settings.client_kwargs()
+    except HcsError as exc:
+        _fail(exc)
+    return (settings, client, topics.topic_name(topics.FINDINGS, settings.topic_prefix),
+            topics.topic_name(topics.FINDING_STATUS, settings.topic_prefix))
+
+
+@cli.group()
+def finding() -> None:
+    """Inspectors' and supervisors' actions on findings (written to hcs.findings.v1)."""
+
+
+@finding.command("open")
+@click.option("--venue", "venue_id", required=True, help="The venue_id the problem was found at.")
+@click.option("--venue-type", required=True, type=click.Choice(VENUE_TYPES), help="The venue's type.")
+@click.option("--district", required=True, help="The venue's 6-digit district code.")
+@click.option("--problem", required=True, type=click.Choice(PROBLEMS), help="What was found.")
+@click.option("--checkpoint", "checkpoint_id", default=None, help="The checkpoint concerned, if any.")
+@click.option("--deadline", default=None, help="Rectify by (RFC 3339; default: the policy's rectify_deadline_hours).")
+@click.option("--note", default=None, help="Free text for the inspectors (at most 500 characters; no names).")
+@click.option("--id", "finding_id", default=None, help="The finding's id (default: district-date-random).")
+@click.option("--at", default=None, help="When it was found (RFC 3339; default: now).")
+def finding_open(venue_id: str, venue_type: str, district: str, problem: str, checkpoint_id: str | None,
+                 deadline: str | None, note: str | None, finding_id: str | None, at: str | None) -> None:
+    """Open a finding at a venue; prints its id."""
+    from streams import inspection
+    from streams.times import rfc3339
+
+    settings, client, events_topic, status_topic = _finding_topics()
+    when = _when(at)
+    try:
+        if finding_id is not None and finding_id in _run_client(settings,
+                                                                  inspection.latest_statuses(client, status_topic)):
+            _fail(f"finding {finding_id} exists already: choose another --id")
+        value = inspection.event_record(
+            "open", finding_id or inspection.new_finding_id(district, when), venue_id, venue_type, district, when,
+            problem=problem, checkpoint_id=checkpoint_id, note=note,
+            deadline=None if deadline is None else rfc3339(_when(deadline)))
+    except HcsError as exc:
+        _fail(exc)
+    _run_client(settings, inspection.publish(client, events_topic, value))
+    click.echo(f"opened {value['finding_id']} ({problem} at {venue_id})")
+
+
+def _follow_up(action: str, finding_id: str, at: str | None) -> None:
+    from streams import inspection
+
+    settings, client, events_topic, status_topic = _finding_topics()
+    when = _when(at)
+    try:
+        value = inspection.follow_up(action, finding_id, _run_client(
+            settings, inspection.latest_statuses(client, status_topic)), when)
+    except HcsError as exc:
+        _fail(exc)
+    _run_client(settings, inspection.publish(client, events_topic, value))
+    click.echo(f"{action} {finding_id}: written")
+
+
+for _action, _help in (("rectify", "The venue says it rectified the problem (OPEN or REOPENED)."),
+                       ("verify", "A supervisor verified the rectification; the look-back starts."),
+                       ("reject", "A supervisor rejected the rectification: the finding is OPEN again."),
+                       ("cancel", "Withdraw a finding opened by mistake.")):
+    def _command(finding_id: str, at: str | None, _action: str = _action) -> None:
+        _follow_up(_action, finding_id, at)
+
+    _command.__doc__ = _help
+    finding.command(_action)(click.argument("finding_id")(click.option(
+        "--at", default=None, help="When it was done (RFC 3339; default: now).")(_command)))
+
+
+@cli.command()
+@click.option("--district", default=None, help="Only this district's findings.")
+@click.option("--status", type=click.Choice(STATUSES), default=None, help="Only findings in this state.")
+@click.option("--overdue", is_flag=True, help="Only findings past their deadline.")
+def findings(district: str | None, status: str | None, overdue: bool) -> None:
+    """List the findings' latest states (hcs.finding-status.v1) as a table, by deadline."""
+    from streams import inspection
+
+    settings, client, _, status_topic = _finding_topics()
+    try:
+        latest = _run_client(settings, inspection.latest_statuses(client, status_topic))
+    except HcsError as exc:
+        _fail(exc)
+    for line in inspection.table(latest.values(), district, status, overdue):
+        click.echo(line)
 
 
 @cli.command()

@@ -30,3 +30,7 @@ class DecodeError(HcsError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class InspectionError(HcsError):
+    """A finding action that would be refused, said before anything is written."""
