@@ -211,9 +211,11 @@ def policy_check(file: Path, district: str) -> None:
               help="Publish N key-personnel plans to hcs.management.v1 first (14+7+7, 7+3, 2+14; some released); "
               "those people are among the scanned, so some breach isolation or are restricted, and the "
               "residents of isolation points get their staff's observations on hcs.observations.v1.")
+@click.option("--findings/--no-findings", default=True, show_default=True,
+              help="Also send inspectors' findings and their rectification and verification to hcs.findings.v1.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def simulate(count: int | None, rate: float | None, batch: int, seed: int, entries: bool, run_id: str | None,
-             managed: int, quiet: bool) -> None:
+             managed: int, findings: bool, quiet: bool) -> None:
     """Publish simulated checkpoint scans of Hangzhou's districts to hcs.scans.v1."""
     import os
     import uuid
@@ -236,10 +238,11 @@ def simulate(count: int | None, rate: float | None, batch: int, seed: int, entri
     management_topic = topics.topic_name(topics.MANAGEMENT, settings.topic_prefix) if managed else None
     # Residents of the simulated isolation points get their staff's observations.
     observations_topic = topics.topic_name(topics.OBSERVATIONS, settings.topic_prefix) if managed else None
+    findings_topic = topics.topic_name(topics.FINDINGS, settings.topic_prefix) if findings else None
     with click.progressbar(length=count or 0, label=f"scans -> {topic}", file=sys.stderr,
                            hidden=quiet or count is None) as bar:
         counts = _run_client(settings, publish(sim, client, topic, count, rate, batch, bar.update, entries_topic,
-                                               management_topic, observations_topic))
+                                               management_topic, observations_topic, findings_topic))
     for on_purpose in ("duplicate_records", "malformed_records"):  # always said, even when none
         counts.setdefault(on_purpose, 0)
     click.echo(f"sent (run {run}): " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

@@ -8,6 +8,8 @@ seed reproduces the same stream. Person references are made as devices must make
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import random
 import signal
 import time
@@ -46,6 +48,10 @@ SAMPLE_HOUR = 9  # and take the NAT samples due
 NAT_DAYS = (1, 4, 7, 14)  # the packaged policy's nat_schedule_days
 OBSERVED_DAYS_BACK = 2  # a run starts with the staff devices uploading the last two days
 RETRY_S, MAX_RETRY_S = 1.0, 30.0  # resending what a cluster gone away did not take: backoff
+INSPECTION_EVERY_S = 20.0  # an inspector opens a finding about this often (on average)
+RECTIFIED_SHARE, VERIFIED_SHARE, REJECTED_SHARE = 0.8, 0.8, 0.15  # of the findings opened, rectified, ...
+FOLLOW_UP_S = (20.0, 90.0)  # a venue rectifies, a supervisor verifies, this long after the previous step
+PROBLEMS = ("THREE_100", "CODE_CHECK", "TEMPERATURE", "MASK", "OTHER")
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,11 @@ class Simulator:
         self._points = [v for v in self.venues if v.venue_type == "isolation_point"]
         self._isolated_at: dict[int, tuple[Venue, float, float]] = {}  # person -> (point, from, until)
         self._observed_until: float | None = None  # staff observations sent up to then
+        self._inspections = random.Random(self.seed * 104729 + 3)  # their own stream: the scans stay the seed's
+        self._follow_ups: list[tuple[float, int, dict[str, Any]]] = []  # (due, order, step) to send then
+        self._order = itertools.count()
+        self._findings = 0
+        self._inspected_until: float | None = None
 
     def _person(self, n: int) -> str:
         ref = self._refs.get(n)
@@ -203,6 +214,66 @@ class Simulator:
                     self.counts["observations"] += 1
                     yield point.venue_id.encode(), orjson.dumps(value)
             day += timedelta(days=1)
+
+    def findings(self, now: datetime) -> Iterator[tuple[bytes, bytes]]:
+        """Inspectors' and supervisors' actions (``hcs.finding-event.v1``) due by ``now``. The
+        first call sends the last two weeks' inspections of each district: one closed by its
+        look-back, one overdue, one verified (its venue's next three 100% violation reopens it)
+        and one waiting for verification. Then an inspector opens a finding about every
+        :data:`INSPECTION_EVERY_S`; most are rectified a little later, most of those verified, a
+        few rejected first."""
+        rng, end = self._inspections, now.timestamp()
+        if self._inspected_until is None:
+            self._inspected_until = end
+            day, hour = 86400.0, 3600.0
+            history = (("THREE_100", ((-12 * day, "open"), (-11 * day, "rectify"), (-10 * day, "verify"))),
+                       ("TEMPERATURE", ((-3 * day, "open"),)),
+                       ("THREE_100", ((-4 * day, "open"), (-3 * day, "rectify"), (-2 * day, "verify"))),
+                       ("MASK", ((-day, "open"), (-2 * hour, "rectify"))))
+            for district in DISTRICTS:
+                busy = [v for v in self.venues if v.district == district and v.venue_type != "isolation_point"]
+                for problem, steps in history:
+                    venue, finding_id = rng.choice(busy), self._finding_id()
+                    for back, action in steps:
+                        yield self._finding_event(venue, finding_id, action, end + back, problem)
+        while self._inspected_until < end:
+            self._inspected_until += rng.expovariate(1 / INSPECTION_EVERY_S)
+            if self._inspected_until >= end:
+                break
+            venue = rng.choice([v for v in self.venues if v.venue_type != "isolation_point"])
+            finding_id, at = self._finding_id(), self._inspected_until
+            yield self._finding_event(venue, finding_id, "open", at, rng.choice(PROBLEMS))
+            plan = []
+            if rng.random() < RECTIFIED_SHARE:
+                plan.append("rectify")
+                if rng.random() < REJECTED_SHARE:
+                    plan += ["reject", "rectify"]
+                if rng.random() < VERIFIED_SHARE:
+                    plan.append("verify")
+            for action in plan:
+                at += rng.uniform(*FOLLOW_UP_S)
+                heapq.heappush(self._follow_ups, (at, next(self._order),
+                                                  {"venue": venue, "finding_id": finding_id, "action": action}))
+        while self._follow_ups and self._follow_ups[0][0] <= end:
+            at, _, step = heapq.heappop(self._follow_ups)
+            yield self._finding_event(step["venue"], step["finding_id"], step["action"], at)
+
+    def _finding_id(self) -> str:
+        self._findings += 1
+        return f"sim-{self.seed}-{self._run}{self._findings:06d}"
+
+    def _finding_event(self, venue: Venue, finding_id: str, action: str, at: float,
+                       problem: str | None = None) -> tuple[bytes, bytes]:
+        self._seq += 1
+        self.counts[f"findings_{action}"] += 1
+        value: dict[str, Any] = {
+            "schema": "hcs.finding-event.v1", "event_id": f"fe-{self.seed}-{self._run}{self._seq:012d}",
+            "finding_id": finding_id, "venue_id": venue.venue_id, "venue_type": venue.venue_type,
+            "district": venue.district, "action": action,
+            "at": datetime.fromtimestamp(at, SHANGHAI).isoformat(timespec="seconds")}
+        if problem is not None:
+            value["problem"] = problem
+        return venue.venue_id.encode(), orjson.dumps(value)
 
     def scan(self, now: datetime) -> tuple[Venue, dict[str, Any]]:
         """One scan at ``now`` (or earlier, for a late upload), as a JSON-ready dict."""
@@ -342,12 +413,13 @@ class Simulator:
 async def publish(sim: Simulator, client: Mapping[str, Any], topic: str, count: int | None, rate: float | None,
                   batch: int = 1, on_progress: Callable[[int], None] | None = None,
                   entries_topic: str | None = None, management_topic: str | None = None,
-                  observations_topic: str | None = None) -> Counter[str]:
+                  observations_topic: str | None = None, findings_topic: str | None = None) -> Counter[str]:
     """Send ``count`` scans (forever if None) to ``topic``, at ``rate`` scans/s or as fast as possible,
     and to ``entries_topic`` each checkpoint's people count once its minute is over; first, to
     ``management_topic``, the register's plans of the simulator's managed people; and to
     ``observations_topic`` the isolation points' staff observations of their residents as they
-    fall due.
+    fall due; to ``findings_topic`` inspectors' findings and what follows them
+    (:meth:`Simulator.findings`).
 
     As a device does, it outlives a cluster gone away: records that could not be delivered are
     sent again, with backoff, once it is back (one line when it is lost, one when it is back).
@@ -395,6 +467,9 @@ async def publish(sim: Simulator, client: Mapping[str, Any], topic: str, count: 
                 if observations_topic and sent % 100 < n:
                     for key, value in sim.observations(datetime.now(SHANGHAI)):
                         await out.send(observations_topic, key, value)
+                if findings_topic and sent % 100 < n:
+                    for key, value in sim.findings(datetime.now(SHANGHAI)):
+                        await out.send(findings_topic, key, value)
                 if len(out.pending) >= 5000:
                     await out.settle()
             if entries_topic and not stop.is_set():

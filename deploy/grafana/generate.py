@@ -63,6 +63,17 @@ CITY = dashboard("hcs-city", "hcs — city overview", [
     panel("Worker consumer lag (records)", "instance:hcs_consumer_lag:sum", "{{instance}}"),
     panel("Scan event lag p99", "histogram_quantile(0.99, sum by (le) (rate(hcs_event_lag_seconds_bucket[5m])))",
           "p99", "s", description="from a scan's event_time to its decision"),
+    Row("Supervision"),
+    panel("Open findings by district", 'sum by (district) (hcs_findings{status=~"OPEN|REOPENED"})', "{{district}}",
+          description="findings waiting for rectification (reopened ones included); each worker counts its "
+          "partitions': sum"),
+    panel("Overdue findings by district", "sum by (district) (hcs_findings_overdue)", "{{district}}",
+          description="open or reopened findings past their deadline"),
+    panel("Reopened findings by district", 'sum by (district) (hcs_findings{status="REOPENED"})', "{{district}}",
+          description="findings a look-back found again, not rectified since"),
+    panel("Findings closed this week by district",
+          'sum by (district) (increase(hcs_finding_transitions_total{action="close"}[7d]))', "{{district}}",
+          description="findings whose look-back passed without a recurrence, in the last 7 days"),
 ], [])
 
 DISTRICT_VARIABLE = (
@@ -107,6 +118,17 @@ DISTRICT = dashboard("hcs-district", "hcs — district drill-down", [
     panel("Isolation points: missed per day",
           'sum by (kind) (increase(hcs_isolation_observations_total{district="$district",outcome="missed"}[1d]))',
           "{{kind}}"),
+    Row("Supervision"),
+    panel("Findings by status", 'sum by (status) (hcs_findings{district="$district",status=~"OPEN|REOPENED|'
+          'PENDING_VERIFICATION|VERIFIED"})', "{{status}}",
+          description="open and reopened (to rectify), pending verification, verified (waiting for the look-back)"),
+    panel("Overdue findings", 'sum(hcs_findings_overdue{district="$district"})', "overdue",
+          description="open or reopened findings past their deadline (each raised one FINDING_OVERDUE)"),
+    panel("Reopened findings", 'sum(hcs_findings{district="$district",status="REOPENED"})', "reopened",
+          description="findings a look-back found again, not rectified since"),
+    panel("Findings closed this week",
+          'sum(increase(hcs_finding_transitions_total{district="$district",action="close"}[7d]))', "closed",
+          description="findings whose look-back passed without a recurrence, in the last 7 days"),
 ], [DISTRICT_VARIABLE])
 
 DASHBOARDS = {"hcs-city.json": CITY, "hcs-district.json": DISTRICT}
