@@ -131,7 +131,7 @@ class Simulator:
         self._follow_ups: list[tuple[float, int, dict[str, Any]]] = []  # (due, order, step) to send then
         self._order = itertools.count()
         self._findings = 0
-        self._inspected_until: float | None = None
+        self._next_inspection: float | None = None  # when the next inspector's finding is opened
 
     def _person(self, n: int) -> str:
         ref = self._refs.get(n)
@@ -223,8 +223,8 @@ class Simulator:
         :data:`INSPECTION_EVERY_S`; most are rectified a little later, most of those verified, a
         few rejected first."""
         rng, end = self._inspections, now.timestamp()
-        if self._inspected_until is None:
-            self._inspected_until = end
+        if self._next_inspection is None:
+            self._next_inspection = end + rng.expovariate(1 / INSPECTION_EVERY_S)
             day, hour = 86400.0, 3600.0
             history = (("THREE_100", ((-12 * day, "open"), (-11 * day, "rectify"), (-10 * day, "verify"))),
                        ("TEMPERATURE", ((-3 * day, "open"),)),
@@ -236,12 +236,10 @@ class Simulator:
                     venue, finding_id = rng.choice(busy), self._finding_id()
                     for back, action in steps:
                         yield self._finding_event(venue, finding_id, action, end + back, problem)
-        while self._inspected_until < end:
-            self._inspected_until += rng.expovariate(1 / INSPECTION_EVERY_S)
-            if self._inspected_until >= end:
-                break
+        while self._next_inspection <= end:
             venue = rng.choice([v for v in self.venues if v.venue_type != "isolation_point"])
-            finding_id, at = self._finding_id(), self._inspected_until
+            finding_id, at = self._finding_id(), self._next_inspection
+            self._next_inspection += rng.expovariate(1 / INSPECTION_EVERY_S)
             yield self._finding_event(venue, finding_id, "open", at, rng.choice(PROBLEMS))
             plan = []
             if rng.random() < RECTIFIED_SHARE:

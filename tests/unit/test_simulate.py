@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 
-from streams.codec import decode_entries, decode_scans
+from streams.codec import decode_entries, decode_finding_event, decode_scans
 from streams.device import person_ref
 from streams.models import EntryCount, Rejected, ScanEvent
+from streams.rules.findings import Event
 from streams.simulate import DISTRICTS, Mix, Simulator
+from streams.times import SHANGHAI
 from tests import factories as f
 
 
@@ -154,3 +157,18 @@ def test_isolation_point_residents_get_their_staffs_observations_with_some_misse
     assert list(sim.observations(f.T0 + timedelta(hours=2))) == []  # nothing is sent twice
     later = list(sim.observations(f.T0 + timedelta(hours=13)))  # 21:00: the 20:00 checks
     assert later and all("T20:" in orjson.loads(v)["observed_at"] for _, v in later)
+
+
+def test_findings_come_as_inspections_would_and_each_event_is_one_the_worker_accepts() -> None:
+    sim = Simulator(run_id="t")
+    start = datetime(2022, 5, 10, 8, tzinfo=SHANGHAI)
+    sent = list(sim.findings(start))
+    assert Counter(orjson.loads(v)["action"] for _, v in sent) == {"open": 24, "rectify": 18, "verify": 12}
+    for k in range(1, 121):  # ten minutes, a call every five seconds
+        sent += sim.findings(start + timedelta(seconds=5 * k))
+    actions = Counter(orjson.loads(v)["action"] for _, v in sent)
+    assert 24 + 15 <= actions["open"] <= 24 + 50  # about one every 20 s
+    assert actions["rectify"] - 18 >= (actions["open"] - 24) // 2 and actions["verify"] > 12
+    decoded = [decode_finding_event(v, (start + timedelta(minutes=10)).timestamp()) for _, v in sent]
+    assert all(isinstance(d, Event) for d in decoded), [d for d in decoded if not isinstance(d, Event)][:1]
+    assert all(k.decode() == orjson.loads(v)["venue_id"] for k, v in sent)
