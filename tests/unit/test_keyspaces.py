@@ -60,3 +60,27 @@ def test_by_update_lists_keys_least_recently_set_first_and_a_walk_can_stop_early
         if key == "a|3":
             break
     assert walked == ["a|2", "a|3"]
+
+
+def test_no_concept_of_the_worker_reads_another_ones_keys() -> None:
+    """Every keyspace the pipeline makes on its state table has a prefix no other one starts
+    with (findings once took ``f|``, the fever rechecks' prefix)."""
+    from streams.metrics import Metrics
+    from streams.pipeline import Pipeline
+    from streams.rules.policy import load_policy
+    from streams.state import DedupMarks
+
+    table, _ = state()
+    made: list[str] = []
+    keyspace = table.keyspace
+
+    def recording(prefix: str, by_update: bool = False) -> Any:
+        made.append(prefix)
+        return keyspace(prefix, by_update)
+
+    table.keyspace = recording  # type: ignore[method-assign]
+    Pipeline(load_policy(), table, DedupMarks(Table(), lambda partition, records: None), None,  # type: ignore[arg-type]
+             None, Metrics(), dedup_horizon_s=3600)  # type: ignore[arg-type]
+    assert len(made) >= 9, made
+    clashes = [(a, b) for a in made for b in made if a is not b and b.startswith(a)]
+    assert clashes == [], clashes
