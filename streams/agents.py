@@ -30,6 +30,7 @@ SCAN_BATCH_MAX_BYTES = 4 * 1024 * 1024
 OVERLAP_MIN_S = 0.005  # a batch handled for at least this long is written while the next is handled
 RECHECK_TICK_S = 5.0  # FEVER_UNRESOLVED fires within this long after a recheck window ends
 WINDOW_TICK_S = 1.0  # compliance windows, silent checkpoints and district minutes close this often
+FINDING_TICK_S = 10.0  # findings' deadlines and look-backs are met within this long (by stream time)
 SWEEP_TICK_S = 60.0
 
 
@@ -165,8 +166,12 @@ def wire_agents(app: HcsApp, scans_topic: Any, entries_topic: Any, partials_topi
         pipeline.check_silent(now)
         pipeline.close_minutes(now)
         pipeline.close_isolation_days(now)
-        pipeline.tick_findings(now)  # after the windows and days: their alerts may reopen a finding
         pipeline.dead_letter_refused_plans(now)
+        await persist()
+
+    @app.timer(FINDING_TICK_S, name="tick_findings")
+    async def tick_findings() -> None:
+        pipeline.tick_findings(time.time())
         await persist()
 
     @app.timer(WINDOW_TICK_S, name="watch_kafka")

@@ -15,6 +15,7 @@ with its whole history, to ``hcs.finding-status.v1``.
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -37,7 +38,9 @@ from streams.rules.policy import Params, Policy
 from streams.state import PartitionedState
 from streams.times import DAY_S, rfc3339, shanghai_date, shanghai_day
 
-FINDING_PREFIX = "s|"  # venue_id|finding_id -> Finding (by venue: an event names the finding's venue)
+FINDING_PREFIX = "s|"  # venue_id|finding_id -> Finding not ended (by venue: an event names the finding's venue)
+ENDED_PREFIX = "se|"  # venue_id|finding_id -> Finding CLOSED or CANCELLED, kept a while to refuse actions on it
+VERIFIED_PREFIX = "si|"  # venue_id -> [finding key] of its VERIFIED findings: what an alert there may reopen
 TALLY_PREFIX = "sv|"  # checkpoint_id -> [local day, THREE_100_VIOLATION windows of that day]
 ENDS = (rules.CLOSED, rules.CANCELLED)
 KEEP_ENDED_S = 35 * DAY_S  # an ended finding is kept (refusing actions on it) this long, by stream time
@@ -47,6 +50,8 @@ class Supervision:
     def __init__(self, state: PartitionedState, alerts: Alerts, minutes: DistrictMinutes, metrics: Metrics, sink: Sink,
                  clock: StreamClock, policy: Policy, owned: Callable[[], set[int]]) -> None:
         self.findings = state.keyspace(FINDING_PREFIX)
+        self.ended = state.keyspace(ENDED_PREFIX)
+        self.verified = state.keyspace(VERIFIED_PREFIX)
         self.tallies = state.keyspace(TALLY_PREFIX)
         self.alerts = alerts
         self.minutes = minutes
@@ -92,8 +97,9 @@ class Supervision:
                    partition: int) -> int:
         """An alert of ``kind`` at ``venue_id`` at ``at``: reopen the verified findings it recurs; how many."""
         reopened = 0
-        for key, p, raw in list(self.findings.items()):
-            if p != partition or raw["status"] != rules.VERIFIED or raw["venue_id"] != venue_id:
+        for key in list(self.verified.get(VERIFIED_PREFIX + venue_id) or ()):
+            raw = self.findings.get(key)
+            if raw is None or raw["status"] != rules.VERIFIED:
                 continue
             finding = msgspec.convert(raw, Finding)
             if not rules.is_recurrence(finding.problem, kind, details):
@@ -123,19 +129,25 @@ class Supervision:
         finding = rules.auto_finding(alert.venue_id, venue_type, alert.district, shanghai_date(day), at,
                                      params.rectify_deadline_hours)
         key = _key(alert.venue_id, finding.finding_id)
-        if self.findings.get(key) is None:
+        if self._get(key) is None:
             self._save(key, None, finding, partition)
 
     def tick(self, now: float) -> int:
         """Deadlines and look-backs met by each owned partition's stream time; returns the changes."""
         changed = 0
         owned = self.owned()
-        for key, partition, raw in list(self.findings.items()):
-            if partition not in owned or raw["status"] in ENDS:
+        for key, partition, raw in self.findings.items():
+            if partition not in owned:
+                continue
+            stream_now = self.clock.now(partition, now)
+            # Most findings wait for someone: their due times are read before a Finding is built.
+            due = raw["look_back_at"] if raw["status"] == rules.VERIFIED else (
+                None if raw["overdue"] or raw["status"] == rules.PENDING_VERIFICATION else raw["deadline"])
+            if due is None or due > stream_now:
                 continue
             finding = msgspec.convert(raw, Finding)
             _, params = self.policy.params(finding.opened_at, finding.district, finding.venue_type)
-            moved = rules.tick(finding, self.clock.now(partition, now), _settle_s(params))
+            moved = rules.tick(finding, stream_now, _settle_s(params))
             if moved is not None:
                 self._save(key, finding, moved, partition)
                 changed += 1
@@ -143,20 +155,21 @@ class Supervision:
 
     def sweep(self, now: float, owned: set[int]) -> int:
         """Forget ended findings and checkpoints' tallies past what can still be asked of them."""
-        gone = [key for key, partition, raw in self.findings.items()
-                if partition in owned and raw["status"] in ENDS
-                and self.clock.now(partition, now) - raw["updated_at"] > KEEP_ENDED_S]
-        gone += [key for key, partition, raw in self.tallies.items()
-                 if partition in owned and shanghai_day(self.clock.now(partition, now)) > raw[0] + 1]
-        for key in gone:
-            (self.findings if key.startswith(FINDING_PREFIX) else self.tallies).delete(key)
-        return len(gone)
+        ended = [key for key, partition, raw in self.ended.items()
+                 if partition in owned and self.clock.now(partition, now) - raw["updated_at"] > KEEP_ENDED_S]
+        tallies = [key for key, partition, raw in self.tallies.items()
+                   if partition in owned and shanghai_day(self.clock.now(partition, now)) > raw[0] + 1]
+        for key in ended:
+            self.ended.delete(key)
+        for key in tallies:
+            self.tallies.delete(key)
+        return len(ended) + len(tallies)
 
     def counts(self, owned: set[int]) -> tuple[Counter[tuple[str, str]], Counter[str]]:
         """This worker's findings by (district, status), and the overdue ones by district."""
         by_status: Counter[tuple[str, str]] = Counter()
         overdue: Counter[str] = Counter()
-        for _, partition, raw in self.findings.items():
+        for _, partition, raw in itertools.chain(self.findings.items(), self.ended.items()):
             if partition in owned:
                 by_status[(raw["district"], raw["status"])] += 1
                 if raw["overdue"]:
@@ -167,11 +180,25 @@ class Supervision:
 
     def _get(self, key: str) -> Finding | None:
         raw = self.findings.get(key)
+        if raw is None:
+            raw = self.ended.get(_ended(key))
         return None if raw is None else msgspec.convert(raw, Finding)
 
     def _save(self, key: str, before: Finding | None, after: Finding, partition: int) -> None:
         """Keep ``after``, write its status, count its new steps and raise what they call for."""
-        self.findings.set(key, msgspec.to_builtins(after), partition)
+        if after.status in ENDS:
+            self.findings.delete(key)
+            self.ended.set(_ended(key), msgspec.to_builtins(after), partition)
+        else:
+            self.findings.set(key, msgspec.to_builtins(after), partition)
+        was, now = before is not None and before.status == rules.VERIFIED, after.status == rules.VERIFIED
+        if was != now:
+            index = VERIFIED_PREFIX + after.venue_id
+            keys = [k for k in self.verified.get(index) or () if k != key] + ([key] if now else [])
+            if keys:
+                self.verified.set(index, keys, partition)
+            else:
+                self.verified.delete(index)
         self.sink.send(topics.FINDING_STATUS, after.finding_id.encode(), encode(status_record(after)))
         steps = after.history[len(before.history) if before is not None else 0:]
         for action, at in steps:
@@ -198,6 +225,11 @@ _ALERTING = {"overdue": c.FINDING_OVERDUE, "reopen": c.FINDING_REOPENED}
 
 def _key(venue_id: str, finding_id: str) -> str:
     return f"{FINDING_PREFIX}{venue_id}|{finding_id}"
+
+
+def _ended(key: str) -> str:
+    """The key of an ended finding, from its key while it was live."""
+    return ENDED_PREFIX + key[len(FINDING_PREFIX):]
 
 
 def _settle_s(params: Params) -> float:

@@ -208,3 +208,17 @@ def test_a_residents_breach_elsewhere_travels_to_the_point_and_reopens_its_findi
     reopened = statuses(sink)[-1]
     assert (reopened["finding_id"], reopened["status"], reopened["repeat_count"]) == ("F-1", "REOPENED", 1)
     assert breach["venue_id"] == "venue-1"
+
+
+def test_a_cancelled_finding_is_not_reopened_and_refuses_what_follows() -> None:
+    app, sink, _ = make_app()
+    events(app, finding("open", T0, problem="THREE_100"), finding("rectify", T0 + H), finding("verify", T0 + 2 * H),
+           finding("cancel", T0 + 3 * H))
+    scans(app, f.scan(at=T0 + D, mask=False), f.scan(at=T0 + D + 12 * timedelta(minutes=1)))
+    tick(app)
+    assert len(alerts(sink, "THREE_100_VIOLATION")) == 1 and alerts(sink, "FINDING_REOPENED") == []
+    assert [s["status"] for s in statuses(sink)] == ["OPEN", "PENDING_VERIFICATION", "VERIFIED", "CANCELLED"]
+    events(app, finding("rectify", T0 + 2 * D))
+    (dead,) = sink.of(topics.DLQ)
+    assert dead["detail"] == "action: rectify is not allowed on a finding that is CANCELLED"
+    assert sample(app, "hcs_findings", district="330106", status="CANCELLED") == 1
