@@ -13,6 +13,7 @@ from click.testing import CliRunner, Result
 
 from streams import cli, topics
 from tests.integration.kafka_io import WorkerProcess, create_topics, name, read
+from tests.schema_check import assert_valid
 
 pytestmark = pytest.mark.integration
 
@@ -79,4 +80,5 @@ def test_open_rectify_verify_from_the_command_line_and_mistakes_refused_before_w
                                         lambda v: len(v) >= 3, settle_s=1)
     assert [e["action"] for e in events] == ["open", "rectify", "verify"]  # the mistakes wrote nothing
     assert all(e["_key"] == "mall-77" for e in events)
+    assert_valid("finding-event.v1", [{k: v for k, v in e.items() if k != "_key"} for e in events])
     assert read(kafka_bootstrap, name(topics.DLQ, topic_prefix), lambda v: True, timeout_s=2, settle_s=1) == []

@@ -172,3 +172,4 @@ def test_findings_come_as_inspections_would_and_each_event_is_one_the_worker_acc
     decoded = [decode_finding_event(v, (start + timedelta(minutes=10)).timestamp()) for _, v in sent]
     assert all(isinstance(d, Event) for d in decoded), [d for d in decoded if not isinstance(d, Event)][:1]
     assert all(k.decode() == orjson.loads(v)["venue_id"] for k, v in sent)
+    assert_valid("finding-event.v1", [orjson.loads(v) for _, v in sent])
