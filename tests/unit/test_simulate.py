@@ -17,6 +17,7 @@ from streams.rules.findings import Event
 from streams.simulate import DISTRICTS, Mix, Simulator
 from streams.times import SHANGHAI
 from tests import factories as f
+from tests.schema_check import assert_valid
 
 
 def clock() -> Iterator[datetime]:
