@@ -299,6 +299,10 @@ class Pipeline:
         """Handle one record of ``hcs.findings.v1``: apply it to its finding, or dead-letter it."""
         item = decode_finding_event(value, now)
         if isinstance(item, Rejected):
+            # An inspector's note may name people: kept out of the dead letter, unless the record
+            # was refused for another field's value (an ID number), which is hidden instead.
+            if not item.redact and item.reason != "NOT_JSON":
+                item = msgspec.structs.replace(item, redact="note")
             self.intake.dead_letter(item, ref, now)
             return
         if not self.intake.claim([item.event_id], topics.FINDINGS, ref.partition, now):
@@ -306,7 +310,7 @@ class Pipeline:
         self.clock.observe(ref.partition, item.at, now)
         refused = self.supervision.on_event(item, ref.partition)
         if refused is not None:
-            self.intake.dead_letter(Rejected(refused.reason, refused.detail, value or b""), ref, now)
+            self.intake.dead_letter(Rejected(refused.reason, refused.detail, value or b"", redact="note"), ref, now)
 
     def on_recurrence_record(self, value: bytes | None, ref: RecordRef, now: float) -> None:
         """Handle one record of the internal recurrences topic (written by a worker: a bad one is a bug)."""

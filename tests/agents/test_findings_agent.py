@@ -3,10 +3,12 @@ events, by the alerts raised at their venue and by stream time; refusals dead-le
 
 from __future__ import annotations
 
+import base64
 import time
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 
 from streams import topics
@@ -88,8 +90,11 @@ def test_rectified_verified_and_looked_back_a_finding_closes_and_later_actions_a
         ("open", out(T0)), ("rectify", out(T0 + H)), ("verify", out(T0 + 2 * H)),
         ("close", out(T0 + 2 * H + 7 * D))]
     assert "no masks" not in str(sink.sent)  # the note stays with the inspectors
-    events(app, finding("rectify", T0 + 10 * D), finding("open", T0 + 10 * D, problem="OTHER"))
+    events(app, finding("rectify", T0 + 10 * D), finding("open", T0 + 10 * D, problem="OTHER", note="ask Mr Li"))
     dead = sink.of(topics.DLQ)
+    kept = [orjson.loads(base64.b64decode(d["payload_b64"])) for d in dead]
+    assert [k.get("note") for k in kept] == [None, "[redacted]"] and kept[1]["finding_id"] == "F-1"
+    assert [d["payload_redacted"] for d in dead] == [None, "note"]
     assert [(d["reason"], d["detail"]) for d in dead] == [
         ("INVALID_TRANSITION", "action: rectify is not allowed on a finding that is CLOSED"),
         ("INVALID_TRANSITION", "action: open is not allowed on a finding that is CLOSED")]
