@@ -166,7 +166,7 @@ def wire_agents(app: HcsApp, scans_topic: Any, entries_topic: Any, partials_topi
         pipeline.check_silent(now)
         pipeline.close_minutes(now)
         pipeline.close_isolation_days(now)
-        pipeline.dead_letter_refused_plans(now)
+        pipeline.dead_letter_refused(now)
         await persist()
 
     @app.timer(FINDING_TICK_S, name="tick_findings")

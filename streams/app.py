@@ -20,6 +20,7 @@ from streams.kafka_health import ConnectionWatch
 from streams.metrics import Metrics
 from streams.output import BatchedOutput
 from streams.pipeline import Pipeline
+from streams.policies import PolicyFeed
 from streams.readiness import Readiness
 from streams.register import Register
 from streams.rules.policy import Policy, load_policy
@@ -187,11 +188,13 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     sink = TopicSink(output, settings.topic_prefix, settings.app_id)
     # Every managed person's plan, read whole before the first scan is judged and followed after.
     register = Register(topics.topic_name(topics.MANAGEMENT, settings.topic_prefix), settings.client_kwargs())
+    # Policy versions published meanwhile, read whole before the first scan is judged and followed after.
+    policies = PolicyFeed(topics.topic_name(topics.POLICIES, settings.topic_prefix), settings.client_kwargs(), policy)
     pipeline = Pipeline(policy, PartitionedState(state, changelog_writer(output, state)),
                         DedupMarks(seen, changelog_writer(output, seen)), sink,
                         PartialsSink(output, partials_name, topics.PARTIALS.partitions), metrics,
                         dedup_horizon_s=settings.dedup_horizon_hours * 3600, is_active=is_active,
-                        register=register)
+                        register=register, policies=policies)
     owner = StatsOwner(PartitionedState(stats, changelog_writer(output, stats)), sink,
                        sources=topics.SCANS.partitions)
     app.pipeline = pipeline
@@ -200,6 +203,8 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     app.readiness = Readiness()
     app.views = []
     app.add_view(register.view)
+    app.add_view(policies.view)
+    metrics.watch_policy(lambda: policy.version_at(time.time()))
     metrics.watch_register(lambda: pipeline.managed_persons(time.time()))
     metrics.watch_findings(pipeline.findings_counts)
 

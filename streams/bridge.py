@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 EVENT_ALERT_VISIBLE_S = 3600.0  # a one-off finding stays firing in Alertmanager for an hour after it was raised
 STATE_ALERT_VISIBLE_S = 7 * 86400.0  # a state (a silent checkpoint) fires until resolved, a week at most
 STATE_KINDS = frozenset({c.CHECKPOINT_SILENT})
+SERVICE_KINDS = frozenset({c.POLICY_REJECTED})  # for the hcs operators, not a district's on-call
 MAX_BACKOFF_S = 30.0
 
 
@@ -48,7 +49,7 @@ def to_alertmanager(alert: dict[str, Any], now: float, raised_at: float | None =
         "severity": alert["severity"],
         "district": alert["district"],
         "venue_id": alert["venue_id"],
-        "scope": "person" if alert.get("person_ref") else "checkpoint",
+        "scope": "service" if kind in SERVICE_KINDS else "person" if alert.get("person_ref") else "checkpoint",
         "source": "hcs",
         "dedup_id": hashlib.sha256(alert["dedup_key"].encode()).hexdigest()[:16],
     }

@@ -195,6 +195,74 @@ def policy_check(file: Path, district: str) -> None:
     click.echo(f"{file}: OK ({len(loaded.versions)} version(s))")
 
 
+def _policy_topic() -> tuple[Settings, dict[str, Any], str]:
+    from streams import topics
+
+    try:
+        settings = Settings.from_env()
+        client = settings.client_kwargs()
+    except HcsError as exc:
+        _fail(exc)
+    return settings, client, topics.topic_name(topics.POLICIES, settings.topic_prefix)
+
+
+@policy.command("publish")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--valid-from", default=None, help="When the version takes effect (RFC 3339; a one-version file).")
+@click.option("--note", default=None, help="Why (shown by hcs policy list; at most 500 characters).")
+def policy_publish(file: Path, valid_from: str | None, note: str | None) -> None:
+    """Publish FILE's versions to the running workers (hcs.policies.v1), validated first."""
+    import time
+
+    from streams import policy_admin
+
+    settings, client, topic = _policy_topic()
+    if note is not None and len(note) > 500:
+        _fail("--note: at most 500 characters")
+    start = None if valid_from is None else _when(valid_from)
+    try:
+        known, _ = _run_client(settings, policy_admin.current(client, topic, settings.policy_file))
+        records = policy_admin.to_publish(file, known, start, note, time.time())
+    except HcsError as exc:
+        _fail(exc)
+    _run_client(settings, policy_admin.publish(client, topic, records))
+    for record in records:
+        click.echo(f"published {record['version']} (valid from {record['valid_from']}) to {topic}")
+
+
+@policy.command("list")
+def policy_list() -> None:
+    """The versions the workers hold (packaged, HCS_POLICY_FILE, published): current and scheduled."""
+    from streams import policy_admin
+
+    settings, client, topic = _policy_topic()
+    try:
+        known, refused = _run_client(settings, policy_admin.current(client, topic, settings.policy_file))
+    except HcsError as exc:
+        _fail(exc)
+    for line in policy_admin.listing(known, refused):
+        click.echo(line)
+
+
+@policy.command("rollback")
+@click.argument("version")
+@click.option("--note", default=None, help="Why (default: rollback to VERSION).")
+def policy_rollback(version: str, note: str | None) -> None:
+    """Make VERSION's rules apply again from now, published as a new version."""
+    import time
+
+    from streams import policy_admin
+
+    settings, client, topic = _policy_topic()
+    try:
+        known, _ = _run_client(settings, policy_admin.current(client, topic, settings.policy_file))
+        record = policy_admin.rollback(known, version, time.time(), note)
+    except HcsError as exc:
+        _fail(exc)
+    _run_client(settings, policy_admin.publish(client, topic, [record]))
+    click.echo(f"published {record['version']} (the rules of {version}, valid from {record['valid_from']}) to {topic}")
+
+
 # -- simulate and the local run ------------------------------------------------------------------
 
 @cli.command()

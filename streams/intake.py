@@ -69,16 +69,18 @@ class Intake:
         return claimed
 
     def dead_letter(self, rejected: Rejected, ref: RecordRef, now: float, index: int = 0,
-                    state_partition: int | None = None) -> None:
+                    state_partition: int | None = None) -> bool:
         """Dead-letter a refused record (or scan ``index`` of a batch) once; its mark is kept in
-        the dedup marks of ``state_partition`` (default: the record's partition)."""
+        the dedup marks of ``state_partition`` (default: the record's partition). False if it
+        was dead-lettered already."""
         partition = ref.partition if state_partition is None else state_partition
         if not self.claim([f"{ref.topic}|{ref.partition}|{ref.offset}|{index}"], ref.spec, partition, now,
                           DEAD_LETTER_PREFIX):
-            return
+            return False
         self.sink.send(topics.DLQ, dead_letter_key(ref.key),
                        dead_letter(rejected, ref.topic, ref.partition, ref.offset, utc_rfc3339(now)))
         self.metrics.dead_letters(ref.spec.name, rejected.reason).inc()
+        return True
 
     def sweep(self, now: float, owned: set[int]) -> int:
         """Forget the ids past the horizon of the partitions ``owned``."""

@@ -34,11 +34,12 @@ from streams.isolation import IsolationPoints
 from streams.metrics import Metrics
 from streams.minutes import DistrictMinutes, PartialsSink
 from streams.models import EntryCount, Rejected, ScanEvent
+from streams.policies import PolicyFeed
 from streams.rechecks import Recheck, Rechecks, recheck_key
 from streams.records import Decision, Recurrence
 from streams.register import Register
-from streams.rules.alerts import person_dedup_key
-from streams.rules.codes import ISOLATION_BREACH_ALERT, MONITORING_RESTRICTED
+from streams.rules.alerts import Occurrence, person_dedup_key
+from streams.rules.codes import CRITICAL, ISOLATION_BREACH_ALERT, MONITORING_RESTRICTED, POLICY_REJECTED
 from streams.rules.compliance import MINUTE_S, DistrictMinute, StreamClock, window_start
 from streams.rules.judge import is_late, judge
 from streams.rules.management import alert_details, phase_on, restriction
@@ -47,19 +48,22 @@ from streams.silence import Checkpoints
 from streams.state import DedupMarks, PartitionedState
 from streams.supervision import Supervision
 from streams.times import shanghai_day, utc_rfc3339
+from streams.views import Where
 from streams.windows import ComplianceWindows, WindowHandle
 
 __all__ = ["PartialsSink", "Pipeline", "RecordRef", "Sink"]
 
 MANAGEMENT_ALERTS = frozenset((ISOLATION_BREACH_ALERT, MONITORING_RESTRICTED))  # with the plan's details
+POLICY_DISTRICT = "000000"  # the district of an alert about the whole service (POLICY_REJECTED)
 
 
 class Pipeline:
     def __init__(self, policy: Policy, state: PartitionedState, seen: DedupMarks, sink: Sink,
                  partials: PartialsSink, metrics: Metrics, dedup_horizon_s: float,
                  is_active: Callable[[int], bool] = lambda p: True, idle_s: float = 10.0,
-                 register: Register | None = None) -> None:
+                 register: Register | None = None, policies: PolicyFeed | None = None) -> None:
         self.policy = policy
+        self.policies = policies  # versions published to the running workers (None: the policy is fixed)
         # Every managed person's plan (the replicated register); an empty one in tests without it.
         self.register = register if register is not None else Register("", {})
         self.state = state
@@ -326,23 +330,42 @@ class Pipeline:
 
     # -- the register ----------------------------------------------------------------------------
 
-    def dead_letter_refused_plans(self, now: float) -> int:
-        """Dead-letter the register records the register refused, once across the workers: each
-        by the owner of the scans partition its register partition maps to (every worker reads
-        the whole register), marked in that partition's dedup marks so that a restart does not
-        repeat it within the dedup horizon. Held until this worker owns a partition (its first
-        assignment); records whose partition another worker owns are that worker's."""
+    def dead_letter_refused(self, now: float) -> int:
+        """Dead-letter the records the replicated views refused (the register's, the policy
+        versions'), once across the workers: each by the owner of the scans partition its
+        topic partition maps to (every worker reads those topics whole), marked in that
+        partition's dedup marks so that a restart does not repeat it within the dedup horizon.
+        A refused policy version also raises POLICY_REJECTED, as once. Held until this worker
+        owns a partition (its first assignment); records whose partition another worker owns
+        are that worker's."""
         owned = self._owned()
         if not owned:
-            return 0  # the register keeps them meanwhile
+            return 0  # the views keep them meanwhile
+        refused: list[tuple[Rejected, Where, str | None, topics.TopicSpec]] = [
+            (rejected, where, None, topics.MANAGEMENT) for rejected, where in self.register.take_refused()]
+        if self.policies is not None:
+            refused += [(rejected, where, version, topics.POLICIES)
+                        for rejected, where, version in self.policies.take_refused()]
         done = 0
-        for rejected, where in self.register.take_refused():
+        for rejected, where, version, spec in refused:
             state_partition = where.partition % topics.SCANS.partitions
-            if state_partition in owned:
-                ref = RecordRef(topics.MANAGEMENT, where.topic, where.partition, where.offset, where.key)
-                self.intake.dead_letter(rejected, ref, now, state_partition=state_partition)
-                done += 1
+            if state_partition not in owned:
+                continue
+            ref = RecordRef(spec, where.topic, where.partition, where.offset, where.key)
+            if self.intake.dead_letter(rejected, ref, now, state_partition=state_partition) and version is not None:
+                self._policy_rejected(version, rejected.detail, now, state_partition)
+            done += 1
         return done
+
+    def _policy_rejected(self, version: str, error: str, now: float, partition: int) -> None:
+        in_force, _ = self.policy.params(now, "", "")
+        # Of no district or venue: the city's (district 000000), for the hcs operators; not
+        # counted in any district's minute.
+        self.alerts.emit(kind=POLICY_REJECTED, severity=CRITICAL, dedup_key=f"{POLICY_REJECTED}|{version}",
+                         district=POLICY_DISTRICT, venue_id=topics.POLICIES.name, checkpoint_id=None,
+                         person_ref=None, reasons=(), occurrence=Occurrence(1, now, now, ()), status="firing",
+                         policy_version=in_force, minute=DistrictMinute(), partition=partition,
+                         details={"version": version, "error": error})
 
     def managed_persons(self, now: float) -> Counter[tuple[str, str]]:
         """Persons under management on today's local date, by (managing district, phase)."""

@@ -28,8 +28,10 @@ ISOLATION_STATUS = TopicSpec("hcs.isolation-status.v1", 4, "isolation_point_id")
 # alerts that count as their recurrences), and every finding's latest state with its history.
 FINDINGS = TopicSpec("hcs.findings.v1", 8, "venue_id")
 FINDING_STATUS = TopicSpec("hcs.finding-status.v1", 4, "finding_id", compacted=True)
+# Policy versions published to the running workers, read whole by every worker.
+POLICIES = TopicSpec("hcs.policies.v1", 1, "version", compacted=True)
 ALL: tuple[TopicSpec, ...] = (SCANS, ENTRIES, DECISIONS, ALERTS, DISTRICT_STATS, DLQ, MANAGEMENT, OBSERVATIONS,
-                              ISOLATION_STATUS, FINDINGS, FINDING_STATUS)
+                              ISOLATION_STATUS, FINDINGS, FINDING_STATUS, POLICIES)
 
 # The worker's internal topic of district-minute partials (step one of the district stats),
 # named after the worker's app id: not part of the contract.

@@ -10,11 +10,12 @@ keeps the packaged value (an operator who changes one number does not lose the t
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,16 +65,41 @@ class PolicyVersion:
     defaults: Mapping[str, Any]
     venue_types: Mapping[str, Mapping[str, Any]]
     districts: Mapping[str, Mapping[str, Mapping[str, Any]]]  # code -> venue_type -> params
+    source: str = "file"  # packaged | file | topic (where the worker got it: for `hcs policy list`)
+    note: str = ""  # why it was published (a topic version's note)
+
+    def same_rules(self, other: PolicyVersion) -> bool:
+        """Whether ``other`` says the same as this version (its source aside)."""
+        return (self.valid_from, self.defaults, self.venue_types, self.districts) == (
+            other.valid_from, other.defaults, other.venue_types, other.districts)
+
+    def document(self) -> dict[str, Any]:
+        """The version as a policy file's ``versions`` item (``valid_from`` in RFC 3339)."""
+        return {"version": self.version,
+                "valid_from": datetime.fromtimestamp(self.valid_from, UTC).isoformat().replace("+00:00", "Z"),
+                "defaults": dict(self.defaults), "venue_types": {k: dict(v) for k, v in self.venue_types.items()},
+                "districts": {d: {"venue_types": {k: dict(v) for k, v in spec.items()}}
+                              for d, spec in self.districts.items()}}
 
 
 class Policy:
     """A set of policy versions; ``params`` picks the one in force at an event time."""
 
     def __init__(self, versions: list[PolicyVersion], base: PolicyVersion) -> None:
+        self._base = base
+        self._set(versions)
+
+    def _set(self, versions: list[PolicyVersion]) -> None:
         self.versions = sorted(versions, key=lambda v: v.valid_from)
         self._starts = [v.valid_from for v in self.versions]
-        self._base = base
         self._cache: dict[tuple[int, str, str], Params] = {}
+
+    def get(self, name: str) -> PolicyVersion | None:
+        return next((v for v in self.versions if v.version == name), None)
+
+    def put(self, version: PolicyVersion) -> None:
+        """Add ``version``, or replace the one of its name (a running worker's new versions)."""
+        self._set([v for v in self.versions if v.version != version.version] + [version])
 
     def version_at(self, event_time: float) -> PolicyVersion | None:
         """The version with the latest ``valid_from`` <= ``event_time`` (None before the first)."""
@@ -124,7 +150,7 @@ class Policy:
         return {vt: self._merge(version, district, vt) for vt in VENUE_TYPES}
 
 
-def _parse_version(raw: Mapping[str, Any], where: str) -> PolicyVersion:
+def _parse_version(raw: Mapping[str, Any], where: str, source: str) -> PolicyVersion:
     try:
         valid_from = datetime.fromisoformat(str(raw["valid_from"]).upper()).timestamp()
     except ValueError as exc:
@@ -136,23 +162,62 @@ def _parse_version(raw: Mapping[str, Any], where: str) -> PolicyVersion:
         venue_types={k: dict(v) for k, v in raw.get("venue_types", {}).items()},
         districts={d: {k: dict(v) for k, v in spec.get("venue_types", {}).items()}
                    for d, spec in raw.get("districts", {}).items()},
+        source=source,
     )
 
 
-def parse_policy(doc: Any, source: str = "document") -> list[PolicyVersion]:
-    """Validate a ``hcs.policy.v1`` document; raise :class:`ConfigError` naming the bad field."""
+DAY_S = 86400
+
+
+def _incoherent(params: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(param, why) of a value the schema allows but the worker cannot work with, or None."""
+    grace = params.get("compliance_grace_seconds")
+    if grace is not None and grace > DAY_S:
+        return ("compliance_grace_seconds", f"{grace:g} s is longer than a day: every checkpoint window would "
+                "wait that long to close, and be held in memory meanwhile")
+    if params.get("alert_dedup_minutes") == 0:
+        return ("alert_dedup_minutes", "0 would emit every repeat of a person alert: use at least 1")
+    window = params.get("compliance_window_seconds")
+    if window is not None and window > DAY_S:
+        return ("compliance_window_seconds", f"{window:g} s is longer than a day: a window must fit a local day")
+    return None
+
+
+def _check_coherent(version: PolicyVersion, where: str) -> None:
+    levels: list[tuple[str, Mapping[str, Any]]] = [(f"{where}.defaults", version.defaults)]
+    levels += [(f"{where}.venue_types.{vt}", p) for vt, p in version.venue_types.items()]
+    levels += [(f"{where}.districts.{d}.venue_types.{vt}", p)
+               for d, spec in version.districts.items() for vt, p in spec.items()]
+    for path, params in levels:
+        wrong = _incoherent(params)
+        if wrong is not None:
+            raise ConfigError(f"{path}.{wrong[0]}: {wrong[1]}")
+
+
+def parse_policy(doc: Any, source: str = "document", origin: str = "file") -> list[PolicyVersion]:
+    """Validate a ``hcs.policy.v1`` document; raise :class:`ConfigError` naming the bad field.
+    ``origin``: where the versions come from (packaged, file, topic)."""
     try:
         validate("policy.v1", doc)
     except SchemaViolation as exc:
         raise ConfigError(f"invalid policy {source}: {exc.detail}") from None
-    versions = [_parse_version(v, f"versions.{i}") for i, v in enumerate(doc["versions"])]
+    versions = [_parse_version(v, f"versions.{i}", origin) for i, v in enumerate(doc["versions"])]
     names = [v.version for v in versions]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ConfigError(f"invalid policy {source}: versions: version names must be unique, repeated: {dup}")
-    starts = [v.valid_from for v in versions]
-    if len(set(starts)) != len(starts):
-        raise ConfigError(f"invalid policy {source}: versions: two versions have the same valid_from")
+    for i, (before, after) in enumerate(itertools.pairwise(versions), start=1):
+        if after.valid_from == before.valid_from:
+            raise ConfigError(f"invalid policy {source}: versions.{i}.valid_from: the same as versions.{i - 1}'s: "
+                              "two versions cannot take effect at once")
+        if after.valid_from < before.valid_from:
+            raise ConfigError(f"invalid policy {source}: versions.{i}.valid_from: is before versions.{i - 1}'s: "
+                              "list versions in the order they take effect")
+    try:
+        for i, version in enumerate(versions):
+            _check_coherent(version, f"versions.{i}")
+    except ConfigError as exc:
+        raise ConfigError(f"invalid policy {source}: {exc}") from None
     return versions
 
 
@@ -167,7 +232,7 @@ def _read_json(path: Path) -> Any:
 
 def load_policy(path: Path | None = None) -> Policy:
     """The policy in ``path`` (HCS_POLICY_FILE), or the packaged default policy when None."""
-    base_versions = parse_policy(_read_json(DEFAULT_POLICY_PATH), "packaged default")
+    base_versions = parse_policy(_read_json(DEFAULT_POLICY_PATH), "packaged default", "packaged")
     base = base_versions[0]
     missing = [n for n in PARAM_NAMES if n not in base.defaults]
     if missing:  # the packaged defaults must be complete: they fill every version's gaps

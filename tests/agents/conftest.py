@@ -69,6 +69,8 @@ def make_app(policy: Policy | None = None) -> tuple[HcsApp, RecordingSink, Magic
     app.pipeline.partials = RecordingPartials()
     app.pipeline.is_active = lambda partition: partition == 0  # as if the group gave us partition 0
     app.pipeline.register.view.caught_up.set()  # an empty register, loaded (tests apply records to it)
+    assert app.pipeline.policies is not None
+    app.pipeline.policies.view.caught_up.set()  # no published versions, loaded
     changelog = MagicMock(name="send_changelog")  # the changelogs of every table, in one record
     def send(partition: int, records: list[tuple[str, Any]]) -> None:
         for key, value in records:

@@ -19,7 +19,7 @@ SCHEMAS = sorted(p.stem for p in Path(SCHEMA_DIR).glob("*.json"))
 def test_every_topic_value_and_the_policy_file_have_a_schema() -> None:
     assert SCHEMAS == ["alert.v1", "deadletter.v1", "decision.v1", "district-stats.v1", "entries.v1",
                        "finding-event.v1", "finding-status.v1", "isolation-day.v1", "management.v1", "observation.v1",
-                       "policy.v1", "scan-batch.v1", "scan.v1"]
+                       "policy-version.v1", "policy.v1", "scan-batch.v1", "scan.v1"]
 
 
 @pytest.mark.parametrize("name", SCHEMAS)
@@ -37,7 +37,7 @@ def test_the_asyncapi_document_describes_every_contract_topic_with_existing_sche
         assert (Path(SCHEMA_DIR) / ref).is_file(), ref
     for channel in doc["channels"].values():
         spec = next(s for s in topics.ALL if s.name == channel["address"])
-        assert f"{spec.partitions} partitions" in channel["description"]
+        assert f"{spec.partitions} partition{'s' if spec.partitions > 1 else ''}" in channel["description"]
 
 
 def test_the_test_factories_make_schema_valid_scans() -> None:
