@@ -21,6 +21,7 @@ import orjson
 
 from streams.errors import ConfigError
 from streams.policies import PolicyFeed, version_record
+from streams.rules.management import Plan
 from streams.rules.policy import Policy, load_policy
 from streams.times import SHANGHAI, rfc3339
 
@@ -42,6 +43,22 @@ async def current(client: Mapping[str, Any], topic: str, policy_file: Path | Non
     finally:
         await feed.view.stop()
     return policy, [(version, rejected.detail) for rejected, _, version in feed.take_refused()]
+
+
+async def register_plans(client: Mapping[str, Any], topic: str, timeout_s: float = 120.0) -> dict[str, Plan]:
+    """Every managed person's plan on the register now (for a replay), read to the topic's end."""
+    from streams.register import Register
+
+    register = Register(topic, client)
+    await register.view.start()
+    try:
+        async with asyncio.timeout(timeout_s):
+            await register.view.loaded()
+    except TimeoutError:
+        raise ConfigError(f"could not read {topic} to its end within {timeout_s:.0f} s") from None
+    finally:
+        await register.view.stop()
+    return register.plans
 
 
 def to_publish(file: Path, policy: Policy, valid_from: float | None, note: str | None,
