@@ -63,6 +63,9 @@ CITY = dashboard("hcs-city", "hcs — city overview", [
     panel("Worker consumer lag (records)", "instance:hcs_consumer_lag:sum", "{{instance}}"),
     panel("Scan event lag p99", "histogram_quantile(0.99, sum by (le) (rate(hcs_event_lag_seconds_bucket[5m])))",
           "p99", "s", description="from a scan's event_time to its decision"),
+    panel("Policy version in force", "max by (version) (hcs_policy_version_info)", "{{version}}",
+          description="the version each worker judges scans of now by (hcs policy list); a change shows as a "
+          "new series"),
     Row("Supervision"),
     panel("Open findings by district", 'sum by (district) (hcs_findings{status=~"OPEN|REOPENED"})', "{{district}}",
           description="findings waiting for rectification (reopened ones included); each worker counts its "
@@ -106,6 +109,8 @@ DISTRICT = dashboard("hcs-district", "hcs — district drill-down", [
     panel("Scan event lag p99",
           'histogram_quantile(0.99, sum by (le) (rate(hcs_event_lag_seconds_bucket{district="$district"}[5m])))',
           "p99", "s"),
+    panel("Policy version in force (all districts)", "max by (version) (hcs_policy_version_info)", "{{version}}",
+          description="the version scans of now are judged by; a district's overrides are inside a version"),
     Row("Isolation points"),
     panel("Residents in centralized isolation",
           'max(hcs_managed_persons{district="$district",phase="centralized_isolation"})', "residents",

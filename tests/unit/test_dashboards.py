@@ -48,7 +48,11 @@ def test_the_district_drill_down_has_a_district_variable_used_by_every_panel() -
     board = boards()["hcs-district.json"]
     (variable,) = board["templating"]["list"]
     assert variable["name"] == "district" and variable["query"] == "label_values(hcs_scans_total, district)"
-    assert all('district="$district"' in t["expr"] for p in board["panels"] for t in p.get("targets", []))
+    # Every panel is the district's, but the one fact of all districts: the policy version in force.
+    assert all('district="$district"' in t["expr"] or p["title"].endswith("(all districts)")
+               for p in board["panels"] for t in p.get("targets", []))
+    assert [p["title"] for p in board["panels"] if p["title"].endswith("(all districts)")] == [
+        "Policy version in force (all districts)"]
 
 
 def test_the_city_overview_covers_what_the_command_centre_asked_for() -> None:
