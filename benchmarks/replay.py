@@ -23,7 +23,8 @@ from streams.replay import Replay, read_range
 from streams.rules.policy import Policy, PolicyVersion, load_policy
 from streams.simulate import Simulator
 
-CANDIDATE = PolicyVersion("candidate", 0.0, {"fever_threshold_c": 37.0, "vaccination_required": True},
+# In force since 2023 (after the packaged default's 2020): it judges the simulator's scans of now.
+CANDIDATE = PolicyVersion("candidate", 1_700_000_000.0, {"fever_threshold_c": 37.0, "vaccination_required": True},
                           {"mall": {"nat_window_hours": 24}}, {})
 
 

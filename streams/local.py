@@ -10,6 +10,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime
+from pathlib import Path
 
 from streams.localkafka import LocalKafka, die_with_parent
 from streams.settings import ENV_BOOTSTRAP, Settings
@@ -40,6 +42,28 @@ def _wait_until_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float
 
 
 MANAGED = 100  # key personnel on the simulated register: breaches and restrictions show in `hcs tail`
+SCHEDULED_IN_S = 120  # a policy version published at the start takes effect this long after
+
+
+def _schedule_policy(env: dict[str, str], directory: Path) -> None:
+    """Publish a policy version taking effect in two minutes (``hcs policy publish``), as an
+    operator would: decisions name it from then on, and ``hcs policy list`` shows it scheduled."""
+    from streams.times import SHANGHAI
+
+    at = datetime.fromtimestamp(int(time.time()) + SCHEDULED_IN_S, SHANGHAI)
+    name = f"local-{at:%Y%m%d-%H%M%S}"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps({"schema": "hcs.policy.v1", "versions": [
+        {"version": name, "valid_from": at.isoformat(), "defaults": {"fever_threshold_c": 37.2}}]}))
+    done = subprocess.run([sys.executable, "-m", "streams", "policy", "publish", str(path), "--note",
+                           "make run: a stricter fever threshold, scheduled"], env=env, capture_output=True,
+                          text=True, check=False)
+    if done.returncode == 0:
+        print(f"hcs: policy version {name} (fever threshold 37.2) takes effect at {at:%H:%M:%S}; "
+              "`hcs policy list` shows it", flush=True)
+    else:
+        print(f"hcs: could not schedule a policy version: {done.stderr.strip()}", flush=True)
 
 
 def run_local(rate: float, port: int) -> None:
@@ -59,6 +83,7 @@ def run_local(rate: float, port: int) -> None:
         base = f"http://127.0.0.1:{settings.web_port}"
         _wait_until_ready(base, worker)
         print(f"hcs: worker ready; metrics at {base}/metrics", flush=True)
+        _schedule_policy(env, settings.data_dir)
         children.append(subprocess.Popen(
             [sys.executable, "-m", "streams", "simulate", "--rate", str(rate), "--managed", str(MANAGED), "--quiet"],
             env=env,
