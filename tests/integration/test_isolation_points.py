@@ -35,7 +35,9 @@ def observation(n: int, ref: str, at: datetime, kind: str = "temperature", **fie
 def test_three_residents_over_three_days_yield_the_expected_alerts_and_days_once_across_a_restart(
         worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
     create_topics(kafka_bootstrap, topic_prefix)
-    today = datetime.now(SHANGHAI).replace(hour=0, minute=0, second=0, microsecond=0)
+    # The three days end at least three hours ago: past their grace (2 h) whatever the hour now
+    # (run just after midnight, "yesterday" would not have closed yet).
+    today = (datetime.now(SHANGHAI) - timedelta(hours=3)).replace(hour=0, minute=0, second=0, microsecond=0)
     d1, d2, d3 = (today - timedelta(days=n) for n in (3, 2, 1))
     management = name(topics.MANAGEMENT, topic_prefix)
     produce(kafka_bootstrap, management, [
