@@ -222,8 +222,9 @@ def policy_publish(file: Path, valid_from: str | None, note: str | None) -> None
         _fail("--note: at most 500 characters")
     start = None if valid_from is None else _when(valid_from)
     try:
+        versions = policy_admin.read_file(file, start)  # an invalid file: refused before Kafka is asked
         known, _ = _run_client(settings, policy_admin.current(client, topic, settings.policy_file))
-        records = policy_admin.to_publish(file, known, start, note, time.time())
+        records = policy_admin.to_publish(versions, known, note, time.time())
     except HcsError as exc:
         _fail(exc)
     _run_client(settings, policy_admin.publish(client, topic, records))

@@ -22,7 +22,7 @@ import orjson
 from streams.errors import ConfigError
 from streams.policies import PolicyFeed, version_record
 from streams.rules.management import Plan
-from streams.rules.policy import Policy, load_policy
+from streams.rules.policy import Policy, PolicyVersion, load_policy
 from streams.times import SHANGHAI, rfc3339
 
 READ_TIMEOUT_S = 20.0
@@ -61,15 +61,20 @@ async def register_plans(client: Mapping[str, Any], topic: str, timeout_s: float
     return register.plans
 
 
-def to_publish(file: Path, policy: Policy, valid_from: float | None, note: str | None,
-               now: float) -> list[dict[str, Any]]:
-    """The records that publish ``file``'s versions (validated as a worker validates them), or a
-    :class:`ConfigError` saying why a worker would refuse one."""
+def read_file(file: Path, valid_from: float | None) -> list[PolicyVersion]:
+    """``file``'s versions, validated as a worker validates them (before anything is asked of
+    the cluster), ``valid_from`` replacing a one-version file's."""
     versions = load_policy(file).versions
     if valid_from is not None:
         if len(versions) != 1:
             raise ConfigError(f"{file}: --valid-from sets one version's start; the file has {len(versions)}")
         versions = [dataclasses.replace(versions[0], valid_from=valid_from)]
+    return versions
+
+
+def to_publish(versions: list[PolicyVersion], policy: Policy, note: str | None, now: float) -> list[dict[str, Any]]:
+    """The records that publish ``versions`` over the workers' ``policy``, or a
+    :class:`ConfigError` saying why a worker would refuse one."""
     records = []
     for version in versions:
         known = policy.get(version.version)

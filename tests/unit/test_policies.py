@@ -84,3 +84,24 @@ def test_files_out_of_order_or_with_params_that_cannot_work_are_refused_with_the
         versions: list[dict[str, Any]], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         parse_policy({"schema": "hcs.policy.v1", "versions": versions}, "test")
+
+
+def test_publish_refuses_an_invalid_file_before_it_asks_the_cluster(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from streams import cli
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(orjson.dumps({"schema": "hcs.policy.v1", "versions": [
+        {"version": "v9", "valid_from": "2022-05-10T08:00:00+08:00", "venue_types": {"scool": {}}}]}).decode())
+    result = CliRunner().invoke(cli.cli, ["policy", "publish", str(bad)],
+                                env={"HCS_BOOTSTRAP": "127.0.0.1:1"})  # nothing listens there
+    assert (result.exit_code, result.output) == (
+        1, "hcs: invalid policy " + str(bad) + ": versions.0.venue_types.scool: unknown venue type\n")
+    two = tmp_path / "two.json"
+    two.write_text(orjson.dumps({"schema": "hcs.policy.v1", "versions": [
+        {"version": "a", "valid_from": "2022-05-10T08:00:00+08:00"},
+        {"version": "b", "valid_from": "2022-05-11T08:00:00+08:00"}]}).decode())
+    result = CliRunner().invoke(cli.cli, ["policy", "publish", str(two), "--valid-from", "2022-06-01T00:00:00+08:00"],
+                                env={"HCS_BOOTSTRAP": "127.0.0.1:1"})
+    assert result.exit_code == 1 and "--valid-from sets one version's start; the file has 2" in result.output
