@@ -204,7 +204,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     app.views = []
     app.add_view(register.view)
     app.add_view(policies.view)
-    metrics.watch_policy(lambda: policy.version_at(time.time()))
+    metrics.watch_policy(lambda: policy.params(time.time(), "", "")[0])
     metrics.watch_register(lambda: pipeline.managed_persons(time.time()))
     metrics.watch_findings(pipeline.findings_counts)
 

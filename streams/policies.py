@@ -54,6 +54,11 @@ class PolicyFeed:
         if value is None:
             raise _refusal(name, "a version cannot be deleted: publish a new one (hcs policy rollback)", b"")
         version = decode_version(name, value)
+        same_start = [v.version for v in self.policy.versions
+                      if v.valid_from == version.valid_from and v.version != name]
+        if same_start:
+            raise _refusal(name, f"valid_from: the same as version {same_start[0]}'s: two versions cannot take "
+                           "effect at once", value)
         known = self.policy.get(name)
         if known is not None and not known.same_rules(version):
             published = _published_at(value)

@@ -46,6 +46,7 @@ def test_a_published_version_applies_from_its_valid_from_and_a_scheduled_one_may
     (b"v5", record("v6", T, T), "version: is not the record's key"),
     (b"v5", record("v5", T, T, defaults={"alert_dedup_minutes": 0}), "defaults.alert_dedup_minutes: 0 would emit"),
     (b"v5", b"{", "not UTF-8 JSON"),
+    (b"v5", record("v5", T, T), "valid_from: the same as version v4's: two versions cannot take effect at once"),
     (b"v4", None, "a version cannot be deleted"),
     (None, record("v5", T, T), "key: must be the record's version"),
 ])
