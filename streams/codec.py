@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import orjson
@@ -32,6 +32,7 @@ SCAN_SCHEMA = "hcs.scan.v1"
 BATCH_SCHEMA = "hcs.scan-batch.v1"
 ENTRIES_SCHEMA = "hcs.entries.v1"
 
+T = TypeVar("T")
 MAX_FUTURE_S = 3600.0  # an event time further ahead of the read time is a broken device clock
 
 _AT = re.compile(r"^(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
@@ -286,9 +287,16 @@ def decode_scans(raw: bytes | None, key: bytes | None = None, now: float | None 
     return out
 
 
-def _decode_record(decoder: msgspec.json.Decoder[Any], raw: bytes, schema: str) -> Any:
-    """A single record through ``decoder``, or why it is refused: too large, not JSON, not the
-    schema (the field at fault), nested too deeply."""
+def _decode_record(decoder: msgspec.json.Decoder[Any], raw: bytes, schema: str, kind: type[T]) -> T | Rejected:
+    """A single record of ``kind`` through ``decoder``, or why it is refused: too large, not
+    JSON, not the schema (the field at fault), another schema, nested too deeply."""
+    record = _decode_any(decoder, raw, schema)
+    if isinstance(record, (Rejected, kind)):
+        return record
+    return Rejected("UNSUPPORTED_SCHEMA", f"schema: is not {schema}", raw)
+
+
+def _decode_any(decoder: msgspec.json.Decoder[Any], raw: bytes, schema: str) -> Any:
     if len(raw) > MAX_RECORD_BYTES:
         return _too_large(len(raw), MAX_RECORD_BYTES, "record", raw)
     if (bad_text := _not_utf8(raw)) is not None:
@@ -323,11 +331,9 @@ def _not_a_pseudonym(ref: str, raw: bytes) -> Rejected | None:
 def decode_entries(raw: bytes | None, now: float | None = None) -> EntryCount | Rejected:
     """Decode one ``hcs.entries.v1`` record (``now``: as for :func:`decode_scans`)."""
     raw = raw or b""
-    record = _decode_record(wire.ENTRIES, raw, ENTRIES_SCHEMA)
+    record = _decode_record(wire.ENTRIES, raw, ENTRIES_SCHEMA, wire.EntryCountRecord)
     if isinstance(record, Rejected):
         return record
-    if not isinstance(record, wire.EntryCountRecord):
-        return Rejected("UNSUPPORTED_SCHEMA", f"schema: is not {ENTRIES_SCHEMA}", raw)
     if (refused := _id_in(record, _ID_FIELDS, raw)) is not None:
         return refused
     start, end = record.window_start.timestamp(), record.window_end.timestamp()
@@ -357,11 +363,9 @@ def decode_plan(key: bytes | None, raw: bytes | None) -> tuple[str, Plan | None]
         return Rejected("SCHEMA_INVALID", f"key: must be {PERSON_REF_FORM}", raw or b"")
     if raw is None:
         return ref, None  # a tombstone: management ended
-    record = _decode_record(wire.MANAGEMENT, raw, MANAGEMENT_SCHEMA)
+    record = _decode_record(wire.MANAGEMENT, raw, MANAGEMENT_SCHEMA, wire.ManagementRecord)
     if isinstance(record, Rejected):
         return record
-    if not isinstance(record, wire.ManagementRecord):
-        return Rejected("UNSUPPORTED_SCHEMA", f"schema: is not {MANAGEMENT_SCHEMA}", raw)
     if (refused := _not_a_pseudonym(record.person_ref, raw)) is not None:
         return refused
     if record.person_ref != ref:
@@ -395,11 +399,9 @@ OBSERVATION_SCHEMA = "hcs.observation.v1"
 def decode_observation(raw: bytes | None, now: float | None = None) -> Observation | Rejected:
     """Decode one ``hcs.observation.v1`` record (``now``: as for :func:`decode_scans`)."""
     raw = raw or b""
-    record = _decode_record(wire.OBSERVATION, raw, OBSERVATION_SCHEMA)
+    record = _decode_record(wire.OBSERVATION, raw, OBSERVATION_SCHEMA, wire.ObservationRecord)
     if isinstance(record, Rejected):
         return record
-    if not isinstance(record, wire.ObservationRecord):
-        return Rejected("UNSUPPORTED_SCHEMA", f"schema: is not {OBSERVATION_SCHEMA}", raw)
     ref = record.person_ref
     if (refused := _not_a_pseudonym(ref, raw) or _id_in(record, ("event_id", "isolation_point_id"), raw)) is not None:
         return refused
@@ -421,11 +423,9 @@ def decode_finding_event(raw: bytes | None, now: float | None = None) -> Event |
     """Decode one ``hcs.finding-event.v1`` record (``now``: as for :func:`decode_scans`). Whether
     its action is allowed is the finding's state's to say (:func:`streams.rules.findings.apply`)."""
     raw = raw or b""
-    record = _decode_record(wire.FINDING_EVENT, raw, FINDING_EVENT_SCHEMA)
+    record = _decode_record(wire.FINDING_EVENT, raw, FINDING_EVENT_SCHEMA, wire.FindingEventRecord)
     if isinstance(record, Rejected):
         return record
-    if not isinstance(record, wire.FindingEventRecord):
-        return Rejected("UNSUPPORTED_SCHEMA", f"schema: is not {FINDING_EVENT_SCHEMA}", raw)
     if (refused := _id_in(record, ("event_id", "finding_id", "venue_id", "checkpoint_id", "note"), raw)) is not None:
         return refused
     at = record.at.timestamp()
