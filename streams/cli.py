@@ -168,7 +168,7 @@ def broker_fetch() -> None:
 
 @cli.group()
 def policy() -> None:
-    """Policy files (hcs.policy.v1)."""
+    """Policy files (hcs.policy.v1), and the versions published to the running workers (hcs.policies.v1)."""
 
 
 @policy.command("check")

@@ -55,17 +55,23 @@ def test_worker_simulate_and_tail_work_over_sasl_ssl_with_scram(
         assert sent.returncode == 0, sent.stderr
         decisions = read(plain, name(topics.DECISIONS, topic_prefix), lambda v: len(v) >= 150, timeout_s=60)
         shown = hcs(env, "tail", "--from-beginning", "--max", "1", "--timeout", "30", "--no-color")
+        versions = hcs(env, "policy", "list")
+        listed = hcs(env, "findings")
     finally:
         worker.stop()
     assert len(decisions) >= 150
     assert shown.returncode == 0 and shown.stdout.count("\n") == 1, shown.stderr
+    assert versions.returncode == 0 and versions.stdout.splitlines()[1].split()[0] == "default-v1", versions.stderr
+    assert listed.returncode == 0 and listed.stdout.startswith("finding "), listed.stderr  # the simulator's
     everything = worker.log_path.read_text() + sent.stdout + sent.stderr + shown.stdout + shown.stderr
+    everything += versions.stdout + versions.stderr + listed.stdout + listed.stderr
     assert PASSWORD not in everything
     assert "[ERROR]" not in worker.log_path.read_text(), worker.log_tail()
 
 
 @pytest.mark.parametrize("command", [
-    ["worker", "-l", "info"], ["simulate", "--count", "5"], ["tail", "--max", "1", "--timeout", "20"]])
+    ["worker", "-l", "info"], ["simulate", "--count", "5"], ["tail", "--max", "1", "--timeout", "20"],
+    ["findings"], ["policy", "list"]])
 def test_a_wrong_password_is_one_clear_line_and_a_non_zero_exit(
         command: list[str], secured: tuple[str, str, Path], worker_env: dict[str, str], tmp_path: Path) -> None:
     _, secure, ca = secured
