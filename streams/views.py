@@ -83,9 +83,14 @@ class ReplicatedView(Service, Generic[K, V]):
     async def on_start(self) -> None:
         from aiokafka import AIOKafkaConsumer
 
-        self._consumer = AIOKafkaConsumer(self.topic, **self.client, group_id=None, enable_auto_commit=False,
-                                          auto_offset_reset="earliest", isolation_level="read_committed")
-        await self._consumer.start()
+        consumer = AIOKafkaConsumer(self.topic, **self.client, group_id=None, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", isolation_level="read_committed")
+        try:
+            await consumer.start()
+        except BaseException:
+            await consumer.stop()  # a refused or unreachable cluster: close what the start opened
+            raise
+        self._consumer = consumer
 
     async def on_stop(self) -> None:
         if self._consumer is not None:
