@@ -27,7 +27,7 @@ from streams.models import ScanEvent
 from streams.simulate import Simulator
 from tests import factories as f
 from tests.environment import local_broker
-from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read
+from tests.integration.kafka_io import WorkerProcess, child_setup, create_topics, name, produce, read
 
 pytestmark = [pytest.mark.integration, pytest.mark.drill]
 
@@ -117,7 +117,8 @@ def test_the_alerts_bridge_waits_for_a_broker_not_up_yet_in_one_line_and_stops_o
     bridge = WorkerProcess(env, log_path, command="alerts-bridge")
     with open(log_path, "ab") as log:
         bridge.proc = subprocess.Popen([sys.executable, "-m", "streams", "alerts-bridge", "-l", "info"], env=env,
-                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                       stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                       preexec_fn=child_setup)
     try:
         time.sleep(8)  # several retries
         assert bridge.proc.poll() is None  # it waits; Faust alone exited at once with a traceback
@@ -139,7 +140,7 @@ def test_simulate_and_tail_say_once_that_the_broker_is_gone_and_once_that_it_is_
         out, err = tmp_path / f"{args[0]}.out", tmp_path / f"{args[0]}.err"
         with open(out, "wb") as stdout, open(err, "wb") as stderr:
             proc = subprocess.Popen([sys.executable, "-m", "streams", *args], env=env, stdout=stdout,
-                                    stderr=stderr, start_new_session=True)
+                                    stderr=stderr, start_new_session=True, preexec_fn=child_setup)
         return proc, out, err
 
     simulate, sim_out, sim_err = command("simulate", "--count", "3000", "--rate", "200", "--quiet", "--no-entries")

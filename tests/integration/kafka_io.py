@@ -100,6 +100,14 @@ def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     return asyncio.run(run())
 
 
+def child_setup() -> None:
+    """``preexec_fn`` of the commands a test starts: they die with the test, and a SIGINT stops
+    them even when the test run itself was started in the background with SIGINT ignored (which
+    a child would inherit, and Python would then never raise KeyboardInterrupt)."""
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def name(spec: topics.TopicSpec, prefix: str) -> str:
     return topics.topic_name(spec, prefix)
 
@@ -119,7 +127,7 @@ class WorkerProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
         self.proc = subprocess.Popen([sys.executable, "-m", "streams", self.command, "-l", "info"],
                                      env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, preexec_fn=die_with_parent)
+                                     start_new_session=True, preexec_fn=child_setup)
         log.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
