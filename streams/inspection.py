@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from streams.codec import decode_finding_event
+from streams.console import columns, send_records
 from streams.errors import InspectionError
 from streams.models import Rejected
 from streams.rules import findings as rules
@@ -29,20 +30,10 @@ READ_TIMEOUT_S = 20.0
 async def latest_statuses(client: Mapping[str, Any], topic: str,
                           timeout_s: float = READ_TIMEOUT_S) -> dict[str, dict[str, Any]]:
     """Every finding's latest FindingStatus on the compacted status ``topic``, read to its end."""
-    import asyncio
-
     from streams.views import ReplicatedView
 
     view: ReplicatedView[str, dict[str, Any]] = ReplicatedView("finding-status", topic, client, _decode_status)
-    await view.start()
-    try:
-        async with asyncio.timeout(timeout_s):
-            await view.loaded()
-    except TimeoutError:
-        raise InspectionError(f"could not read {topic} to its end within {timeout_s:.0f} s: does it exist "
-                              "(a worker makes it)?") from None
-    finally:
-        await view.stop()
+    await view.read_once(timeout_s)
     return view.data
 
 
@@ -110,9 +101,7 @@ def table(statuses: Iterable[Mapping[str, Any]], district: str | None = None, st
     cells = [COLUMNS] + [(s["finding_id"], s["district"], s["venue_id"], s["problem"], s["source"], s["status"],
                           str(s["repeat_count"]), _local(s["deadline"]), "yes" if s["overdue"] else "",
                           _local(s["updated_at"])) for s in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in cells]
-    return lines if rows else ["no findings match"]
+    return columns(cells) if rows else ["no findings match"]
 
 
 def _local(text: str) -> str:
@@ -121,11 +110,4 @@ def _local(text: str) -> str:
 
 async def publish(client: Mapping[str, Any], topic: str, value: Mapping[str, Any]) -> None:
     """Write one FindingEvent, keyed by its venue, acknowledged by every in-sync replica."""
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(**client, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        await producer.send_and_wait(topic, orjson.dumps(value), key=str(value["venue_id"]).encode())
-    finally:
-        await producer.stop()
+    await send_records(client, topic, [(str(value["venue_id"]).encode(), orjson.dumps(value))])

@@ -9,7 +9,6 @@ before anything is written. The workers judge every record again.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from streams.console import columns, send_records
 from streams.errors import ConfigError
 from streams.policies import PolicyFeed, version_record
 from streams.rules.management import Plan
@@ -33,15 +33,7 @@ async def current(client: Mapping[str, Any], topic: str, policy_file: Path | Non
     """The versions a worker would hold now, and the topic's refused records (version, why)."""
     policy = load_policy(policy_file)
     feed = PolicyFeed(topic, client, policy)
-    await feed.view.start()
-    try:
-        async with asyncio.timeout(timeout_s):
-            await feed.view.loaded()
-    except TimeoutError:
-        raise ConfigError(f"could not read {topic} to its end within {timeout_s:.0f} s: does it exist "
-                          "(a worker makes it)?") from None
-    finally:
-        await feed.view.stop()
+    await feed.view.read_once(timeout_s)
     return policy, [(version, rejected.detail) for rejected, _, version in feed.take_refused()]
 
 
@@ -50,14 +42,7 @@ async def register_plans(client: Mapping[str, Any], topic: str, timeout_s: float
     from streams.register import Register
 
     register = Register(topic, client)
-    await register.view.start()
-    try:
-        async with asyncio.timeout(timeout_s):
-            await register.view.loaded()
-    except TimeoutError:
-        raise ConfigError(f"could not read {topic} to its end within {timeout_s:.0f} s") from None
-    finally:
-        await register.view.stop()
+    await register.view.read_once(timeout_s)
     return register.plans
 
 
@@ -98,15 +83,7 @@ def rollback(policy: Policy, name: str, now: float, note: str | None) -> dict[st
 
 async def publish(client: Mapping[str, Any], topic: str, records: list[dict[str, Any]]) -> None:
     """Write the records, keyed by version, acknowledged by every in-sync replica."""
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(**client, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        for record in records:
-            await producer.send_and_wait(topic, orjson.dumps(record), key=record["version"].encode())
-    finally:
-        await producer.stop()
+    await send_records(client, topic, [(record["version"].encode(), orjson.dumps(record)) for record in records])
 
 
 def listing(policy: Policy, refused: list[tuple[str, str]], now: float | None = None) -> list[str]:
@@ -118,7 +95,6 @@ def listing(policy: Policy, refused: list[tuple[str, str]], now: float | None = 
         state = "current" if version is in_force else "scheduled" if version.valid_from > now else "past"
         start = datetime.fromtimestamp(version.valid_from, SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
         rows.append((version.version, start, version.source, state, version.note))
-    widths = [max(len(row[i]) for row in rows) for i in range(5)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    lines = columns(rows)
     lines += [f"refused: {version or '(no key)'}: {why}" for version, why in refused]
     return lines

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.codec import decode_scans
+from streams.console import columns
 from streams.models import ScanEvent
 from streams.rules.judge import Judgement, judge
 from streams.rules.management import Plan, phase_on, restriction
@@ -139,8 +140,7 @@ class Replay:
         for (district, venue_type), f in sorted(self.figures.items()):
             rows.append((district, venue_type, str(f.scans), str(f.changed), decisions(f.current),
                          decisions(f.candidate), reasons(f.gained), reasons(f.lost)))
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+        lines = columns(rows)
         total = sum(f.changed for f in self.figures.values())
         lines.append(f"{self.scans} scans, {total} with another decision under the candidate"
                      + "".join(f", {n} {what.replace('_', ' ')}" for what, n in sorted(self.skipped.items())))

@@ -29,6 +29,8 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 from mode import Service
 
+from streams.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 K = TypeVar("K")
@@ -149,3 +151,16 @@ class ReplicatedView(Service, Generic[K, V]):
     async def loaded(self) -> None:
         """Return once the view holds everything the topic held when the view started."""
         await self.caught_up.wait()
+
+    async def read_once(self, timeout_s: float) -> None:
+        """For a command rather than a worker: read the topic to the end it has now, then stop;
+        :class:`ConfigError` if that takes longer than ``timeout_s``."""
+        await self.start()
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.loaded()
+        except TimeoutError:
+            raise ConfigError(f"could not read {self.topic} to its end within {timeout_s:.0f} s: does it exist "
+                              "(a worker makes it)?") from None
+        finally:
+            await self.stop()
