@@ -140,9 +140,8 @@ class Supervision:
             if partition not in owned:
                 continue
             stream_now = self.clock.now(partition, now)
-            # Most findings wait for someone: their due times are read before a Finding is built.
-            due = raw["look_back_at"] if raw["status"] == rules.VERIFIED else (
-                None if raw["overdue"] or raw["status"] == rules.PENDING_VERIFICATION else raw["deadline"])
+            # Most findings wait for someone or for a later time: that is read before one is built.
+            due = rules.due(raw["status"], raw["overdue"], raw["deadline"], raw["look_back_at"])
             if due is None or due > stream_now:
                 continue
             finding = msgspec.convert(raw, Finding)

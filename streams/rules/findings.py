@@ -125,6 +125,16 @@ def recur(finding: Finding, at: float, rectify_deadline_hours: float) -> Finding
                                    deadline=at + rectify_deadline_hours * HOUR_S, overdue=False, look_back_at=None)
 
 
+def due(status: str, overdue: bool, deadline: float, look_back_at: float | None) -> float | None:
+    """When time alone next changes a finding of these fields (its look-back, its deadline), or
+    None: it waits for someone. Read from a stored finding's fields, before it is built."""
+    if status == VERIFIED:
+        return look_back_at
+    if status in (OPEN, REOPENED) and not overdue:
+        return deadline
+    return None
+
+
 def tick(finding: Finding, stream_now: float, settle_s: float = 0.0) -> Finding | None:
     """What time alone does by ``stream_now``: close a VERIFIED finding whose look-back passed
     without a recurrence, or mark an OPEN or REOPENED one past its deadline overdue (once).
@@ -132,10 +142,12 @@ def tick(finding: Finding, stream_now: float, settle_s: float = 0.0) -> Finding 
     A look-back closes ``settle_s`` after it is due: the alerts that count as recurrences are
     raised a grace after what they saw (a window's end, a day's), so one of before the look-back
     may come after it."""
-    if finding.status == VERIFIED and finding.look_back_at is not None and \
-            stream_now >= finding.look_back_at + settle_s:
-        return _moved(finding, CLOSED, "close", finding.look_back_at)
-    if finding.status in (OPEN, REOPENED) and not finding.overdue and stream_now > finding.deadline:
+    at = due(finding.status, finding.overdue, finding.deadline, finding.look_back_at)
+    if at is None:
+        return None
+    if finding.status == VERIFIED and stream_now >= at + settle_s:
+        return _moved(finding, CLOSED, "close", at)
+    if finding.status != VERIFIED and stream_now > at:
         return msgspec.structs.replace(finding, overdue=True, updated_at=finding.deadline,
                                        history=(*finding.history, ("overdue", finding.deadline)))
     return None
