@@ -46,6 +46,16 @@ def _run_client(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
         _fail(described)
 
 
+def _client_settings() -> tuple[Settings, dict[str, Any]]:
+    """The settings and Kafka client options of a command that talks to Kafka; a bad setting is
+    one line and exit 1."""
+    try:
+        settings = Settings.from_env()
+        return settings, settings.client_kwargs()
+    except HcsError as exc:
+        _fail(exc)
+
+
 def _broker_state_dir(settings: Settings) -> Path:
     return settings.data_dir / "broker"
 
@@ -199,11 +209,7 @@ def policy_check(file: Path, district: str) -> None:
 def _policy_topic() -> tuple[Settings, dict[str, Any], str]:
     from streams import topics
 
-    try:
-        settings = Settings.from_env()
-        client = settings.client_kwargs()
-    except HcsError as exc:
-        _fail(exc)
+    settings, client = _client_settings()
     return settings, client, topics.topic_name(topics.POLICIES, settings.topic_prefix)
 
 
@@ -330,11 +336,7 @@ def tail(decisions: bool, from_beginning: bool, max_lines: int | None, timeout_s
     from streams import topics
     from streams.tail import follow
 
-    try:
-        settings = Settings.from_env()
-        client = settings.client_kwargs()
-    except HcsError as exc:
-        _fail(exc)
+    settings, client = _client_settings()
     colour = sys.stdout.isatty() if color is None else color
     _run_client(settings, follow(
         client, topics.topic_name(topics.ALERTS, settings.topic_prefix),
@@ -361,11 +363,7 @@ def _when(text: str | None) -> float:
 def _finding_topics() -> tuple[Settings, dict[str, Any], str, str]:
     from streams import topics
 
-    try:
-        settings = Settings.from_env()
-        client = settings.client_kwargs()
-    except HcsError as exc:
-        _fail(exc)
+    settings, client = _client_settings()
     return (settings, client, topics.topic_name(topics.FINDINGS, settings.topic_prefix),
             topics.topic_name(topics.FINDING_STATUS, settings.topic_prefix))
 
