@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from streams import times
+from streams.output import partition_for
 
 SHANGHAI = times.SHANGHAI
 T0 = datetime(2022, 5, 10, 8, 0, 0, tzinfo=SHANGHAI)
@@ -92,3 +93,14 @@ def plan(person_ref: str | None = None, start: str = "2022-05-10",
         "status": "active", "updated_at": "2022-05-10T07:00:00+08:00"}
     value.update(overrides)
     return value
+
+
+def venues_on_partitions(prefix: str, n: int, partitions: int = 8) -> list[str]:
+    """``n`` venue ids (``prefix-0``, ``prefix-1`` ...) each on another of ``partitions``
+    partitions (Kafka's default partitioner): one venue's stream time is not another's."""
+    found: dict[int, str] = {}
+    i = 0
+    while len(found) < n:
+        found.setdefault(partition_for(f"{prefix}-{i}".encode(), partitions), f"{prefix}-{i}")
+        i += 1
+    return list(found.values())

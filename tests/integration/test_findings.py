@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 
 from streams import topics
-from streams.output import partition_for
 from streams.times import SHANGHAI, rfc3339
 from tests import factories as f
 from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read
@@ -33,18 +32,7 @@ pytestmark = pytest.mark.integration
 DISTRICT = "330108"
 
 
-def venues(n: int) -> list[str]:
-    """``n`` venue ids of ``n`` different partitions: one venue's stream time is not another's."""
-    found: dict[int, str] = {}
-    i = 0
-    while len(found) < n:
-        venue = f"sup-venue-{i}"
-        found.setdefault(partition_for(venue.encode(), topics.FINDINGS.partitions), venue)
-        i += 1
-    return list(found.values())
-
-
-A, B, C, D = venues(4)
+A, B, C, D = f.venues_on_partitions("sup-venue", 4, topics.FINDINGS.partitions)
 _n = iter(range(1_000_000))
 
 

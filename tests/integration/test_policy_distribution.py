@@ -16,7 +16,6 @@ import pytest
 from click.testing import CliRunner, Result
 
 from streams import cli, topics
-from streams.output import partition_for
 from streams.times import SHANGHAI, rfc3339
 from tests import factories as f
 from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read
@@ -43,16 +42,7 @@ def wait_for_log(workers: list[WorkerProcess], text: str, timeout_s: float = 30.
         time.sleep(0.2)
 
 
-def venues_on_every_partition() -> list[str]:
-    found: dict[int, str] = {}
-    i = 0
-    while len(found) < topics.SCANS.partitions:
-        found.setdefault(partition_for(f"pol-venue-{i}".encode(), topics.SCANS.partitions), f"pol-venue-{i}")
-        i += 1
-    return list(found.values())
-
-
-VENUES = venues_on_every_partition()
+VENUES = f.venues_on_partitions("pol-venue", topics.SCANS.partitions, topics.SCANS.partitions)
 _n = iter(range(1_000_000))
 
 
