@@ -89,10 +89,10 @@ async def publish(client: Mapping[str, Any], topic: str, records: list[dict[str,
 def listing(policy: Policy, refused: list[tuple[str, str]], now: float | None = None) -> list[str]:
     """The versions, oldest first, marking the one in force now and the scheduled ones."""
     now = time.time() if now is None else now
-    in_force = policy.version_at(now) or (policy.versions[0] if policy.versions else None)
+    in_force, _ = policy.params(now, "", "")  # as a scan of now is judged (the first before any starts)
     rows = [("version", "valid from", "source", "state", "note")]
     for version in policy.versions:
-        state = "current" if version is in_force else "scheduled" if version.valid_from > now else "past"
+        state = "current" if version.version == in_force else "scheduled" if version.valid_from > now else "past"
         start = datetime.fromtimestamp(version.valid_from, SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
         rows.append((version.version, start, version.source, state, version.note))
     lines = columns(rows)
