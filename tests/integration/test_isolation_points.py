@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from streams import topics
+from streams.rules.policy import load_policy
 from streams.times import SHANGHAI
 from tests import factories as f
 from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read
@@ -20,6 +21,7 @@ from tests.schema_check import assert_valid
 pytestmark = pytest.mark.integration
 
 R1, R2, R3 = f.pseudonym(501), f.pseudonym(502), f.pseudonym(503)
+GRACE = timedelta(minutes=load_policy().params(0, "", "isolation_point")[1].observation_grace_minutes)
 
 
 def observation(n: int, ref: str, at: datetime, kind: str = "temperature", **fields: Any) -> dict[str, Any]:
@@ -35,9 +37,15 @@ def observation(n: int, ref: str, at: datetime, kind: str = "temperature", **fie
 def test_three_residents_over_three_days_yield_the_expected_alerts_and_days_once_across_a_restart(
         worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
     create_topics(kafka_bootstrap, topic_prefix)
-    # The three days end at least three hours ago: past their grace (2 h) whatever the hour now
-    # (run just after midnight, "yesterday" would not have closed yet).
-    today = (datetime.now(SHANGHAI) - timedelta(hours=3)).replace(hour=0, minute=0, second=0, microsecond=0)
+    # The three days are the last three whose grace has passed (run between 00:00 and 02:00,
+    # "yesterday" has not closed yet; after 02:00 it has). Near a day's grace ending, wait it
+    # out: a day must not become due while the test runs.
+    since = datetime.now(SHANGHAI) - GRACE
+    to_next = (since.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1) - since).total_seconds()
+    if to_next < 180:
+        time.sleep(to_next + 1)
+        since = datetime.now(SHANGHAI) - GRACE
+    today = since.replace(hour=0, minute=0, second=0, microsecond=0)
     d1, d2, d3 = (today - timedelta(days=n) for n in (3, 2, 1))
     management = name(topics.MANAGEMENT, topic_prefix)
     produce(kafka_bootstrap, management, [
