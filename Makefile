@@ -4,18 +4,25 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint install clean
+.PHONY: run test test-fast lint install clean
 
 run: install
 	$(BIN)/hcs run
 
-test: install
+# Everything: the static checks first (a lint, type or layering error fails the run), then pytest.
+test: lint
 	$(BIN)/hcs broker fetch
 	$(BIN)/python -m pytest
 
+# The edit loop: the unit and agent tiers, no broker (seconds).
+test-fast: install
+	$(BIN)/python -m pytest tests/unit tests/agents
+
+# ruff (with DTZ), mypy --strict over streams/, benchmarks/ and tests/, and the import-layer contracts.
 lint: install
-	$(BIN)/ruff check streams benchmarks tests
+	$(BIN)/ruff check streams benchmarks tests deploy
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 install: $(VENV)/.installed
 

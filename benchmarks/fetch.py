@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 
 from benchmarks.run import Contender, input_topic, measure_latency
-from streams.localkafka import LocalKafka, free_port
+from streams.dev.localkafka import LocalKafka, free_port
 
 CANDIDATES = ((1, 100), (16_384, 50), (16_384, 100), (65_536, 100), (65_536, 200))  # (min bytes, max wait ms)
 RATES = (50.0, 300.0, 2000.0)

@@ -1,7 +1,7 @@
 """The worker's per-scan CPU without Kafka: decode, judge, state, outputs and metrics.
 
 ``python -m benchmarks.pipeline --scans 300000 --batch 100`` feeds simulated records straight
-into the worker's :class:`~streams.pipeline.Pipeline` (outputs and changelog records are counted,
+into the worker's :class:`~streams.worker.pipeline.Pipeline` (outputs and changelog records are counted,
 not sent) and prints CPU microseconds per scan and the garbage collector's pauses. It isolates
 hcs's own Python work from Faust and the broker; profile it with
 ``py-spy record -f raw -- python -m benchmarks.pipeline``.
@@ -18,14 +18,14 @@ from datetime import datetime, timedelta
 import click
 from aiokafka.partitioner import murmur2
 
-from streams import topics
-from streams.app import create_app
+from streams.contract import topics
+from streams.dev.simulate import Simulator
+from streams.kafka.output import BatchedOutput
 from streams.metrics import Metrics
-from streams.output import BatchedOutput
-from streams.pipeline import RecordRef
 from streams.settings import Settings
-from streams.simulate import Simulator
 from streams.times import SHANGHAI
+from streams.worker.app import create_app
+from streams.worker.pipeline import RecordRef
 
 FLUSH_EVERY = 10  # records per flush, as the worker's batches of gateway records
 

@@ -1,7 +1,7 @@
 """What the key-personnel register costs: ``python -m benchmarks.register``.
 
 Memory: decodes ``--plans`` register records (a realistic mix of 14+7+7, 7+3 and 2+14 plans,
-hex pseudonyms, a few hundred isolation points) into a :class:`streams.register.Register` and
+hex pseudonyms, a few hundred isolation points) into a :class:`streams.concepts.register.Register` and
 reads the process's RSS before and after (the plans as the worker holds them, its indexes
 included), per plan. Load time: publishes the same records to a topic of a local broker (or
 ``HCS_BOOTSTRAP``) and times a replicated view of it from its start until it is loaded, as a
@@ -25,9 +25,10 @@ from pathlib import Path
 import click
 import orjson
 
-from streams.device import person_ref
-from streams.register import Register
-from streams.simulate import DISTRICTS, PLANS
+from streams.concepts.register import Register
+from streams.dev.device import person_ref
+from streams.dev.simulate import DISTRICTS, PLANS
+from streams.kafka.views import ReplicatedView
 
 
 def records(n: int, seed: int = 1) -> Iterator[tuple[bytes, bytes]]:
@@ -60,7 +61,7 @@ def memory(n: int) -> tuple[float, float]:
     The records are made as they are applied (none kept), so the RSS growth is the register's
     own memory, with what the allocator keeps of the transient objects: an upper bound."""
     sample = list(records(10_000, seed=2))
-    timing = Register("timing", {})
+    timing = Register("timing")
     started = time.perf_counter()
     for key, value in sample:
         timing.apply(key, value)
@@ -68,7 +69,7 @@ def memory(n: int) -> tuple[float, float]:
     del sample, timing
     gc.collect()
     before = rss_mb()
-    register = Register("bench", {})
+    register = Register("bench")
     for key, value in records(n):
         register.apply(key, value)
     gc.collect()
@@ -93,14 +94,15 @@ async def _load(bootstrap: str, n: int) -> float:
         await producer.flush()
     finally:
         await producer.stop()
-    register = Register(topic, {"bootstrap_servers": bootstrap})
+    register = Register(topic)
+    view = ReplicatedView(register.replica, {"bootstrap_servers": bootstrap})
     started = time.perf_counter()
-    await register.view.start()
+    await view.start()
     try:
-        await register.view.loaded()
+        await view.loaded()
         took = time.perf_counter() - started
     finally:
-        await register.view.stop()
+        await view.stop()
     assert len(register.plans) == n, len(register.plans)
     return took
 
@@ -111,7 +113,7 @@ def main(plans: int) -> None:
     per_plan, decode_s = memory(plans)
     click.echo(f"memory: {per_plan:,.0f} bytes per plan ({per_plan * plans / 2**20:,.0f} MiB for {plans:,}), "
                f"decode and apply {decode_s * 1e6:.1f} us per plan")
-    from streams.localkafka import LocalKafka, free_port
+    from streams.dev.localkafka import LocalKafka, free_port
 
     kafka = None
     bootstrap = os.environ.get("HCS_BOOTSTRAP")

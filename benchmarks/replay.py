@@ -19,9 +19,9 @@ from pathlib import Path
 
 import click
 
-from streams.replay import Replay, read_range
+from streams.dev.simulate import Simulator
+from streams.ops.replay import Replay, read_range
 from streams.rules.policy import Policy, PolicyVersion, load_policy
-from streams.simulate import Simulator
 
 # In force since 2023 (after the packaged default's 2020): it judges the simulator's scans of now.
 CANDIDATE = PolicyVersion("candidate", 1_700_000_000.0, {"fever_threshold_c": 37.0, "vaccination_required": True},
@@ -71,7 +71,7 @@ async def _replay(bootstrap: str, topic: str, start: float, end: float) -> tuple
 @click.command()
 @click.option("--scans", type=int, default=1_000_000, show_default=True)
 def main(scans: int) -> None:
-    from streams.localkafka import LocalKafka, free_port
+    from streams.dev.localkafka import LocalKafka, free_port
 
     kafka = None
     bootstrap = os.environ.get("HCS_BOOTSTRAP")

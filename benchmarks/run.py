@@ -12,10 +12,12 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -23,16 +25,19 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
-    from streams.kafka_security import KafkaSecurity
+    from streams.settings.security import KafkaSecurity
 
+import click
 import orjson
 
-from streams import topics
-from streams.localkafka import die_with_parent, free_port
-from streams.simulate import Mix, Simulator
+from streams.contract import topics
+from streams.dev.localkafka import LocalKafka, die_with_parent, free_port
+from streams.dev.simulate import Mix, Simulator
+from streams.errors import HcsError
+from streams.settings import ENV_BOOTSTRAP, Settings
 from streams.times import SHANGHAI
 
 CHECKOUT = Path(__file__).resolve().parents[1]  # the source checkout holding benchmarks/
@@ -111,7 +116,7 @@ SECURE_ENV = "HCS_BENCH_SECURE"  # set when the bench runs on the caller's clust
 
 def bench_security() -> KafkaSecurity:
     """The caller's HCS_KAFKA_* security on the caller's cluster, none on the bench's own broker."""
-    from streams.kafka_security import KafkaSecurity
+    from streams.settings.security import KafkaSecurity
 
     return KafkaSecurity.from_env(os.environ) if os.environ.get(SECURE_ENV) else KafkaSecurity()
 
@@ -227,7 +232,7 @@ class Contender:
 
     def ensure_hcs_topics(self) -> None:
         """The hcs worker's topics, made before it starts (on the caller's cluster, with its security)."""
-        from streams.cluster import ensure_topics
+        from streams.kafka.cluster import ensure_topics
         from streams.settings import Settings
 
         asyncio.run(ensure_topics(Settings(bootstrap=self.bootstrap, topic_prefix=self.env["HCS_TOPIC_PREFIX"],
@@ -483,3 +488,53 @@ def table(report: Report) -> str:
 
 def _ratio(x: float | None) -> str:
     return f"{x:.2f}" if x is not None else "-"
+
+
+@click.command()
+@click.option("--scans", type=int, default=500_000, show_default=True, help="Scans preloaded (each mode).")
+@click.option("--rounds", type=int, default=3, show_default=True, help="Rounds; contenders rotate each round.")
+@click.option("--budget", type=float, default=12.0, show_default=True, help="Seconds measured per run at most.")
+@click.option("--rate", type=float, default=2000.0, show_default=True, help="Offered load for latency, scans/s.")
+@click.option("--latency-seconds", type=float, default=10.0, show_default=True, help="Length of the latency run.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("bench-results/bench.json"), show_default=True)
+def main(scans: int, rounds: int, budget: float, rate: float, latency_seconds: float, out: Path) -> None:
+    """Benchmark hcs against a raw aiokafka loop and a bare Faust agent on a real broker."""
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    kafka = None
+    bootstrap = os.environ.get(ENV_BOOTSTRAP)
+    if bootstrap:  # the caller's cluster, with its HCS_KAFKA_* security (checked now: one line if wrong)
+        try:
+            Settings.from_env().client_kwargs()
+        except HcsError as exc:
+            _fail(exc)
+        os.environ[SECURE_ENV] = "1"
+    finished = False
+    try:
+        if not bootstrap:
+            kafka = LocalKafka(Path(tempfile.mkdtemp(prefix="hcs-bench-")), heap="1g", owned=True)
+            bootstrap = kafka.start(port=free_port()).bootstrap or ""
+            click.echo(f"local broker at {bootstrap}", err=True)
+        report = run_benchmark(bootstrap, scans, rounds, budget, rate, latency_seconds, out,
+                               log=lambda line: click.echo(line, err=True))
+        finished = True
+    except HcsError as exc:
+        _fail(exc)
+    finally:
+        if kafka is not None:
+            kafka.stop()
+            # The broker's data (~2 GB for 500,000 scans) goes; its logs stay if the run failed.
+            shutil.rmtree(kafka.state_dir if finished else kafka.state_dir / "data", ignore_errors=True)
+            if not finished:
+                click.echo(f"broker logs kept in {kafka.state_dir / 'logs'}", err=True)
+    click.echo(table(report))
+    click.echo(f"\nwritten: {out}")
+
+
+def _fail(exc: Exception | str) -> NoReturn:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

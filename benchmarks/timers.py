@@ -13,11 +13,11 @@ from datetime import timedelta
 
 import click
 
-from streams.app import create_app
 from streams.metrics import Metrics
 from streams.rules.alerts import AlertMemo
 from streams.settings import Settings
 from streams.times import SHANGHAI
+from streams.worker.app import create_app
 
 LIVE = 2_000  # checkpoints with a status and an open window; open rechecks
 

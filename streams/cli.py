@@ -16,7 +16,7 @@ from streams.rules.findings import PROBLEMS, STATUSES
 from streams.settings import Settings
 
 if TYPE_CHECKING:  # the broker module is imported only by the commands that need it
-    from streams.localkafka import LocalKafka
+    from streams.dev.localkafka import LocalKafka
 
 
 T = TypeVar("T")
@@ -31,7 +31,7 @@ def _fail(exc: Exception | str) -> NoReturn:
 def _run_client(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
     """Run a command's Kafka client to its end; a cluster it cannot reach or that refuses its
     credentials is one line and exit 1, never a traceback (the password is never printed)."""
-    from streams.kafka_errors import client_errors, describe_client_error
+    from streams.kafka.errors import client_errors, describe_client_error
 
     logged: list[str] = []
     try:
@@ -72,9 +72,9 @@ def cli() -> None:
 @click.pass_context
 def worker(ctx: click.Context) -> None:
     """Run the stream worker (Faust's worker; extra options such as ``-l info`` pass through)."""
-    from streams.app import create_app
-    from streams.cluster import ensure_topics
+    from streams.kafka.cluster import ensure_topics
     from streams.rules.policy import load_policy
+    from streams.worker.app import create_app
 
     try:
         settings = Settings.from_env()
@@ -95,8 +95,8 @@ def worker(ctx: click.Context) -> None:
 @click.pass_context
 def alerts_bridge(ctx: click.Context) -> None:
     """Post every alert of hcs.alerts.v1 to Alertmanager ($HCS_ALERTMANAGER_URL), retrying until accepted."""
-    from streams.bridge import create_bridge_app
-    from streams.cluster import wait_for_cluster
+    from streams.kafka.cluster import wait_for_cluster
+    from streams.ops.bridge import create_bridge_app
 
     try:
         settings = Settings.from_env()
@@ -121,7 +121,7 @@ def broker() -> None:
 
 
 def _local(state_dir: str | None) -> LocalKafka:
-    from streams.localkafka import LocalKafka
+    from streams.dev.localkafka import LocalKafka
 
     return LocalKafka(Path(state_dir) if state_dir else _broker_state_dir(Settings.from_env()))
 
@@ -166,7 +166,7 @@ def broker_status(state_dir: str | None) -> None:
 @broker.command("fetch")
 def broker_fetch() -> None:
     """Resolve the broker jars into the cache without starting anything (CI warm-up)."""
-    from streams.localkafka import resolve_jars
+    from streams.dev.localkafka import resolve_jars
 
     try:
         click.echo(f"broker jars: {resolve_jars()}")
@@ -207,7 +207,7 @@ def policy_check(file: Path, district: str) -> None:
 
 
 def _policy_topic() -> tuple[Settings, dict[str, Any], str]:
-    from streams import topics
+    from streams.contract import topics
 
     settings, client = _client_settings()
     return settings, client, topics.topic_name(topics.POLICIES, settings.topic_prefix)
@@ -221,7 +221,7 @@ def policy_publish(file: Path, valid_from: str | None, note: str | None) -> None
     """Publish FILE's versions to the running workers (hcs.policies.v1), validated first."""
     import time
 
-    from streams import policy_admin
+    from streams.ops import policy_admin
 
     settings, client, topic = _policy_topic()
     if note is not None and len(note) > 500:
@@ -241,7 +241,7 @@ def policy_publish(file: Path, valid_from: str | None, note: str | None) -> None
 @policy.command("list")
 def policy_list() -> None:
     """The versions the workers hold (packaged, HCS_POLICY_FILE, published): current and scheduled."""
-    from streams import policy_admin
+    from streams.ops import policy_admin
 
     settings, client, topic = _policy_topic()
     try:
@@ -259,7 +259,7 @@ def policy_rollback(version: str, note: str | None) -> None:
     """Make VERSION's rules apply again from now, published as a new version."""
     import time
 
-    from streams import policy_admin
+    from streams.ops import policy_admin
 
     settings, client, topic = _policy_topic()
     try:
@@ -296,9 +296,9 @@ def simulate(count: int | None, rate: float | None, batch: int, seed: int, entri
     import os
     import uuid
 
-    from streams import topics
-    from streams.device import ENV_PERSON_KEY, person_key_from_env
-    from streams.simulate import Simulator, publish
+    from streams.contract import topics
+    from streams.dev.device import ENV_PERSON_KEY, person_key_from_env
+    from streams.dev.simulate import Simulator, publish
 
     try:
         settings = Settings.from_env()
@@ -333,8 +333,8 @@ def simulate(count: int | None, rate: float | None, batch: int, seed: int, entri
 def tail(decisions: bool, from_beginning: bool, max_lines: int | None, timeout_s: float | None,
          color: bool | None) -> None:
     """Follow hcs.alerts.v1 for the on-call team: one line per alert, newest last."""
-    from streams import topics
-    from streams.tail import follow
+    from streams.contract import topics
+    from streams.ops.tail import follow
 
     settings, client = _client_settings()
     colour = sys.stdout.isatty() if color is None else color
@@ -361,7 +361,7 @@ def _when(text: str | None) -> float:
 
 
 def _finding_topics() -> tuple[Settings, dict[str, Any], str, str]:
-    from streams import topics
+    from streams.contract import topics
 
     settings, client = _client_settings()
     return (settings, client, topics.topic_name(topics.FINDINGS, settings.topic_prefix),
@@ -386,7 +386,7 @@ def finding() -> None:
 def finding_open(venue_id: str, venue_type: str, district: str, problem: str, checkpoint_id: str | None,
                  deadline: str | None, note: str | None, finding_id: str | None, at: str | None) -> None:
     """Open a finding at a venue; prints its id."""
-    from streams import inspection
+    from streams.ops import inspection
     from streams.times import rfc3339
 
     settings, client, events_topic, status_topic = _finding_topics()
@@ -406,7 +406,7 @@ def finding_open(venue_id: str, venue_type: str, district: str, problem: str, ch
 
 
 def _follow_up(action: str, finding_id: str, at: str | None) -> None:
-    from streams import inspection
+    from streams.ops import inspection
 
     settings, client, events_topic, status_topic = _finding_topics()
     when = _when(at)
@@ -444,8 +444,9 @@ def replay(start: str, end: str, candidate: Path, district: str | None, out: Pat
     candidate policy, side by side; writes nothing to Kafka."""
     import orjson
 
-    from streams import policy_admin, topics
-    from streams.replay import Replay, read_range
+    from streams.contract import topics
+    from streams.ops import policy_admin
+    from streams.ops.replay import Replay, read_range
     from streams.rules.policy import load_policy
 
     settings, client, policies_topic = _policy_topic()
@@ -494,7 +495,7 @@ def replay(start: str, end: str, candidate: Path, district: str | None, out: Pat
 @click.option("--overdue", is_flag=True, help="Only findings past their deadline.")
 def findings(district: str | None, status: str | None, overdue: bool) -> None:
     """List the findings' latest states (hcs.finding-status.v1) as a table, by deadline."""
-    from streams import inspection
+    from streams.ops import inspection
 
     settings, client, _, status_topic = _finding_topics()
     try:
@@ -510,7 +511,7 @@ def findings(district: str | None, status: str | None, overdue: bool) -> None:
 @click.option("--port", default=9092, show_default=True, type=int, help="Local broker port.")
 def run(rate: float, port: int) -> None:
     """Run everything locally: broker (unless HCS_BOOTSTRAP is set), worker and simulated checkpoints."""
-    from streams.local import run_local
+    from streams.dev.local import run_local
 
     try:
         run_local(rate=rate, port=port)
@@ -518,55 +519,21 @@ def run(rate: float, port: int) -> None:
         _fail(exc)
 
 
-@cli.command()
-@click.option("--scans", type=int, default=500_000, show_default=True, help="Scans preloaded (each mode).")
-@click.option("--rounds", type=int, default=3, show_default=True, help="Rounds; contenders rotate each round.")
-@click.option("--budget", type=float, default=12.0, show_default=True, help="Seconds measured per run at most.")
-@click.option("--rate", type=float, default=2000.0, show_default=True, help="Offered load for latency, scans/s.")
-@click.option("--latency-seconds", type=float, default=10.0, show_default=True, help="Length of the latency run.")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("bench-results/bench.json"), show_default=True)
-def bench(scans: int, rounds: int, budget: float, rate: float, latency_seconds: float, out: Path) -> None:
-    """Benchmark hcs against a raw aiokafka loop and a bare Faust agent on a real broker."""
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
+@click.pass_context
+def bench(ctx: click.Context) -> None:
+    """Benchmark hcs against a raw aiokafka loop and a bare Faust agent on a real broker
+    (``python -m benchmarks.run`` of the source checkout; ``hcs bench --help`` for its options)."""
     import os
-    import shutil
-    import tempfile
+    import sys
 
-    try:  # benchmarks/ lives beside the package, in the source checkout (not installed)
-        from benchmarks.run import SECURE_ENV, run_benchmark, table
-    except ModuleNotFoundError:
+    import streams
+
+    checkout = Path(streams.__file__).resolve().parents[1]
+    if not (checkout / "benchmarks" / "run.py").is_file():
         _fail("hcs bench runs from a source checkout: benchmarks/ is not installed with the package")
-    from streams.localkafka import LocalKafka, free_port
-    from streams.settings import ENV_BOOTSTRAP
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    kafka = None
-    bootstrap = os.environ.get(ENV_BOOTSTRAP)
-    if bootstrap:  # the caller's cluster, with its HCS_KAFKA_* security (checked now: one line if wrong)
-        try:
-            Settings.from_env().client_kwargs()
-        except HcsError as exc:
-            _fail(exc)
-        os.environ[SECURE_ENV] = "1"
-    finished = False
-    try:
-        if not bootstrap:
-            kafka = LocalKafka(Path(tempfile.mkdtemp(prefix="hcs-bench-")), heap="1g", owned=True)
-            bootstrap = kafka.start(port=free_port()).bootstrap or ""
-            click.echo(f"local broker at {bootstrap}", err=True)
-        report = run_benchmark(bootstrap, scans, rounds, budget, rate, latency_seconds, out,
-                               log=lambda line: click.echo(line, err=True))
-        finished = True
-    except HcsError as exc:
-        _fail(exc)
-    finally:
-        if kafka is not None:
-            kafka.stop()
-            # The broker's data (~2 GB for 500,000 scans) goes; its logs stay if the run failed.
-            shutil.rmtree(kafka.state_dir if finished else kafka.state_dir / "data", ignore_errors=True)
-            if not finished:
-                click.echo(f"broker logs kept in {kafka.state_dir / 'logs'}", err=True)
-    click.echo(table(report))
-    click.echo(f"\nwritten: {out}")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(checkout), os.environ.get("PYTHONPATH")) if p))
+    os.execve(sys.executable, [sys.executable, "-m", "benchmarks.run", *ctx.args], env)
 
 
 def _fmt(value: object) -> str:

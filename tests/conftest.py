@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.localkafka import free_port
+from streams.dev.localkafka import free_port
 from tests.environment import local_broker
 
 

@@ -12,8 +12,8 @@ from typing import NoReturn
 
 import pytest
 
+from streams.dev.localkafka import LocalKafka, SecureListener, free_port
 from streams.errors import BrokerError
-from streams.localkafka import LocalKafka, SecureListener, free_port
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

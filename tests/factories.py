@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from streams import times
-from streams.output import partition_for
+from streams.kafka.output import partition_for
 
 SHANGHAI = times.SHANGHAI
 T0 = datetime(2022, 5, 10, 8, 0, 0, tzinfo=SHANGHAI)

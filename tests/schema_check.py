@@ -6,7 +6,7 @@ from typing import Any
 
 import jsonschema
 
-from streams.validation import load_schema
+from streams.contract.validation import load_schema
 
 FORMAT_CHECKER = jsonschema.Draft7Validator.FORMAT_CHECKER
 

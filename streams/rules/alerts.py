@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
-from streams.records import Alert
+from streams.contract.records import Alert
 from streams.times import rfc3339
 
 MAX_EVENT_IDS = 100  # an alert lists at most this many event ids (the newest); count stays exact

@@ -14,7 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.records import DistrictStats, OkMiss
+from streams.contract.records import DistrictStats, OkMiss
 
 MEASURES = ("code", "temperature", "mask")
 MINUTE_S = 60

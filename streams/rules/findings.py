@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import msgspec
 
+from streams.contract.models import FindingEvent
 from streams.rules import codes as c
 
 OPEN, PENDING_VERIFICATION, VERIFIED = "OPEN", "PENDING_VERIFICATION", "VERIFIED"
@@ -57,21 +58,7 @@ class Refused(NamedTuple):
     detail: str
 
 
-class Event(NamedTuple):
-    """A finding event (``hcs.finding-event.v1``), decoded."""
-
-    finding_id: str
-    venue_id: str
-    venue_type: str
-    district: str
-    action: str
-    at: float
-    problem: str | None = None  # for open
-    deadline: float | None = None  # for open; default at + rectify_deadline_hours
-    event_id: str = ""  # its idempotency key (the intake's, not the rules')
-
-
-def apply(finding: Finding | None, event: Event, rectify_deadline_hours: float,
+def apply(finding: Finding | None, event: FindingEvent, rectify_deadline_hours: float,
           lookback_days: float) -> Finding | Refused:
     """``event`` applied to ``finding`` (None: not opened yet)."""
     action, at = event.action, event.at

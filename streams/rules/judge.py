@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import cache
 from typing import NamedTuple
 
-from streams.models import ScanEvent
+from streams.contract.models import ScanEvent
 from streams.rules import codes as c
 from streams.rules.management import Restriction
 from streams.rules.policy import Params

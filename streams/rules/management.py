@@ -11,31 +11,13 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-import msgspec
-
+from streams.contract.models import Plan
 from streams.rules import codes as c
 
 CENTRALIZED_ISOLATION = "centralized_isolation"
 HOME_ISOLATION = "home_isolation"
 HEALTH_MONITORING = "health_monitoring"
 PHASE_KINDS = (CENTRALIZED_ISOLATION, HOME_ISOLATION, HEALTH_MONITORING)
-
-
-class Plan(msgspec.Struct, frozen=True, gc=False):
-    """One managed person's plan, as the register holds it (10⁶ of them may be held: no cycles,
-    so not tracked by the garbage collector; the strings many plans share are interned)."""
-
-    plan_id: str
-    district: str  # the managing district
-    plan: str  # a label: 14+7+7, 7+3, 2+14
-    start_day: int  # Asia/Shanghai day number (days since the epoch) of start_date: day 1
-    phases: tuple[tuple[str, int], ...]  # (kind, days), in order
-    isolation_point_id: str | None  # the venue_id of its centralized isolation point
-
-    @property
-    def end_day(self) -> int:
-        """The day number of the plan's last day."""
-        return self.start_day + sum(days for _, days in self.phases) - 1
 
 
 class PhaseOn(NamedTuple):

@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from streams.contract.validation import SchemaViolation, validate
 from streams.errors import ConfigError
 from streams.rules.codes import VENUE_TYPES
-from streams.validation import SchemaViolation, validate
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.json")
 

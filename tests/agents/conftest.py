@@ -17,12 +17,12 @@ import pytest
 from aiokafka.structs import ConsumerRecord
 from faust.types import TP
 
-from streams import topics
-from streams.app import HcsApp, create_app
-from streams.bulk import Batch
+from streams.contract import topics
+from streams.kafka.bulk import Batch
 from streams.metrics import Metrics
 from streams.rules.policy import Policy, load_policy
 from streams.settings import Settings
+from streams.worker.app import HcsApp, create_app
 
 
 class RecordingSink:
@@ -68,9 +68,8 @@ def make_app(policy: Policy | None = None) -> tuple[HcsApp, RecordingSink, Magic
     app.stats_owner.sink = sink
     app.pipeline.partials = RecordingPartials()
     app.pipeline.is_active = lambda partition: partition == 0  # as if the group gave us partition 0
-    app.pipeline.register.view.caught_up.set()  # an empty register, loaded (tests apply records to it)
-    assert app.pipeline.policies is not None
-    app.pipeline.policies.view.caught_up.set()  # no published versions, loaded
+    for view in app.views:  # an empty register and no published versions, loaded (tests apply records)
+        view.caught_up.set()
     changelog = MagicMock(name="send_changelog")  # the changelogs of every table, in one record
     def send(partition: int, records: list[tuple[str, Any]]) -> None:
         for key, value in records:

@@ -13,8 +13,8 @@ from unittest.mock import MagicMock
 import orjson
 from faust.types import TP
 
-from streams import topics
-from streams.app import HcsApp
+from streams.contract import topics
+from streams.worker.app import HcsApp
 from tests import factories as f
 from tests.agents.conftest import RecordingPartials, RecordingSink, drive, make_app
 

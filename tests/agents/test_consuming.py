@@ -1,4 +1,4 @@
-"""Batches acknowledged only once handled (streams.consuming), in Faust's test context."""
+"""Batches acknowledged only once handled (streams.kafka.consuming), in Faust's test context."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import faust
 import pytest
 
-from streams import consuming
+from streams.kafka import consuming
 
 Persist = Callable[[list[Any]], Awaitable[None]]
 

@@ -11,9 +11,9 @@ from typing import Any
 import orjson
 import pytest
 
-from streams import topics
-from streams.app import HcsApp
+from streams.contract import topics
 from streams.times import rfc3339
+from streams.worker.app import HcsApp
 from tests import factories as f
 from tests.agents.conftest import RecordingSink, drive, make_app
 from tests.schema_check import assert_valid

@@ -8,8 +8,8 @@ from datetime import timedelta
 from typing import Any, cast
 from unittest.mock import MagicMock
 
-from streams import topics
-from streams.app import HcsApp
+from streams.contract import topics
+from streams.worker.app import HcsApp
 from tests import factories as f
 from tests.agents.conftest import RecordingPartials, RecordingSink, drive, make_app
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from streams import topics
+from streams.contract import topics
 from tests import factories as f
 from tests.agents.conftest import drive, make_app
 

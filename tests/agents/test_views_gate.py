@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from streams import topics
-from streams.views import ReplicatedView
+from streams.contract import topics
+from streams.kafka.views import ReplicatedView
 from tests import factories as f
 from tests.agents.conftest import feed, make_app, running, until
 
@@ -19,7 +19,7 @@ def decode(key: bytes | None, value: bytes | None) -> tuple[str, Any]:
 
 def test_scans_wait_for_the_views_and_readyz_names_the_view_not_loaded() -> None:
     app, sink, _ = make_app()
-    view: ReplicatedView[str, Any] = ReplicatedView("register", "register-topic", {}, decode)
+    view: ReplicatedView[str, Any] = ReplicatedView.of("register", "register-topic", {}, decode)
     app.add_view(view)
     ready, detail = app.readiness.status()
     assert not ready and detail["checks"]["view register"] == {

@@ -23,8 +23,8 @@ from typing import Any
 
 import jsonschema
 
-from streams.pseudonyms import holds_resident_id, is_resident_id
-from streams.validation import load_schema
+from streams.contract.pseudonyms import holds_resident_id, is_resident_id
+from streams.contract.validation import load_schema
 from tests import factories as f
 
 MAX_RECORD = 64 * 1024

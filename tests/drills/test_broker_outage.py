@@ -20,11 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from streams import topics
-from streams.codec import decode_scans
-from streams.localkafka import LocalKafka
-from streams.models import ScanEvent
-from streams.simulate import Simulator
+from streams.contract import topics
+from streams.contract.codec import decode_scans
+from streams.contract.models import ScanEvent
+from streams.dev.localkafka import LocalKafka
+from streams.dev.simulate import Simulator
 from tests import factories as f
 from tests.environment import local_broker
 from tests.integration.kafka_io import WorkerProcess, child_setup, create_topics, name, produce, read
@@ -110,7 +110,7 @@ def test_the_alerts_bridge_says_once_that_the_broker_is_gone_and_stops_on_sigint
 
 def test_the_alerts_bridge_waits_for_a_broker_not_up_yet_in_one_line_and_stops_on_sigint(
         worker_env: dict[str, str], tmp_path: Path) -> None:
-    from streams.localkafka import free_port
+    from streams.dev.localkafka import free_port
 
     env = {**worker_env, "HCS_BOOTSTRAP": f"127.0.0.1:{free_port()}", "HCS_ALERTMANAGER_URL": "http://127.0.0.1:9"}
     log_path = tmp_path / "bridge.log"

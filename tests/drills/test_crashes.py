@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from streams import topics
-from streams.codec import decode_scans
-from streams.models import Rejected, ScanEvent
-from streams.simulate import Simulator
+from streams.contract import topics
+from streams.contract.codec import decode_scans
+from streams.contract.models import Rejected, ScanEvent
+from streams.dev.simulate import Simulator
 from tests import factories as f
 from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from streams import topics
-from streams.codec import decode_scans
-from streams.models import Rejected, ScanEvent
+from streams.contract import topics
+from streams.contract.codec import decode_scans
+from streams.contract.models import Rejected, ScanEvent
 from tests.drills.fuzz import PERSONAL, cases
 from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read
 from tests.schema_check import assert_valid

@@ -19,7 +19,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams import topics
+from streams.contract import topics
 from tests import factories as f
 from tests.integration.kafka_io import WorkerProcess, create_topics, name, read, running_worker
 from tests.schema_check import assert_valid

@@ -17,9 +17,9 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams import topics
-from streams.cluster import ensure_topics
-from streams.localkafka import die_with_parent
+from streams.contract import topics
+from streams.dev.localkafka import die_with_parent
+from streams.kafka.cluster import ensure_topics
 from streams.settings import Settings
 
 

@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from streams.localkafka import die_with_parent, free_port
+from streams.dev.localkafka import die_with_parent, free_port
 from tests.environment import tool
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from streams import topics
+from streams.contract import topics
 from tests import factories as f
 from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read
 from tests.schema_check import assert_valid

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from streams import cli, topics
+from streams import cli
+from streams.contract import topics
 from tests.integration.kafka_io import WorkerProcess, create_topics, name, read
 from tests.schema_check import assert_valid
 

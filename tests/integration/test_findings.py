@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from streams import topics
+from streams.contract import topics
 from streams.times import SHANGHAI, rfc3339
 from tests import factories as f
 from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read

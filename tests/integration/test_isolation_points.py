@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from streams import topics
+from streams.contract import topics
 from streams.rules.policy import load_policy
 from streams.times import SHANGHAI
 from tests import factories as f

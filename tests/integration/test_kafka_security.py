@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from streams import topics
-from streams.localkafka import SecureListener, free_port
+from streams.contract import topics
+from streams.dev.localkafka import SecureListener, free_port
 from tests.environment import local_broker
 from tests.integration.kafka_io import WorkerProcess, name, read
 from tests.tls import make_pki

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from streams import topics
+from streams.contract import topics
 from tests import factories as f
 from tests.integration.kafka_io import create_topics, name, produce, read, running_worker
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.localkafka import free_port, serves_clients
+from streams.dev.localkafka import free_port, serves_clients
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +100,7 @@ def test_a_broker_owned_by_a_process_stops_when_that_process_is_killed(tmp_path:
     import time
 
     owner = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from streams.localkafka import LocalKafka, free_port; "
+        "import sys, time; from pathlib import Path; from streams.dev.localkafka import LocalKafka, free_port; "
         f"s = LocalKafka(Path({str(tmp_path / 'owned')!r}), owned=True).start(port=free_port()); "
         "print(s.pid, s.port, flush=True); time.sleep(600)")], stdout=subprocess.PIPE, text=True)
     assert owner.stdout is not None

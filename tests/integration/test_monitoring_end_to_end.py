@@ -16,7 +16,7 @@ import orjson
 import pytest
 import yaml
 
-from streams import topics
+from streams.contract import topics
 from tests import factories as f
 from tests.environment import tool
 from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read
@@ -93,7 +93,7 @@ def wait_for(predicate: Any, timeout_s: float = 60.0) -> Any:
 
 def test_an_alert_from_a_scan_reaches_alertmanager_once_even_when_redelivered(
         worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
-    from streams.localkafka import free_port
+    from streams.dev.localkafka import free_port
 
     create_topics(kafka_bootstrap, topic_prefix)
     now = datetime.now(f.SHANGHAI)  # current scans: the checkpoint is not silent during the test
@@ -157,7 +157,7 @@ def test_a_bridge_reading_old_alerts_pages_for_none_of_them(
         worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
     """A bridge on a new consumer group reads the alerts topic from its start: alerts raised past
     their useful life reach Alertmanager as ended, not as active (they paged the urgent receivers)."""
-    from streams.localkafka import free_port
+    from streams.dev.localkafka import free_port
 
     create_topics(kafka_bootstrap, topic_prefix)
     now = time.time()

@@ -4,7 +4,7 @@ aiokafka's client asks for every topic's metadata while no topic is registered w
 refreshes it that way after creating its changelog topics); once a topic created after that is
 written, its metadata requests name only the topics registered with it. A topic written but not
 registered then drops out of the metadata, and a batch queued for it waits for a leader forever
-(the worker hung in benchmark runs). See ``streams/output.py``.
+(the worker hung in benchmark runs). See ``streams/kafka/output.py``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import asyncio
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.output import BatchedOutput
+from streams.kafka.output import BatchedOutput
 
 
 async def _create(bootstrap: str, name: str) -> None:

@@ -15,7 +15,8 @@ import orjson
 import pytest
 from click.testing import CliRunner, Result
 
-from streams import cli, topics
+from streams import cli
+from streams.contract import topics
 from streams.times import SHANGHAI, rfc3339
 from tests import factories as f
 from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from streams import topics
-from streams.localkafka import die_with_parent
-from streams.simulate import Simulator
+from streams.contract import topics
+from streams.dev.localkafka import die_with_parent
+from streams.dev.simulate import Simulator
 from tests import factories as f
 from tests.integration.kafka_io import create_topics, name, produce, read, running_worker
 

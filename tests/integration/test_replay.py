@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from streams import cli, topics
-from streams.simulate import Simulator
+from streams import cli
+from streams.contract import topics
+from streams.dev.simulate import Simulator
 from streams.times import rfc3339
 from tests import factories as f
 from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read

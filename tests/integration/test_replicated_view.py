@@ -12,7 +12,7 @@ import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.views import ReplicatedView
+from streams.kafka.views import ReplicatedView
 from tests.integration.kafka_io import produce
 
 pytestmark = pytest.mark.integration
@@ -63,14 +63,14 @@ def test_two_workers_each_load_the_whole_view_follow_it_and_a_restart_loads_it_a
 
     async def scenario() -> None:
         client = {"bootstrap_servers": kafka_bootstrap}
-        first = ReplicatedView("register", topic, client, decode)
-        second = ReplicatedView("register", topic, client, decode)
+        first = ReplicatedView.of("register", topic, client, decode)
+        second = ReplicatedView.of("register", topic, client, decode)
         for view in (first, second):
             await view.start()
         try:
             await asyncio.wait_for(asyncio.gather(first.loaded(), second.loaded()), 30)
             for view in (first, second):  # every partition, on each: no group splits them
-                assert len(view.data) == 200 and view.skipped == 1
+                assert len(view.data) == 200 and view.replica.skipped == 1
                 assert view.data["person-007"] == {"status": "isolating", "n": 7}
             assert first.status()[0] and first.status()[1]["keys"] == 200
             # Followed after loading: a change and a removal (a tombstone) reach both.
@@ -81,7 +81,7 @@ def test_two_workers_each_load_the_whole_view_follow_it_and_a_restart_loads_it_a
         finally:
             await first.stop()
         # A restarted worker loads the topic again, changes and removals included.
-        restarted = ReplicatedView("register", topic, client, decode)
+        restarted = ReplicatedView.of("register", topic, client, decode)
         await restarted.start()
         try:
             assert not restarted.caught_up.is_set()
@@ -100,7 +100,7 @@ def test_a_view_of_an_empty_topic_is_loaded_at_once(kafka_bootstrap: str, topic_
     asyncio.run(create_compacted(kafka_bootstrap, topic, 1))
 
     async def scenario() -> None:
-        view = ReplicatedView("policy", topic, {"bootstrap_servers": kafka_bootstrap}, decode)
+        view = ReplicatedView.of("policy", topic, {"bootstrap_servers": kafka_bootstrap}, decode)
         await view.start()
         try:
             await asyncio.wait_for(view.loaded(), 30)

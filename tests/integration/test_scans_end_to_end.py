@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from streams import topics
-from streams.codec import decode_scans
-from streams.models import ScanEvent
-from streams.simulate import Simulator
+from streams.contract import topics
+from streams.contract.codec import decode_scans
+from streams.contract.models import ScanEvent
+from streams.dev.simulate import Simulator
 from tests import factories as f
 from tests.integration.kafka_io import WorkerProcess, committed, create_topics, name, produce, read
 from tests.schema_check import assert_valid
@@ -103,7 +103,7 @@ def test_a_worker_killed_mid_stream_and_restarted_loses_no_scan_and_repeats_no_a
     group = worker_env["HCS_APP_ID"]
 
     # Before its first commit: the second worker finds no committed offset. Faust 0.15 lost the
-    # records it fetched while recovering and seeking (fixed in streams.consuming).
+    # records it fetched while recovering and seeking (fixed in streams.kafka.consuming).
     uncommitted = when == "before its first commit"
     first_env = {**worker_env, "HCS_COMMIT_INTERVAL_S": "600"} if uncommitted else worker_env
     produce(kafka_bootstrap, scans_topic, records[:1500])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streams import topics
+from streams.contract import topics
 from tests.integration.kafka_io import create_topics, name, read, running_worker
 
 pytestmark = pytest.mark.integration

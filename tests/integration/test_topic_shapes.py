@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams import topics
+from streams.contract import topics
 from tests.integration.kafka_io import name
 
 pytestmark = pytest.mark.integration
@@ -64,7 +64,7 @@ def test_the_topics_a_worker_subscribes_to_exist_before_faust_starts(kafka_boots
 
 
 async def ensure(settings: Any) -> None:
-    from streams.cluster import ensure_topics
+    from streams.kafka.cluster import ensure_topics
 
     await ensure_topics(settings)
 

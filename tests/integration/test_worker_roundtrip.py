@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams import topics
+from streams.contract import topics
 from tests import factories as f
 from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read, running_worker
 

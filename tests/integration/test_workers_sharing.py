@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from streams import topics
-from streams.localkafka import free_port
+from streams.contract import topics
+from streams.dev.localkafka import free_port
 from tests import factories as f
 from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.codec import decode_scans
-from streams.models import ScanEvent
+from streams.contract.codec import decode_scans
+from streams.contract.models import ScanEvent
 from streams.rules.judge import Judgement, judge
 from streams.rules.policy import Policy, load_policy
 from tests import factories as f

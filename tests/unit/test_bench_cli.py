@@ -9,7 +9,6 @@ import pytest
 from click.testing import CliRunner
 
 from benchmarks import run
-from streams import cli, localkafka
 from streams.errors import HcsError
 
 
@@ -39,13 +38,13 @@ def tmp_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("HCS_BOOTSTRAP", raising=False)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr("tempfile.tempdir", None)  # re-read TMPDIR
-    monkeypatch.setattr(localkafka, "LocalKafka", FakeKafka)
+    monkeypatch.setattr(run, "LocalKafka", FakeKafka)
     FakeKafka.made.clear()
     return tmp_path
 
 
 def _run(tmp_root: Path) -> Any:
-    return CliRunner().invoke(cli.cli, ["bench", "--scans", "10", "--out", str(tmp_root / "out" / "b.json")])
+    return CliRunner().invoke(run.main, ["--scans", "10", "--out", str(tmp_root / "out" / "b.json")])
 
 
 def test_a_finished_benchmark_removes_its_broker_dir(tmp_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:

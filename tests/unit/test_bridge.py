@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from streams.bridge import AlertmanagerClient, to_alertmanager
+from streams.ops.bridge import AlertmanagerClient, to_alertmanager
 
 PERSON = {"alert_id": "a1", "dedup_key": "KEY_PERSON_DETECTED|pseudonym-0000000001|venue-1",
           "kind": "KEY_PERSON_DETECTED", "severity": "critical", "district": "330106", "venue_id": "venue-1",

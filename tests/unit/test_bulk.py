@@ -9,7 +9,7 @@ from typing import Any
 from faust.types import TP
 from mode.utils.queues import FlowControlEvent
 
-from streams.bulk import Batch, BulkIntake, unread
+from streams.kafka.bulk import Batch, BulkIntake, unread
 from streams.metrics import Metrics
 from streams.rules.policy import load_policy
 from streams.settings import Settings
@@ -77,7 +77,7 @@ def test_an_inbox_hands_over_every_batch_waiting_and_is_settled_once_they_are_do
 
 
 def test_a_batch_is_acknowledged_offset_by_offset_once_and_only_at_or_past_the_commit() -> None:
-    from streams.app import create_app
+    from streams.worker.app import create_app
 
     app = create_app(Settings(app_id="bulk-ack-test"), load_policy(), Metrics())
     consumer: Any = app.consumer

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from streams.codec import MAX_BATCH_RECORD_BYTES, MAX_RECORD_BYTES, decode_scans
-from streams.models import Rejected, ScanEvent
+from streams.contract.codec import MAX_BATCH_RECORD_BYTES, MAX_RECORD_BYTES, decode_scans
+from streams.contract.models import Rejected, ScanEvent
 from tests import factories as f
 
 

@@ -7,7 +7,7 @@ from collections import Counter
 
 import orjson
 
-from streams.encoding import encode
+from streams.contract.encoding import encode
 from streams.rules.compliance import CheckpointWindow, DistrictMinute, StreamClock, window_start
 
 

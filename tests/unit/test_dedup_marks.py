@@ -6,7 +6,7 @@ import gc
 from types import SimpleNamespace
 from typing import Any
 
-from streams.state import DedupMarks
+from streams.kafka.state import DedupMarks
 
 
 def marks() -> tuple[DedupMarks, list[tuple[int, str, Any]]]:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from streams import kafka_security
 from streams import settings as settings_module
+from streams.settings import security as kafka_security
 from tests.environment import tool
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +28,7 @@ def test_compose_runs_kafka_worker_simulator_and_the_monitoring_stack() -> None:
 
 
 def test_compose_runs_the_kafka_version_of_the_local_broker() -> None:
-    pom = ET.parse(ROOT / "streams/localkafka/pom.xml").getroot()
+    pom = ET.parse(ROOT / "streams/dev/localkafka/pom.xml").getroot()
     version = pom.findtext("m:properties/m:kafka.version", namespaces={"m": "http://maven.apache.org/POM/4.0.0"})
     assert version and version.startswith("4.")
     assert compose()["services"]["kafka"]["image"] == f"apache/kafka:{version}"

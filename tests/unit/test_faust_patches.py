@@ -1,4 +1,4 @@
-"""The seek after a rebalance (streams.consuming): every stream partition, with the flow stopped."""
+"""The seek after a rebalance (streams.kafka.consuming): every stream partition, with the flow stopped."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any, cast
 
 from aiokafka import TopicPartition
 
-from streams import faust_patches
-from streams.app import CONSUMER_FETCH_BYTES, create_app
+from streams.kafka import faust_patches
 from streams.metrics import Metrics
 from streams.rules.policy import load_policy
 from streams.settings import Settings
+from streams.worker.app import CONSUMER_FETCH_BYTES, create_app
 
 SCANS = [TopicPartition("hcs.scans.v1", p) for p in range(3)]
 CHANGELOG = TopicPartition("hcs-worker-seen-changelog", 0)
@@ -93,7 +93,7 @@ def test_every_drain_and_agent_stops_the_worker_when_it_fails_rather_than_skippi
 
     from mode import CrashingSupervisor, Service
 
-    from streams.bridge import create_bridge_app
+    from streams.ops.bridge import create_bridge_app
 
     worker = create_app(Settings(app_id="supervisor-test"), load_policy(), Metrics())
     bridge = create_bridge_app(Settings(app_id="supervisor-test"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from streams.contract.models import FindingEvent
 from streams.rules import codes as c
 from streams.rules import findings as fs
 
@@ -13,8 +14,8 @@ H, D = 3600.0, 86400.0
 DEADLINE_H, LOOKBACK_D = 48, 7
 
 
-def event(action: str, at: float = T, **fields: object) -> fs.Event:
-    return fs.Event("f-1", "venue-1", "mall", "330106", action, at, **fields)  # type: ignore[arg-type]
+def event(action: str, at: float = T, **fields: object) -> FindingEvent:
+    return FindingEvent("f-1", "venue-1", "mall", "330106", action, at, **fields)  # type: ignore[arg-type]
 
 
 def step(finding: fs.Finding | None, action: str, at: float = T, **fields: object) -> fs.Finding:

@@ -12,11 +12,11 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.codec import MAX_FUTURE_S, decode_entries, decode_scans
-from streams.deadletters import MAX_PAYLOAD_BYTES, REDACTED, dead_letter
-from streams.models import EntryCount, Rejected, ScanEvent
-from streams.pseudonyms import PERSON_REF_PATTERN, holds_resident_id, is_pseudonym, is_resident_id
-from streams.validation import load_schema
+from streams.contract.codec import MAX_FUTURE_S, decode_entries, decode_scans
+from streams.contract.deadletters import MAX_PAYLOAD_BYTES, REDACTED, dead_letter
+from streams.contract.models import EntryCount, Rejected, ScanEvent
+from streams.contract.pseudonyms import PERSON_REF_PATTERN, holds_resident_id, is_pseudonym, is_resident_id
+from streams.contract.validation import load_schema
 from tests import factories as f
 
 ID_NUMBER = f.valid_id_number("330106", "19900101", "124")  # all digits, valid check digit

@@ -8,17 +8,18 @@ import msgspec
 import orjson
 import pytest
 
-from streams import inspection
+from streams.concepts.supervision import status_record
+from streams.contract.models import FindingEvent
 from streams.errors import InspectionError
+from streams.ops import inspection
 from streams.rules import findings as rules
-from streams.supervision import status_record
 
 T = 1_652_140_800.0  # 2022-05-10 08:00 +08:00
 H = 3600.0
 
 
 def status(finding_id: str = "F-1", **changes: Any) -> dict[str, Any]:
-    opened = rules.apply(None, rules.Event(finding_id, "mall-1", "mall", "330106", "open", T, "MASK"), 48, 7)
+    opened = rules.apply(None, FindingEvent(finding_id, "mall-1", "mall", "330106", "open", T, "MASK"), 48, 7)
     assert isinstance(opened, rules.Finding)
     record: dict[str, Any] = orjson.loads(msgspec.json.encode(status_record(opened)))
     record.update(changes)
@@ -26,9 +27,9 @@ def status(finding_id: str = "F-1", **changes: Any) -> dict[str, Any]:
 
 
 def test_a_status_read_back_is_the_finding_the_worker_wrote() -> None:
-    finding = rules.apply(None, rules.Event("F-1", "mall-1", "mall", "330106", "open", T, "MASK"), 48, 7)
+    finding = rules.apply(None, FindingEvent("F-1", "mall-1", "mall", "330106", "open", T, "MASK"), 48, 7)
     assert isinstance(finding, rules.Finding)
-    moved = rules.apply(finding, rules.Event("F-1", "mall-1", "mall", "330106", "rectify", T + H), 48, 7)
+    moved = rules.apply(finding, FindingEvent("F-1", "mall-1", "mall", "330106", "rectify", T + H), 48, 7)
     assert isinstance(moved, rules.Finding)
     assert inspection.as_finding(orjson.loads(msgspec.json.encode(status_record(moved)))) == moved
 

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
-from streams import device, kafka_security, topics
 from streams import settings as settings_module
+from streams.contract import topics
+from streams.dev import device
 from streams.rules import codes as c
+from streams.settings import security as kafka_security
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs/interface.md").read_text()
@@ -98,9 +100,9 @@ def test_every_policy_parameter_is_described() -> None:
 
 
 def test_every_metric_the_worker_exposes_is_described() -> None:
-    from streams.app import create_app
     from streams.metrics import Metrics
     from streams.settings import Settings
+    from streams.worker.app import create_app
 
     metrics = Metrics()
     create_app(Settings(), metrics=metrics)

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from streams.kafka_health import QUIET_S, ConnectionWatch
+from streams.kafka.health import QUIET_S, ConnectionWatch
 
 
 def record(message: str, level: int = logging.ERROR) -> logging.LogRecord:
@@ -16,7 +16,7 @@ def record(message: str, level: int = logging.ERROR) -> logging.LogRecord:
 def test_an_outage_is_one_line_lost_and_one_line_back(caplog: pytest.LogCaptureFixture) -> None:
     now = [100.0]
     watch = ConnectionWatch("Kafka at k:9092", clock=lambda: now[0])
-    caplog.set_level(logging.WARNING, "streams.kafka_health")
+    caplog.set_level(logging.WARNING, "streams.kafka.health")
     errors = ["Unable connect to node with id 1: [Errno 111] Connect call failed ('127.0.0.1', 9092)",
               "Unable to update metadata from [1]", "Failed fetch messages from 1: NodeNotReadyError: ..."]
     for i in range(300):

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from streams.errors import ConfigError
-from streams.kafka_security import KafkaSecurity
 from streams.settings import Settings
+from streams.settings.security import KafkaSecurity
 
 
 def sasl_env(tmp_path: Path, **extra: str) -> dict[str, str]:

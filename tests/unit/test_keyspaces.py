@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.state import PartitionedState
+from streams.kafka.state import PartitionedState
 from tests.unit.handlers.harness import Table
 
 
@@ -65,10 +65,10 @@ def test_by_update_lists_keys_least_recently_set_first_and_a_walk_can_stop_early
 def test_no_concept_of_the_worker_reads_another_ones_keys() -> None:
     """Every keyspace the pipeline makes on its state table has a prefix no other one starts
     with (findings once took ``f|``, the fever rechecks' prefix)."""
+    from streams.kafka.state import DedupMarks
     from streams.metrics import Metrics
-    from streams.pipeline import Pipeline
     from streams.rules.policy import load_policy
-    from streams.state import DedupMarks
+    from streams.worker.pipeline import Pipeline
 
     table, _ = state()
     made: list[str] = []

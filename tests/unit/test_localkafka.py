@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from streams.localkafka import cluster_id
+from streams.dev.localkafka import cluster_id
 
 
 def test_cluster_ids_are_22_char_uuids_never_starting_with_a_dash() -> None:

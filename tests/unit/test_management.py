@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from streams.codec import decode_plan
-from streams.models import Rejected
-from streams.register import Register
+from streams.concepts.register import Register
+from streams.contract.codec import decode_plan
+from streams.contract.models import Plan, Rejected
 from streams.rules import codes as c
 from streams.rules.judge import Judgement, judge
-from streams.rules.management import HEALTH_MONITORING, PhaseOn, Plan, phase_on, restriction
+from streams.rules.management import HEALTH_MONITORING, PhaseOn, phase_on, restriction
 from streams.times import SHANGHAI, shanghai_day
 from tests import factories as f
 from tests.unit.rules_helpers import DEFAULT, decoded
@@ -118,7 +118,7 @@ def test_a_breach_is_critical_and_the_precedence_of_the_decision_is_unchanged() 
 
 
 def test_a_plan_extended_mid_phase_replaces_the_old_one_and_release_or_a_tombstone_ends_it() -> None:
-    register = Register("hcs.management.v1", {})
+    register = Register("hcs.management.v1")
     key = PERSON.encode()
     register.apply(key, f.encode(f.plan(PERSON, phases=(("centralized_isolation", 7), ("health_monitoring", 3)))))
     day9 = local(9)
@@ -135,7 +135,7 @@ def test_a_plan_extended_mid_phase_replaces_the_old_one_and_release_or_a_tombsto
 
 
 def test_an_invalid_record_is_refused_with_its_field_and_the_previous_plan_stays() -> None:
-    register = Register("hcs.management.v1", {})
+    register = Register("hcs.management.v1")
     key = PERSON.encode()
     register.apply(key, f.encode(f.plan(PERSON)), partition=2, offset=10)
     bad = [
@@ -159,7 +159,7 @@ def test_an_invalid_record_is_refused_with_its_field_and_the_previous_plan_stays
 
 
 def test_managed_persons_are_counted_by_managing_district_and_todays_phase() -> None:
-    register = Register("hcs.management.v1", {})
+    register = Register("hcs.management.v1")
     for n, start in enumerate(("2022-05-10", "2022-05-10", "2022-04-20", "2022-06-30"), start=10):
         ref = f.pseudonym(n)
         register.apply(ref.encode(), f.encode(f.plan(ref, start=start)))

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from streams.consuming import OrderedWriter
+from streams.kafka.consuming import OrderedWriter
 
 
 class FakeStream:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from streams.output import BatchedOutput, partition_for
+from streams.kafka.output import BatchedOutput, partition_for
 
 
 def test_keys_go_where_the_java_client_would_put_them() -> None:

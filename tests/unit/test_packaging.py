@@ -13,7 +13,7 @@ def test_every_subpackage_of_streams_is_installed() -> None:
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     include = setuptools["packages"]["find"]["include"]
     packages = [".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "streams").rglob("__init__.py")]
-    assert "streams.rules" in packages and "streams.localkafka" in packages
+    assert "streams.rules" in packages and "streams.dev.localkafka" in packages
     assert not (ROOT / "streams/bench").exists()  # benchmarks live in benchmarks/, not in the product
     assert [p for p in packages if not any(fnmatch(p, pattern) for pattern in include)] == []
 
@@ -24,7 +24,8 @@ def test_the_data_files_the_code_reads_are_declared_package_data() -> None:
         base = ROOT.joinpath(*package.split("."))
         assert all(list(base.glob(pattern)) for pattern in patterns), package
     declared = {(package, pattern) for package, patterns in data.items() for pattern in patterns}
-    assert {("streams.rules", "*.json"), ("streams", "schemas/*.json"), ("streams.localkafka", "pom.xml")} <= declared
+    expected = {("streams.rules", "*.json"), ("streams", "schemas/*.json"), ("streams.dev.localkafka", "pom.xml")}
+    assert expected <= declared
 
 
 def test_every_third_party_module_the_product_imports_is_a_declared_dependency() -> None:

@@ -8,8 +8,8 @@ from typing import Any
 import orjson
 import pytest
 
+from streams.concepts.policies import PolicyFeed
 from streams.errors import ConfigError
-from streams.policies import PolicyFeed
 from streams.rules.policy import load_policy, parse_policy
 from streams.times import rfc3339
 
@@ -23,7 +23,7 @@ def record(version: str, valid_from: float, published_at: float, **fields: Any) 
 
 
 def feed() -> PolicyFeed:
-    return PolicyFeed("hcs.policies.v1", {}, load_policy())
+    return PolicyFeed("hcs.policies.v1", load_policy())
 
 
 def test_a_published_version_applies_from_its_valid_from_and_a_scheduled_one_may_change() -> None:

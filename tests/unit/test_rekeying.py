@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from streams import rekeying
-from streams.state import PartitionedState
+from streams.kafka import rekeying
+from streams.kafka.state import PartitionedState
 from tests.unit.handlers.harness import Table
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from streams.replay import Replay
+from streams.ops.replay import Replay
 from streams.rules.policy import load_policy
 from tests import factories as f
 

@@ -8,8 +8,8 @@ import jsonschema
 import pytest
 import yaml
 
-from streams import topics
-from streams.validation import SCHEMA_DIR, load_schema
+from streams.contract import topics
+from streams.contract.validation import SCHEMA_DIR, load_schema
 from tests import factories as f
 from tests.schema_check import assert_valid
 

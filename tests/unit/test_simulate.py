@@ -10,11 +10,10 @@ from typing import Any
 
 import orjson
 
-from streams.codec import decode_entries, decode_finding_event, decode_scans
-from streams.device import person_ref
-from streams.models import EntryCount, Rejected, ScanEvent
-from streams.rules.findings import Event
-from streams.simulate import DISTRICTS, Mix, Simulator
+from streams.contract.codec import decode_entries, decode_finding_event, decode_scans
+from streams.contract.models import EntryCount, FindingEvent, Rejected, ScanEvent
+from streams.dev.device import person_ref
+from streams.dev.simulate import DISTRICTS, Mix, Simulator
 from streams.times import SHANGHAI
 from tests import factories as f
 from tests.schema_check import assert_valid
@@ -101,7 +100,7 @@ def test_a_run_id_changes_only_the_event_ids() -> None:
 def test_managed_people_get_valid_plans_of_every_kind_and_are_among_the_scanned() -> None:
     from collections import Counter
 
-    from streams.codec import decode_plan
+    from streams.contract.codec import decode_plan
     from streams.rules.management import phase_on
     from streams.times import shanghai_day
     from tests.schema_check import assert_valid
@@ -138,8 +137,8 @@ def test_managed_people_get_valid_plans_of_every_kind_and_are_among_the_scanned(
 def test_isolation_point_residents_get_their_staffs_observations_with_some_missed() -> None:
     from collections import Counter
 
-    from streams.codec import decode_observation
-    from streams.models import Observation
+    from streams.contract.codec import decode_observation
+    from streams.contract.models import Observation
     from tests.schema_check import assert_valid
 
     sim = Simulator(seed=5, people=400, managed=200)
@@ -171,6 +170,7 @@ def test_findings_come_as_inspections_would_and_each_event_is_one_the_worker_acc
     assert 24 + 15 <= actions["open"] <= 24 + 50  # about one every 20 s
     assert actions["rectify"] - 18 >= (actions["open"] - 24) // 2 and actions["verify"] > 12
     decoded = [decode_finding_event(v, (start + timedelta(minutes=10)).timestamp()) for _, v in sent]
-    assert all(isinstance(d, Event) for d in decoded), [d for d in decoded if not isinstance(d, Event)][:1]
+    refused = [d for d in decoded if not isinstance(d, FindingEvent)]
+    assert not refused, refused[:1]
     assert all(k.decode() == orjson.loads(v)["venue_id"] for k, v in sent)
     assert_valid("finding-event.v1", [orjson.loads(v) for _, v in sent])

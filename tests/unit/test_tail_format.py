@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from streams.tail import format_alert, format_decision
+from streams.ops.tail import format_alert, format_decision
 
 ALERT = {"kind": "NAT_POSITIVE", "severity": "critical", "status": "firing", "district": "330106",
          "venue_id": "v1", "checkpoint_id": "c1", "person_ref": "abcdef0123456789abcdef", "reasons": ["NAT_POSITIVE"],

@@ -9,10 +9,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from streams.codec import decode_entries, decode_finding_event, decode_scans
-from streams.models import EntryCount, Rejected, ScanEvent
-from streams.rules.findings import Event
-from streams.validation import load_schema
+from streams.contract.codec import decode_entries, decode_finding_event, decode_scans
+from streams.contract.models import EntryCount, FindingEvent, Rejected, ScanEvent
+from streams.contract.validation import load_schema
 from tests import factories as f
 from tests.factories import valid_id_number
 
@@ -130,4 +129,4 @@ def test_finding_events_agree_with_their_schema(path: str, new: Any) -> None:
     value = mutate(FINDING, path, new)
     if value.get("action") != "open":
         value.pop("deadline", None)  # only an open may set one (the decoder's rule, not the schema's)
-    assert isinstance(decode_finding_event(f.encode(value)), Event) == FINDING_SCHEMA.is_valid(value), value
+    assert isinstance(decode_finding_event(f.encode(value)), FindingEvent) == FINDING_SCHEMA.is_valid(value), value

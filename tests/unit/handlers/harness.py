@@ -8,17 +8,17 @@ from typing import Any
 
 import orjson
 
-from streams import topics
-from streams.alerting import Alerts
-from streams.intake import Intake
+from streams.concepts.alerting import Alerts
+from streams.concepts.intake import Intake
+from streams.concepts.minutes import DistrictMinutes
+from streams.concepts.rechecks import Rechecks
+from streams.concepts.silence import Checkpoints
+from streams.concepts.windows import ComplianceWindows
+from streams.contract import topics
+from streams.kafka.state import DedupMarks, PartitionedState
 from streams.metrics import Metrics
-from streams.minutes import DistrictMinutes
-from streams.rechecks import Rechecks
 from streams.rules.compliance import StreamClock
 from streams.rules.policy import load_policy
-from streams.silence import Checkpoints
-from streams.state import DedupMarks, PartitionedState
-from streams.windows import ComplianceWindows
 
 
 class Table:

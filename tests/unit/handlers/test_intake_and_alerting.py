@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from streams import topics
-from streams.intake import RecordRef
-from streams.models import Rejected
+from streams.concepts.intake import RecordRef
+from streams.contract import topics
+from streams.contract.models import Rejected
 from streams.rules.compliance import DistrictMinute
 from tests.unit.handlers.harness import Handlers
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from streams import topics
-from streams.isolation import IsolationPoints
-from streams.models import Observation
-from streams.register import Register
+from streams.concepts.isolation import IsolationPoints
+from streams.concepts.register import Register
+from streams.contract import topics
+from streams.contract.models import Observation
 from streams.rules import codes as c
 from streams.times import SHANGHAI
 from tests import factories as f
@@ -23,7 +23,7 @@ MAY = {d: datetime(2022, 5, d, tzinfo=SHANGHAI) for d in range(1, 32)}
 class Points:
     def __init__(self) -> None:
         self.h = Handlers()
-        self.register = Register("hcs.management.v1", {})
+        self.register = Register("hcs.management.v1")
         for ref, start, phases in (
                 (A, "2022-05-10", f.FOURTEEN_SEVEN_SEVEN),  # day 1 on 05-10: NAT days 05-10, 05-13, ...
                 (B, "2022-05-12", (("centralized_isolation", 7),)),  # starts on 05-12

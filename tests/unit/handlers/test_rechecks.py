@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.rechecks import Recheck, recheck_key
+from streams.concepts.rechecks import Recheck, recheck_key
 from tests.unit.handlers.harness import Handlers
 
 T0 = 1_652_140_800.0

@@ -1,0 +1,75 @@
+"""Alert admission: a person alert once per dedup window; every alert out, counted.
+
+A person alert's dedup key (kind, person, venue) has a memo in the state table: repeats within
+``alert_dedup_minutes`` of an emission are folded into the next one (:func:`rules.alerts.admit`
+decides). Memos are kept until idle for the dedup horizon; the sweep walks them least recently
+set first and stops at the first live one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from streams.concepts.intake import Sink
+from streams.contract import topics
+from streams.contract.encoding import encode
+from streams.contract.records import Alert
+from streams.kafka.state import PartitionedState
+from streams.metrics import Metrics
+from streams.rules.alerts import AlertMemo, admit, alert_record
+from streams.rules.compliance import DistrictMinute
+
+ALERT_PREFIX = "a|"  # dedup_key -> AlertMemo
+# Told of every alert emitted: (the record, its latest event time, the source partition it was
+# raised on, the venue's type when the raiser knows it). Supervision counts recurrences so.
+AlertObserver = Callable[[Alert, float, int, "str | None"], None]
+
+
+class Alerts:
+    def __init__(self, state: PartitionedState, sink: Sink, metrics: Metrics, dedup_horizon_s: float) -> None:
+        self.memos = state.keyspace(ALERT_PREFIX, by_update=True)  # oldest first, for the sweep
+        self.sink = sink
+        self.metrics = metrics
+        self.dedup_horizon_s = dedup_horizon_s
+        self.observers: list[AlertObserver] = []
+
+    def raise_alert(self, dedup_key: str, kind: str, severity: str, reasons: tuple[str, ...],
+                    district: str, venue_id: str, checkpoint_id: str | None, person_ref: str | None,
+                    event_id: str, event_time: float, dedup_minutes: float, version: str,
+                    partition: int, minute: DistrictMinute, details: dict[str, Any] | None = None) -> None:
+        """Emit a person alert unless a repeat of its dedup key within the dedup window."""
+        state_key = ALERT_PREFIX + dedup_key
+        raw = self.memos.get(state_key)
+        memo = AlertMemo.from_json(raw) if raw is not None else None
+        occurrence, memo = admit(memo, event_id, event_time, dedup_minutes)
+        self.memos.set(state_key, memo.to_json(), partition)
+        if occurrence is not None:
+            self.emit(kind=kind, severity=severity, dedup_key=dedup_key, district=district,
+                      venue_id=venue_id, checkpoint_id=checkpoint_id, person_ref=person_ref,
+                      reasons=reasons, occurrence=occurrence, status="firing", policy_version=version,
+                      minute=minute, partition=partition, details=details)
+
+    def emit(self, *, minute: DistrictMinute, partition: int, venue_type: str | None = None, **fields: Any) -> None:
+        """One alert out to ``hcs.alerts.v1``, counted in the metrics and in its district minute,
+        and told to the observers (raised on source ``partition``, at a venue of ``venue_type``)."""
+        record = alert_record(**fields)
+        self.sink.send(topics.ALERTS, record.dedup_key.encode(), encode(record))
+        self.metrics.alerts(record.district, record.kind, record.severity).inc()
+        minute.alerts[record.kind] += 1
+        for observe in self.observers:
+            observe(record, fields["occurrence"].last_event_time, partition, venue_type)
+
+    def sweep(self, now: float, owned: set[int]) -> int:
+        """Forget memos idle for the dedup horizon; stops at the first live one (a memo set out
+        of event order, a late upload, may so outlive its horizon until those before it go)."""
+        expired = []
+        for key, partition, raw in self.memos.oldest():
+            memo = AlertMemo.from_json(raw)
+            if now - max(memo.emitted_at, memo.last_event_time) <= self.dedup_horizon_s:
+                break
+            if partition in owned:
+                expired.append(key)
+        for key in expired:
+            self.memos.delete(key)
+        return len(expired)

@@ -1,0 +1,139 @@
+"""Centralized isolation points: their residents' observations per local day, each day closed
+once, in order, by the point's partition's stream time.
+
+Staff observations (``hcs.observations.v1``, keyed by the point, a venue: co-partitioned with
+scans) are counted per resident in the point's open days. A temperature at or above the fever
+threshold raises ``RESIDENT_FEVER`` and a positive sample ``NAT_POSITIVE`` at once. A day D closes
+when stream time passes its end plus ``observation_grace_minutes``: its residents (from the
+register: in centralized isolation at the point on D) short of ``temperature_checks_per_day``
+raise ``OBSERVATION_MISSED``, those on a NAT day of ``nat_schedule_days`` with no sample
+``NAT_MISSED``, and one IsolationDay record is written. Days are closed from the local day of the
+point's first observation; an observation of a day already closed is counted as late (in the
+next day's record) and never reopens it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from streams.concepts.alerting import Alerts
+from streams.concepts.intake import Sink
+from streams.concepts.minutes import DistrictMinutes
+from streams.concepts.register import Register
+from streams.contract import topics
+from streams.contract.encoding import encode
+from streams.contract.models import Observation
+from streams.contract.records import DueDone, IsolationDay
+from streams.kafka.state import PartitionedState
+from streams.metrics import Metrics
+from streams.rules import codes as c
+from streams.rules.alerts import Occurrence, person_dedup_key
+from streams.rules.compliance import StreamClock
+from streams.rules.isolation import summarize
+from streams.rules.policy import Policy
+from streams.times import DAY_S, shanghai_date, shanghai_day, shanghai_day_start
+
+POINT_PREFIX = "p|"  # isolation point -> {district, next day to close, open days' counts, late}
+VENUE_TYPE = "isolation_point"
+
+
+class IsolationPoints:
+    def __init__(self, state: PartitionedState, register: Register, alerts: Alerts, minutes: DistrictMinutes,
+                 metrics: Metrics, sink: Sink, clock: StreamClock, policy: Policy,
+                 owned: Callable[[], set[int]]) -> None:
+        self.points = state.keyspace(POINT_PREFIX)
+        self.register = register
+        self.alerts = alerts
+        self.minutes = minutes
+        self.metrics = metrics
+        self.sink = sink
+        self.clock = clock
+        self.policy = policy
+        self.owned = owned
+
+    def observe(self, obs: Observation, partition: int, now: float) -> None:
+        """Count one observation in its point's day; raise what it shows at once."""
+        point, ref, t = obs.isolation_point_id, obs.person_ref, obs.observed_at
+        key = POINT_PREFIX + point
+        raw: dict[str, Any] | None = self.points.get(key)
+        day = shanghai_day(t)
+        if raw is None:
+            raw = {"district": obs.district, "next": day, "days": {}, "late": 0}
+        if day < raw["next"]:
+            raw["late"] += 1  # its day was closed: counted as late, never reopened
+        else:
+            counts = raw["days"].setdefault(str(day), {})
+            temperatures, samples = counts.get(ref, (0, 0))
+            counts[ref] = ([temperatures + 1, samples] if obs.kind == "temperature"
+                           else [temperatures, samples + 1])
+        self.points.set(key, raw, partition)
+        version, params = self.policy.params(t, obs.district, VENUE_TYPE)
+        fever = obs.kind == "temperature" and obs.temperature_c is not None and \
+            obs.temperature_c >= params.fever_threshold_c
+        positive = obs.kind == "nat_sample" and obs.nat_result == "positive"
+        if fever or positive:
+            minute, _ = self.minutes.minute(partition, obs.district, t)
+            kind, severity, reason = ((c.RESIDENT_FEVER, c.WARNING, c.FEVER) if fever
+                                      else (c.NAT_POSITIVE_ALERT, c.CRITICAL, c.NAT_POSITIVE))
+            details = ({"temperature_c": obs.temperature_c} if fever else {"nat_result": obs.nat_result})
+            self.alerts.raise_alert(person_dedup_key(kind, ref, point), kind, severity, (reason,), obs.district,
+                                    point, None, ref, obs.event_id, t, params.alert_dedup_minutes, version,
+                                    partition, minute, details)
+
+    def close(self, now: float) -> int:
+        """Close every day whose grace has passed by its partition's stream time; returns how many."""
+        closed = 0
+        owned = self.owned()
+        for key, partition, raw in list(self.points.items()):
+            if partition not in owned:
+                continue
+            stream_now = self.clock.now(partition, now)
+            point, changed = key[len(POINT_PREFIX):], False
+            while True:
+                day = raw["next"]
+                start = shanghai_day_start(day)
+                version, params = self.policy.params(start, raw["district"], VENUE_TYPE)
+                if start + DAY_S + params.observation_grace_minutes * 60 > stream_now:
+                    break
+                self._close_day(point, raw, day, version, params, partition)
+                raw["next"] = day + 1
+                changed = True
+                closed += 1
+            if changed:
+                self.points.set(key, raw, partition)
+        return closed
+
+    def _close_day(self, point: str, raw: dict[str, Any], day: int, version: str, params: Any,
+                   partition: int) -> None:
+        district = raw["district"]
+        counts = raw["days"].pop(str(day), {})
+        residents = [(ref, phase_day) for ref, _, phase_day in self.register.residents(point, day)]
+        late, raw["late"] = raw["late"], 0
+        if not residents and not counts and not late:
+            return  # nobody there and nothing observed: nothing to report
+        summary = summarize(residents, counts, params.temperature_checks_per_day, params.nat_schedule_days)
+        start, date = shanghai_day_start(day), shanghai_date(day)
+        minute, _ = self.minutes.minute(partition, district, start + DAY_S - 1)
+        occurrence = Occurrence(1, start, start + DAY_S, ())
+
+        def missed(kind: str, person_ref: str, details: dict[str, Any]) -> None:
+            self.alerts.emit(kind=kind, severity=c.WARNING, dedup_key=f"{kind}|{person_ref}|{date}",
+                             district=district, venue_id=point, checkpoint_id=None, person_ref=person_ref,
+                             reasons=(), occurrence=occurrence, status="firing", policy_version=version,
+                             minute=minute, partition=partition, venue_type=VENUE_TYPE, details=details)
+
+        for resident in summary.residents:
+            if resident.temperature_missed:
+                missed(c.OBSERVATION_MISSED, resident.person_ref,
+                       {"date": date, "done": resident.temperatures, "due": resident.temperature_due})
+            if resident.nat_missed:
+                missed(c.NAT_MISSED, resident.person_ref, {"date": date, "phase_day": resident.phase_day})
+        self.sink.send(topics.ISOLATION_STATUS, point.encode(), encode(IsolationDay(
+            point, district, date, len(summary.residents), DueDone(summary.temperature_due, summary.temperature_done),
+            DueDone(summary.nat_due, summary.nat_done), late)))
+        observed = self.metrics.isolation_observations
+        observed(district, "temperature", "done").inc(summary.temperature_done)
+        observed(district, "temperature", "missed").inc(summary.temperature_due - summary.temperature_done)
+        observed(district, "nat_sample", "done").inc(summary.nat_done)
+        observed(district, "nat_sample", "missed").inc(summary.nat_due - summary.nat_done)

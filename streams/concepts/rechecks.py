@@ -1,0 +1,96 @@
+"""The recheck flow: a first fever reading opens a recheck; a second one within the window, or
+the window's end, closes it.
+
+:func:`rules.judge.judge` decides from a scan and whether a recheck is open; this module keeps
+the open ones (one per venue and person) and raises ``FEVER_UNRESOLVED`` for those whose window
+ended without a second reading (by processing time, so a replayed backlog does not raise it
+before its rechecks are read).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streams.concepts.alerting import Alerts
+from streams.concepts.minutes import DistrictMinutes
+from streams.kafka.state import PartitionedState
+from streams.rules import codes as c
+from streams.rules.alerts import person_dedup_key
+from streams.rules.compliance import StreamClock
+from streams.rules.policy import Policy
+
+RECHECK_PREFIX = "f|"  # venue|person -> open fever recheck
+
+
+@dataclass(frozen=True, slots=True)
+class Recheck:
+    """An open recheck (written to the changelog as this dict)."""
+
+    opened: float  # event time of the first reading
+    due: float  # processing time its window ends
+    event_id: str
+    checkpoint_id: str
+    district: str
+    venue_type: str
+    policy_version: str
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> Recheck:
+        return cls(**raw)
+
+    def to_json(self) -> dict[str, Any]:  # by hand: dataclasses.asdict deep-copies (~5 us a call)
+        return {"opened": self.opened, "due": self.due, "event_id": self.event_id,
+                "checkpoint_id": self.checkpoint_id, "district": self.district, "venue_type": self.venue_type,
+                "policy_version": self.policy_version}
+
+
+def recheck_key(venue_id: str, person_ref: str) -> str:
+    return f"{RECHECK_PREFIX}{venue_id}|{person_ref}"
+
+
+class Rechecks:
+    def __init__(self, state: PartitionedState, alerts: Alerts, minutes: DistrictMinutes, clock: StreamClock,
+                 policy: Policy, owned: Callable[[], set[int]]) -> None:
+        self.open_ones = state.keyspace(RECHECK_PREFIX)
+        self.alerts = alerts
+        self.minutes = minutes
+        self.clock = clock
+        self.policy = policy
+        self.owned = owned
+
+    def opened_at(self, key: str) -> float | None:
+        """When the recheck of ``key`` opened (event time), or None if none is open (per scan:
+        read from the stored dict, without building a :class:`Recheck`)."""
+        raw = self.open_ones.get(key)
+        return None if raw is None else float(raw["opened"])
+
+    def open(self, key: str, recheck: Recheck, partition: int) -> None:
+        self.open_ones.set(key, recheck.to_json(), partition)
+
+    def close(self, key: str) -> None:
+        self.open_ones.delete(key)
+
+    def expire(self, now: float) -> int:
+        """Raise FEVER_UNRESOLVED for every recheck window that ended without a second reading."""
+        fired = 0
+        owned = self.owned()
+        for key, partition, raw in self.open_ones.items():
+            rec = Recheck.from_json(raw)
+            if rec.due > now or partition not in owned:
+                continue
+            venue_id, person_ref = key[len(RECHECK_PREFIX):].split("|", 1)
+            _, params = self.policy.params(rec.opened, rec.district, rec.venue_type)
+            self.open_ones.delete(key)
+            # Counted in the minute of the partition's stream time; unknown (a partition nothing
+            # was read from since a restart, for its first seconds) it is the wall clock's.
+            at = self.clock.now(partition, now)
+            minute, _ = self.minutes.minute(partition, rec.district, now if at == -math.inf else at)
+            self.alerts.raise_alert(person_dedup_key(c.FEVER_UNRESOLVED, person_ref, venue_id), c.FEVER_UNRESOLVED,
+                                    c.WARNING, (c.FEVER,), rec.district, venue_id, rec.checkpoint_id,
+                                    person_ref, rec.event_id, rec.opened, params.alert_dedup_minutes,
+                                    rec.policy_version, partition, minute)
+            fired += 1
+        return fired

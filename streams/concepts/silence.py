@@ -1,0 +1,107 @@
+"""Silent checkpoints: a checkpoint that reported before and then nothing for a while.
+
+"Nothing" is judged on two clocks, and both must agree: no record of a later event time for
+``silent_after_minutes`` of stream time, and no record uploaded for as long of upload time (the
+Kafka record timestamps). A device sending its buffer late is alive; a backlog read after an
+outage is judged by when its records were sent, not by when this worker read them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from streams.concepts.alerting import Alerts
+from streams.concepts.minutes import DistrictMinutes
+from streams.kafka.state import PartitionedState
+from streams.rules import codes as c
+from streams.rules.alerts import Occurrence, checkpoint_dedup_key
+from streams.rules.compliance import DistrictMinute, StreamClock
+from streams.rules.policy import Policy
+from streams.times import rfc3339
+
+CHECKPOINT_PREFIX = "c|"  # checkpoint -> last report, silent or not
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointStatus:
+    """What is known of a checkpoint (written to the changelog as this dict)."""
+
+    seen: float  # the latest event time it reported
+    heard: float  # the latest upload time of its records (-inf: state from before they were kept)
+    silent: bool
+    district: str
+    venue_id: str
+    venue_type: str
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> CheckpointStatus:
+        heard = raw.get("heard")  # absent, or null for -inf written by JSON
+        return cls(raw["seen"], -math.inf if heard is None else heard, raw["silent"], raw["district"],
+                   raw["venue_id"], raw["venue_type"])
+
+    def to_json(self) -> dict[str, Any]:  # by hand: dataclasses.asdict deep-copies (~5 us a call)
+        return {"seen": self.seen, "heard": self.heard, "silent": self.silent, "district": self.district,
+                "venue_id": self.venue_id, "venue_type": self.venue_type}
+
+
+class Checkpoints:
+    def __init__(self, state: PartitionedState, alerts: Alerts, minutes: DistrictMinutes, clock: StreamClock,
+                 uploads: StreamClock, policy: Policy, owned: Callable[[], set[int]]) -> None:
+        self.statuses = state.keyspace(CHECKPOINT_PREFIX)
+        self.alerts = alerts
+        self.minutes = minutes
+        self.clock = clock
+        self.uploads = uploads
+        self.policy = policy
+        self.owned = owned
+
+    def reported(self, checkpoint_id: str, first_t: float, last_t: float, uploaded: float, district: str,
+                 venue_id: str, venue_type: str, version: str, partition: int) -> None:
+        """A checkpoint reported records of event times ``first_t`` .. ``last_t`` (in the order
+        read), uploaded at ``uploaded``; a silent one is resolved."""
+        key = CHECKPOINT_PREFIX + checkpoint_id
+        raw = self.statuses.get(key)
+        if raw is None:
+            seen, heard = last_t, uploaded
+        else:  # read as CheckpointStatus would, without building one: this runs for every record
+            if raw["silent"]:
+                self._alert(checkpoint_id, district, venue_id, "resolved", Occurrence(1, raw["seen"], first_t, ()),
+                            version, {"silent_since": rfc3339(raw["seen"]), "reported_again_at": rfc3339(first_t)},
+                            self.minutes.minute(partition, district, first_t)[0], partition)
+            before = raw.get("heard")
+            seen, heard = max(raw["seen"], last_t), uploaded if before is None else max(before, uploaded)
+        self.statuses.set(key, {"seen": seen, "heard": heard, "silent": False, "district": district,
+                                "venue_id": venue_id, "venue_type": venue_type}, partition)
+
+    def check(self, now: float) -> int:
+        """Raise CHECKPOINT_SILENT for the checkpoints quiet on both clocks for ``silent_after_minutes``."""
+        fired = 0
+        owned = self.owned()
+        for key, partition, raw in self.statuses.items():
+            status = CheckpointStatus.from_json(raw)
+            if status.silent or partition not in owned:
+                continue
+            stream_now = self.clock.now(partition, now)
+            version, params = self.policy.params(stream_now, status.district, status.venue_type)
+            quiet_s = params.silent_after_minutes * 60
+            if stream_now - status.seen < quiet_s or self.uploads.now(partition, now) - status.heard < quiet_s:
+                continue
+            checkpoint_id = key[len(CHECKPOINT_PREFIX):]
+            self.statuses.set(key, replace(status, silent=True).to_json(), partition)
+            self._alert(checkpoint_id, status.district, status.venue_id, "firing",
+                        Occurrence(1, status.seen, status.seen, ()), version,
+                        {"silent_since": rfc3339(status.seen), "silent_after_minutes": params.silent_after_minutes},
+                        self.minutes.minute(partition, status.district, stream_now)[0], partition)
+            fired += 1
+        return fired
+
+    def _alert(self, checkpoint_id: str, district: str, venue_id: str, status: str, occurrence: Occurrence,
+               version: str, details: dict[str, Any], minute: DistrictMinute, partition: int) -> None:
+        self.alerts.emit(
+            kind=c.CHECKPOINT_SILENT, severity=c.WARNING,
+            dedup_key=checkpoint_dedup_key(c.CHECKPOINT_SILENT, checkpoint_id), district=district,
+            venue_id=venue_id, checkpoint_id=checkpoint_id, person_ref=None, reasons=(), occurrence=occurrence,
+            status=status, policy_version=version, details=details, minute=minute, partition=partition)

@@ -1,0 +1,132 @@
+"""Three 100% windows: per checkpoint and tumbling window of event time, who was checked.
+
+Scans and entry counts add to the window holding their time; a window closes a grace after
+its end, by its partition's stream time, and one with any miss raises ``THREE_100_VIOLATION``.
+Every closed window's outcomes count in the minute it ended in. A window closed before a record
+of it arrived does not reopen: the record is counted as late for the three 100%.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streams.concepts.alerting import Alerts
+from streams.concepts.minutes import DistrictMinutes
+from streams.kafka.state import Keyspace, PartitionedState
+from streams.metrics import Metrics
+from streams.rules import codes as c
+from streams.rules.alerts import Occurrence, checkpoint_dedup_key
+from streams.rules.compliance import CheckpointWindow, StreamClock
+from streams.rules.policy import Params
+from streams.times import rfc3339
+
+WINDOW_PREFIX = "w|"  # checkpoint|window_start -> compliance window
+
+
+@dataclass(frozen=True, slots=True)
+class WindowState:
+    """An open compliance window, as the state table holds it (a dict of these fields; the
+    handle of a record being counted updates its ``counts`` in place, once per record)."""
+
+    district: str
+    venue_id: str
+    venue_type: str
+    start: float
+    end: float
+    close: float  # stream time it closes at: its end plus the grace of the policy it opened under
+    version: str
+    counts: CheckpointWindow
+
+    @classmethod
+    def from_json(cls, raw: dict[str, Any]) -> WindowState:
+        return cls(raw["district"], raw["venue_id"], raw["venue_type"], raw["start"], raw["end"], raw["close"],
+                   raw["version"], CheckpointWindow.from_json(raw["counts"]))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"district": self.district, "venue_id": self.venue_id, "venue_type": self.venue_type,
+                "start": self.start, "end": self.end, "close": self.close, "version": self.version,
+                "counts": self.counts.to_json()}
+
+
+class WindowHandle:
+    """A compliance window being counted; :meth:`save` writes it back to the state (no state:
+    the window was closed before, and what is counted here is dropped)."""
+
+    __slots__ = ("counts", "key", "partition", "raw", "space")
+
+    def __init__(self, space: Keyspace | None, key: str, counts: CheckpointWindow, partition: int,
+                 raw: dict[str, Any] | None = None) -> None:
+        self.space, self.key, self.counts, self.partition, self.raw = space, key, counts, partition, raw
+
+    @property
+    def closed(self) -> bool:
+        return self.space is None
+
+    def save(self) -> None:
+        if self.space is not None and self.raw is not None:
+            self.raw["counts"] = self.counts.to_json()
+            self.space.set(self.key, self.raw, self.partition)
+
+
+class ComplianceWindows:
+    def __init__(self, state: PartitionedState, alerts: Alerts, minutes: DistrictMinutes, metrics: Metrics,
+                 clock: StreamClock, owned: Callable[[], set[int]]) -> None:
+        self.open_ones = state.keyspace(WINDOW_PREFIX)
+        self.alerts = alerts
+        self.minutes = minutes
+        self.metrics = metrics
+        self.clock = clock
+        self.owned = owned
+
+    def window(self, checkpoint_id: str, start: float, size: float, district: str, venue_id: str,
+               venue_type: str, version: str, params: Params, partition: int, stream_now: float) -> WindowHandle:
+        """The compliance window starting at ``start``, under the params in force for its record."""
+        key = f"{WINDOW_PREFIX}{checkpoint_id}|{start}"
+        raw = self.open_ones.get(key)
+        if raw is None:
+            close = start + size + params.compliance_grace_seconds
+            if close <= stream_now:
+                return WindowHandle(None, "", CheckpointWindow(), partition)
+            raw = WindowState(district, venue_id, venue_type, start, start + size, close, version,
+                              CheckpointWindow()).to_json()
+        return WindowHandle(self.open_ones, key, CheckpointWindow.from_json(raw["counts"]), partition, raw)
+
+    def close(self, now: float) -> int:
+        """Emit THREE_100_VIOLATION for each closed checkpoint window with a miss; count outcomes."""
+        closed = 0
+        owned = self.owned()
+        for key, partition, raw in self.open_ones.items():
+            if partition not in owned:
+                continue
+            stream_now = self.clock.now(partition, now)
+            if raw["close"] > stream_now:
+                continue
+            win = WindowState.from_json(raw)
+            counts = win.counts
+            self.open_ones.delete(key)
+            checkpoint_id = key[len(WINDOW_PREFIX):].rsplit("|", 1)[0]
+            # Counted in the minute the window ended in (still open: minutes close after windows).
+            minute, _ = self.minutes.minute(partition, win.district, win.end - 1)
+            outcomes = counts.outcomes()
+            minute.add_outcomes(outcomes)
+            for measure, (ok, miss) in outcomes.items():
+                self.metrics.three100(win.district, measure, "ok").inc(ok)
+                self.metrics.three100(win.district, measure, "miss").inc(miss)
+            if counts.violated:
+                start = rfc3339(win.start)
+                self.alerts.emit(
+                    kind=c.THREE_100_VIOLATION, severity=c.WARNING,
+                    dedup_key=checkpoint_dedup_key(c.THREE_100_VIOLATION, checkpoint_id, start),
+                    district=win.district, venue_id=win.venue_id, checkpoint_id=checkpoint_id,
+                    person_ref=None, reasons=(),
+                    occurrence=Occurrence(1, win.start, win.end, ()), status="firing",
+                    policy_version=win.version, minute=minute, partition=partition, venue_type=win.venue_type,
+                    details={
+                        "window_start": start, "window_end": rfc3339(win.end), "scans": counts.scans,
+                        "entries": counts.entries if counts.entries_reported else None,
+                        "code_misses": counts.code_misses, "temperature_misses": counts.temperature_misses,
+                        "mask_misses": counts.mask_misses})
+            closed += 1
+        return closed

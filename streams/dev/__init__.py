@@ -1,0 +1,1 @@
+"""For a developer's machine: the local broker, the simulator and the local run."""

@@ -1,0 +1,107 @@
+"""``hcs run``: the whole system on one machine, for trying it out and for demos."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+from streams.dev.localkafka import LocalKafka, die_with_parent
+from streams.settings import ENV_BOOTSTRAP, Settings
+
+
+def _wait_until_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 600.0,
+                      every_s: float = 5.0) -> None:
+    """Wait for the worker's ``/readyz``; while it recovers its tables, say how far it got."""
+    deadline = time.monotonic() + timeout_s
+    said = 0.0
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"hcs: the worker exited with code {proc.returncode}; see its log above")
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=2):
+                return
+        except urllib.error.HTTPError as exc:  # 503: not ready yet
+            body = json.loads(exc.read() or b"{}")
+            tables = body.get("checks", {}).get("tables", {}).get("tables", {})
+            read, total = sum(t["read"] for t in tables.values()), sum(t["total"] for t in tables.values())
+            if total and time.monotonic() - said >= every_s:
+                said = time.monotonic()
+                print(f"hcs: worker recovering its tables: {read:,} of {total:,} records", flush=True)
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit(f"hcs: the worker was not ready at {base}/readyz within {timeout_s:.0f}s")
+
+
+MANAGED = 100  # key personnel on the simulated register: breaches and restrictions show in `hcs tail`
+SCHEDULED_IN_S = 120  # a policy version published at the start takes effect this long after
+
+
+def _schedule_policy(env: dict[str, str], directory: Path) -> None:
+    """Publish a policy version taking effect in two minutes (``hcs policy publish``), as an
+    operator would: decisions name it from then on, and ``hcs policy list`` shows it scheduled."""
+    from streams.times import SHANGHAI
+
+    at = datetime.fromtimestamp(int(time.time()) + SCHEDULED_IN_S, SHANGHAI)
+    name = f"local-{at:%Y%m%d-%H%M%S}"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps({"schema": "hcs.policy.v1", "versions": [
+        {"version": name, "valid_from": at.isoformat(), "defaults": {"fever_threshold_c": 37.2}}]}))
+    done = subprocess.run([sys.executable, "-m", "streams", "policy", "publish", str(path), "--note",
+                           "make run: a stricter fever threshold, scheduled"], env=env, capture_output=True,
+                          text=True, check=False)
+    if done.returncode == 0:
+        print(f"hcs: policy version {name} (fever threshold 37.2) takes effect at {at:%H:%M:%S}; "
+              "`hcs policy list` shows it", flush=True)
+    else:
+        print(f"hcs: could not schedule a policy version: {done.stderr.strip()}", flush=True)
+
+
+def run_local(rate: float, port: int) -> None:
+    settings = Settings.from_env()
+    env = dict(os.environ)
+    kafka: LocalKafka | None = None
+    if not os.environ.get(ENV_BOOTSTRAP):
+        kafka = LocalKafka(settings.data_dir / "broker", owned=True)
+        status = kafka.start(port=port)
+        print(f"hcs: {status.describe()}", flush=True)
+        env[ENV_BOOTSTRAP] = status.bootstrap or settings.bootstrap
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        worker = subprocess.Popen([sys.executable, "-m", "streams", "worker", "-l", "warn"], env=env,
+                                  preexec_fn=die_with_parent)
+        children.append(worker)
+        base = f"http://127.0.0.1:{settings.web_port}"
+        _wait_until_ready(base, worker)
+        print(f"hcs: worker ready; metrics at {base}/metrics", flush=True)
+        _schedule_policy(env, settings.data_dir)
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "streams", "simulate", "--rate", str(rate), "--managed", str(MANAGED), "--quiet"],
+            env=env,
+            preexec_fn=die_with_parent))
+        print(f"hcs: simulating {rate:g} scans/s; `hcs tail` shows alerts; Ctrl-C stops", flush=True)
+        while all(child.poll() is None for child in children):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in reversed(children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT if child is not children[0] else signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        if kafka is not None:
+            kafka.stop()
+            print("hcs: broker stopped", flush=True)

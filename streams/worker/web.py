@@ -1,0 +1,37 @@
+"""The worker's web pages: ``/metrics`` for Prometheus, ``/livez`` and ``/readyz`` for probes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, cast
+
+from streams.kafka import faust_patches
+
+if TYPE_CHECKING:
+    from streams.worker.app import HcsApp
+
+
+def wire_web(app: HcsApp) -> None:
+    metrics = app.metrics
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(metrics.exposition(), content_type="text/plain; version=0.0.4")
+
+    readiness = app.readiness
+
+    def tables_recovered() -> tuple[bool, dict[str, Any]]:
+        recovery = cast(faust_patches.TableManager, app.tables).recovery
+        progress = recovery.progress()
+        return recovery.ready, {"recovering": recovery.in_recovery,
+                                "tables": {name: {"read": p.read, "total": p.total} for name, p in progress.items()}}
+
+    readiness.add("tables", tables_recovered)
+
+    @app.page("/livez")
+    async def livez(web: Any, request: Any) -> Any:
+        return web.text("ok\n")  # the event loop answers: alive (Kafka's state is not asked)
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        ready, detail = readiness.status()
+        return web.json(detail, status=200 if ready else 503)
