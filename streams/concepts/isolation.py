@@ -43,6 +43,7 @@ class IsolationPoints:
                  metrics: Metrics, sink: Sink, clock: StreamClock, policy: Policy,
                  owned: Callable[[], set[int]]) -> None:
         self.points = state.keyspace(POINT_PREFIX)
+        self.closing = self.points.due_index(self._close_at, monotone=True)
         self.register = register
         self.alerts = alerts
         self.minutes = minutes
@@ -84,24 +85,32 @@ class IsolationPoints:
     def close(self, now: float) -> int:
         """Close every day whose grace has passed by its partition's stream time; returns how many."""
         closed = 0
-        owned = self.owned()
-        for key, partition, raw in list(self.points.items()):
-            if partition not in owned:
-                continue
+        for partition in sorted(self.owned()):
             stream_now = self.clock.now(partition, now)
-            point, changed = key[len(POINT_PREFIX):], False
-            while True:
-                day = raw["next"]
-                start = shanghai_day_start(day)
-                version, params = self.policy.params(start, raw["district"], VENUE_TYPE)
-                if start + DAY_S + params.observation_grace_minutes * 60 > stream_now:
-                    break
-                self._close_day(point, raw, day, version, params, partition)
-                raw["next"] = day + 1
-                changed = True
-                closed += 1
-            if changed:
-                self.points.set(key, raw, partition)
+            for key in self.closing.pop_due(partition, stream_now):
+                raw = self.points.get(key)
+                if raw is not None:
+                    closed += self._close_days(key, raw, partition, stream_now)
+        return closed
+
+    def _close_at(self, raw: dict[str, Any]) -> float:
+        """When a point's next day closes: its end plus the observation grace of its policy."""
+        start = shanghai_day_start(raw["next"])
+        _, params = self.policy.params(start, raw["district"], VENUE_TYPE)
+        return start + DAY_S + params.observation_grace_minutes * 60
+
+    def _close_days(self, key: str, raw: dict[str, Any], partition: int, stream_now: float) -> int:
+        """Close the point's days whose grace has passed, in order; index it at the next one."""
+        point, closed = key[len(POINT_PREFIX):], 0
+        while self._close_at(raw) <= stream_now:
+            day = raw["next"]
+            version, params = self.policy.params(shanghai_day_start(day), raw["district"], VENUE_TYPE)
+            self._close_day(point, raw, day, version, params, partition)
+            raw["next"] = day + 1
+            closed += 1
+        if closed:
+            self.points.set(key, raw, partition)
+        self.closing.defer(key, partition, self._close_at(raw))
         return closed
 
     def _close_day(self, point: str, raw: dict[str, Any], day: int, version: str, params: Any,

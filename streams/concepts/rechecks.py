@@ -55,6 +55,7 @@ class Rechecks:
     def __init__(self, state: PartitionedState, alerts: Alerts, minutes: DistrictMinutes, clock: StreamClock,
                  policy: Policy, owned: Callable[[], set[int]]) -> None:
         self.open_ones = state.keyspace(RECHECK_PREFIX)
+        self.ending = self.open_ones.due_index(lambda raw: float(raw["due"]), monotone=True)
         self.alerts = alerts
         self.minutes = minutes
         self.clock = clock
@@ -76,21 +77,23 @@ class Rechecks:
     def expire(self, now: float) -> int:
         """Raise FEVER_UNRESOLVED for every recheck window that ended without a second reading."""
         fired = 0
-        owned = self.owned()
-        for key, partition, raw in self.open_ones.items():
-            rec = Recheck.from_json(raw)
-            if rec.due > now or partition not in owned:
-                continue
-            venue_id, person_ref = key[len(RECHECK_PREFIX):].split("|", 1)
-            _, params = self.policy.params(rec.opened, rec.district, rec.venue_type)
-            self.open_ones.delete(key)
-            # Counted in the minute of the partition's stream time; unknown (a partition nothing
-            # was read from since a restart, for its first seconds) it is the wall clock's.
-            at = self.clock.now(partition, now)
-            minute, _ = self.minutes.minute(partition, rec.district, now if at == -math.inf else at)
-            self.alerts.raise_alert(person_dedup_key(c.FEVER_UNRESOLVED, person_ref, venue_id), c.FEVER_UNRESOLVED,
-                                    c.WARNING, (c.FEVER,), rec.district, venue_id, rec.checkpoint_id,
-                                    person_ref, rec.event_id, rec.opened, params.alert_dedup_minutes,
-                                    rec.policy_version, partition, minute)
-            fired += 1
+        for partition in sorted(self.owned()):
+            for key in self.ending.pop_due(partition, now):
+                raw = self.open_ones.get(key)
+                if raw is not None:
+                    self._unresolved(key, Recheck.from_json(raw), partition, now)
+                    fired += 1
         return fired
+
+    def _unresolved(self, key: str, rec: Recheck, partition: int, now: float) -> None:
+        venue_id, person_ref = key[len(RECHECK_PREFIX):].split("|", 1)
+        _, params = self.policy.params(rec.opened, rec.district, rec.venue_type)
+        self.open_ones.delete(key)
+        # Counted in the minute of the partition's stream time; unknown (a partition nothing
+        # was read from since a restart, for its first seconds) it is the wall clock's.
+        at = self.clock.now(partition, now)
+        minute, _ = self.minutes.minute(partition, rec.district, now if at == -math.inf else at)
+        self.alerts.raise_alert(person_dedup_key(c.FEVER_UNRESOLVED, person_ref, venue_id), c.FEVER_UNRESOLVED,
+                                c.WARNING, (c.FEVER,), rec.district, venue_id, rec.checkpoint_id,
+                                person_ref, rec.event_id, rec.opened, params.alert_dedup_minutes,
+                                rec.policy_version, partition, minute)

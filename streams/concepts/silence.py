@@ -51,6 +51,13 @@ class Checkpoints:
     def __init__(self, state: PartitionedState, alerts: Alerts, minutes: DistrictMinutes, clock: StreamClock,
                  uploads: StreamClock, policy: Policy, owned: Callable[[], set[int]]) -> None:
         self.statuses = state.keyspace(CHECKPOINT_PREFIX)
+        # Quiet on both clocks: indexed by each (a checkpoint's times only grow; the index holds
+        # the time its quiet could first be reached, checked and deferred when it surfaces).
+        self.by_stream = self.statuses.due_index(lambda raw: None if raw["silent"] else self._quiet_from(raw["seen"],
+                                                                                                         raw),
+                                                 monotone=True)
+        self.by_upload = self.statuses.due_index(lambda raw: None if raw["silent"] else self._quiet_from(
+            raw.get("heard") if raw.get("heard") is not None else -math.inf, raw), monotone=True)
         self.alerts = alerts
         self.minutes = minutes
         self.clock = clock
@@ -79,24 +86,38 @@ class Checkpoints:
     def check(self, now: float) -> int:
         """Raise CHECKPOINT_SILENT for the checkpoints quiet on both clocks for ``silent_after_minutes``."""
         fired = 0
-        owned = self.owned()
-        for key, partition, raw in self.statuses.items():
-            status = CheckpointStatus.from_json(raw)
-            if status.silent or partition not in owned:
-                continue
-            stream_now = self.clock.now(partition, now)
-            version, params = self.policy.params(stream_now, status.district, status.venue_type)
-            quiet_s = params.silent_after_minutes * 60
-            if stream_now - status.seen < quiet_s or self.uploads.now(partition, now) - status.heard < quiet_s:
-                continue
-            checkpoint_id = key[len(CHECKPOINT_PREFIX):]
-            self.statuses.set(key, replace(status, silent=True).to_json(), partition)
-            self._alert(checkpoint_id, status.district, status.venue_id, "firing",
-                        Occurrence(1, status.seen, status.seen, ()), version,
-                        {"silent_since": rfc3339(status.seen), "silent_after_minutes": params.silent_after_minutes},
-                        self.minutes.minute(partition, status.district, stream_now)[0], partition)
-            fired += 1
+        for partition in sorted(self.owned()):
+            stream_now, upload_now = self.clock.now(partition, now), self.uploads.now(partition, now)
+            due = self.by_stream.pop_due(partition, stream_now) + self.by_upload.pop_due(partition, upload_now)
+            for key in dict.fromkeys(due):
+                raw = self.statuses.get(key)
+                if raw is not None and not raw["silent"] and self._silent(key, raw, partition, stream_now, upload_now):
+                    fired += 1
         return fired
+
+    def _quiet_from(self, t: float, raw: dict[str, Any]) -> float:
+        """When a checkpoint last heard of at ``t`` (on either clock) is quiet, by the policy then."""
+        _, params = self.policy.params(t, raw["district"], raw["venue_type"])
+        return t + params.silent_after_minutes * 60
+
+    def _silent(self, key: str, raw: dict[str, Any], partition: int, stream_now: float, upload_now: float) -> bool:
+        """Raise CHECKPOINT_SILENT if the checkpoint is quiet on both clocks; else index it again."""
+        status = CheckpointStatus.from_json(raw)
+        version, params = self.policy.params(stream_now, status.district, status.venue_type)
+        quiet_s = params.silent_after_minutes * 60
+        if stream_now - status.seen < quiet_s:
+            self.by_stream.defer(key, partition, status.seen + quiet_s)
+        if upload_now - status.heard < quiet_s:
+            self.by_upload.defer(key, partition, status.heard + quiet_s)
+        if stream_now - status.seen < quiet_s or upload_now - status.heard < quiet_s:
+            return False
+        checkpoint_id = key[len(CHECKPOINT_PREFIX):]
+        self.statuses.set(key, replace(status, silent=True).to_json(), partition)
+        self._alert(checkpoint_id, status.district, status.venue_id, "firing",
+                    Occurrence(1, status.seen, status.seen, ()), version,
+                    {"silent_since": rfc3339(status.seen), "silent_after_minutes": params.silent_after_minutes},
+                    self.minutes.minute(partition, status.district, stream_now)[0], partition)
+        return True
 
     def _alert(self, checkpoint_id: str, district: str, venue_id: str, status: str, occurrence: Occurrence,
                version: str, details: dict[str, Any], minute: DistrictMinute, partition: int) -> None:

@@ -16,6 +16,7 @@ with its whole history, to ``hcs.finding-status.v1``.
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -51,6 +52,9 @@ class Supervision:
     def __init__(self, state: PartitionedState, alerts: Alerts, minutes: DistrictMinutes, metrics: Metrics, sink: Sink,
                  clock: StreamClock, policy: Policy, owned: Callable[[], set[int]]) -> None:
         self.findings = state.keyspace(FINDING_PREFIX)
+        # When time next changes a live finding (a deadline, a look-back), by the partition's stream time.
+        self.timeline = self.findings.due_index(
+            lambda raw: rules.due(raw["status"], raw["overdue"], raw["deadline"], raw["look_back_at"]))
         self.ended = state.keyspace(ENDED_PREFIX)
         self.verified = state.keyspace(VERIFIED_PREFIX)
         self.tallies = state.keyspace(TALLY_PREFIX)
@@ -136,22 +140,27 @@ class Supervision:
     def tick(self, now: float) -> int:
         """Deadlines and look-backs met by each owned partition's stream time; returns the changes."""
         changed = 0
-        owned = self.owned()
-        for key, partition, raw in self.findings.items():
-            if partition not in owned:
-                continue
+        for partition in sorted(self.owned()):
             stream_now = self.clock.now(partition, now)
-            # Most findings wait for someone or for a later time: that is read before one is built.
-            due = rules.due(raw["status"], raw["overdue"], raw["deadline"], raw["look_back_at"])
-            if due is None or due > stream_now:
-                continue
-            finding = msgspec.convert(raw, Finding)
-            _, params = self.policy.params(finding.opened_at, finding.district, finding.venue_type)
-            moved = rules.tick(finding, stream_now, _settle_s(params))
-            if moved is not None:
-                self._save(key, finding, moved, partition)
-                changed += 1
+            for key in self.timeline.pop_due(partition, stream_now):
+                raw = self.findings.get(key)
+                if raw is not None and self._tick(key, msgspec.convert(raw, Finding), partition, stream_now):
+                    changed += 1
         return changed
+
+    def _tick(self, key: str, finding: Finding, partition: int, stream_now: float) -> bool:
+        """Move a finding by time if its moment has come; else index it at that moment."""
+        _, params = self.policy.params(finding.opened_at, finding.district, finding.venue_type)
+        settle_s = _settle_s(params)
+        moved = rules.tick(finding, stream_now, settle_s)
+        if moved is not None:
+            self._save(key, finding, moved, partition)
+            return True
+        due = rules.due(finding.status, finding.overdue, finding.deadline, finding.look_back_at)
+        if due is not None:  # a look-back settling, or a deadline reached but not passed
+            self.timeline.defer(key, partition, due + settle_s if finding.status == rules.VERIFIED
+                                else math.nextafter(due, math.inf))
+        return False
 
     def sweep(self, now: float, owned: set[int]) -> int:
         """Forget ended findings and checkpoints' tallies past what can still be asked of them."""

@@ -74,6 +74,7 @@ class ComplianceWindows:
     def __init__(self, state: PartitionedState, alerts: Alerts, minutes: DistrictMinutes, metrics: Metrics,
                  clock: StreamClock, owned: Callable[[], set[int]]) -> None:
         self.open_ones = state.keyspace(WINDOW_PREFIX)
+        self.closing = self.open_ones.due_index(lambda raw: float(raw["close"]), monotone=True)
         self.alerts = alerts
         self.minutes = minutes
         self.metrics = metrics
@@ -96,37 +97,38 @@ class ComplianceWindows:
     def close(self, now: float) -> int:
         """Emit THREE_100_VIOLATION for each closed checkpoint window with a miss; count outcomes."""
         closed = 0
-        owned = self.owned()
-        for key, partition, raw in self.open_ones.items():
-            if partition not in owned:
-                continue
-            stream_now = self.clock.now(partition, now)
-            if raw["close"] > stream_now:
-                continue
-            win = WindowState.from_json(raw)
-            counts = win.counts
-            self.open_ones.delete(key)
-            checkpoint_id = key[len(WINDOW_PREFIX):].rsplit("|", 1)[0]
-            # Counted in the minute the window ended in (still open: minutes close after windows).
-            minute, _ = self.minutes.minute(partition, win.district, win.end - 1)
-            outcomes = counts.outcomes()
-            minute.add_outcomes(outcomes)
-            for measure, (ok, miss) in outcomes.items():
-                self.metrics.three100(win.district, measure, "ok").inc(ok)
-                self.metrics.three100(win.district, measure, "miss").inc(miss)
-            if counts.violated:
-                start = rfc3339(win.start)
-                self.alerts.emit(
-                    kind=c.THREE_100_VIOLATION, severity=c.WARNING,
-                    dedup_key=checkpoint_dedup_key(c.THREE_100_VIOLATION, checkpoint_id, start),
-                    district=win.district, venue_id=win.venue_id, checkpoint_id=checkpoint_id,
-                    person_ref=None, reasons=(),
-                    occurrence=Occurrence(1, win.start, win.end, ()), status="firing",
-                    policy_version=win.version, minute=minute, partition=partition, venue_type=win.venue_type,
-                    details={
-                        "window_start": start, "window_end": rfc3339(win.end), "scans": counts.scans,
-                        "entries": counts.entries if counts.entries_reported else None,
-                        "code_misses": counts.code_misses, "temperature_misses": counts.temperature_misses,
-                        "mask_misses": counts.mask_misses})
-            closed += 1
+        for partition in sorted(self.owned()):
+            for key in self.closing.pop_due(partition, self.clock.now(partition, now)):
+                raw = self.open_ones.get(key)
+                if raw is not None:
+                    self._close(key, raw, partition)
+                    closed += 1
         return closed
+
+    def _close(self, key: str, raw: dict[str, Any], partition: int) -> None:
+        """Count a closed window's outcomes in the minute it ended in; a miss raises THREE_100_VIOLATION."""
+        win = WindowState.from_json(raw)
+        counts = win.counts
+        self.open_ones.delete(key)
+        checkpoint_id = key[len(WINDOW_PREFIX):].rsplit("|", 1)[0]
+        # Counted in the minute the window ended in (still open: minutes close after windows).
+        minute, _ = self.minutes.minute(partition, win.district, win.end - 1)
+        outcomes = counts.outcomes()
+        minute.add_outcomes(outcomes)
+        for measure, (ok, miss) in outcomes.items():
+            self.metrics.three100(win.district, measure, "ok").inc(ok)
+            self.metrics.three100(win.district, measure, "miss").inc(miss)
+        if counts.violated:
+            start = rfc3339(win.start)
+            self.alerts.emit(
+                kind=c.THREE_100_VIOLATION, severity=c.WARNING,
+                dedup_key=checkpoint_dedup_key(c.THREE_100_VIOLATION, checkpoint_id, start),
+                district=win.district, venue_id=win.venue_id, checkpoint_id=checkpoint_id,
+                person_ref=None, reasons=(),
+                occurrence=Occurrence(1, win.start, win.end, ()), status="firing",
+                policy_version=win.version, minute=minute, partition=partition, venue_type=win.venue_type,
+                details={
+                    "window_start": start, "window_end": rfc3339(win.end), "scans": counts.scans,
+                    "entries": counts.entries if counts.entries_reported else None,
+                    "code_misses": counts.code_misses, "temperature_misses": counts.temperature_misses,
+                    "mask_misses": counts.mask_misses})

@@ -10,6 +10,7 @@ per key per batch, not once per scan); the agent flushes before its offsets can 
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
@@ -118,7 +119,7 @@ class Keyspace:
     It is rebuilt from the table when it is first needed and after a table recovery.
     """
 
-    __slots__ = ("_index", "_set", "by_update", "get", "prefix", "state")
+    __slots__ = ("_dues", "_index", "_set", "by_update", "get", "prefix", "state")
 
     def __init__(self, state: PartitionedState, prefix: str, by_update: bool = False) -> None:
         self.state = state
@@ -128,6 +129,21 @@ class Keyspace:
         # The table's own methods, bound: a get or set of a scan costs no extra call.
         self.get: Callable[[str], Any] = state.get
         self._set = state.set
+        self._dues: list[DueIndex] = []
+
+    def due_index(self, due_of: Callable[[Any], float | None], monotone: bool = False) -> DueIndex:
+        """An index of this space's keys by when each may next be due (see :class:`DueIndex`),
+        kept up to date by :meth:`set` and :meth:`delete` and rebuilt after a recovery."""
+        index = DueIndex(due_of, monotone, self._walk)
+        self._dues.append(index)
+        return index
+
+    def _walk(self) -> Iterator[tuple[str, int, Any]]:
+        data = self.state.data
+        for key in self._keys():
+            entry = data.get(key)
+            if entry is not None:
+                yield key, entry[0], entry[1]
 
     def _keys(self) -> dict[str, None]:
         if self._index is None:
@@ -137,6 +153,8 @@ class Keyspace:
 
     def reindex(self) -> None:
         self._index = None
+        for due in self._dues:
+            due.reset()
 
     def __len__(self) -> int:
         return len(self._keys())
@@ -149,10 +167,14 @@ class Keyspace:
         if self.by_update:
             index.pop(key, None)  # to the end: the most recently set
         index[key] = None
+        for due in self._dues:
+            due.offer(key, partition, value)
 
     def delete(self, key: str) -> None:
         self.state.delete(key)
         self._keys().pop(key, None)
+        for due in self._dues:
+            due.discard(key)
 
     def oldest(self) -> Iterator[tuple[str, int, Any]]:
         """(key, partition, value), oldest first, without a snapshot: for a walk that stops
@@ -173,6 +195,91 @@ class Keyspace:
                 index.pop(key, None)
                 continue
             yield key, entry[0], entry[1]
+
+
+class DueIndex:
+    """The keys of one keyspace by when each may next be due: a min-heap per partition.
+
+    A timer asks for what is due by each owned partition's clock (:meth:`pop_due`) and pays for
+    what it gets, not for what the keyspace holds: a tick with a million open windows and none
+    due looks at one heap top per partition. An indexed time is a *lower bound*: the concept
+    checks the key's state when it pops, acts if it is due, and otherwise :meth:`defer`s it to
+    when it will be. With ``monotone`` a key's due never moves earlier (a window's close, a
+    checkpoint's last report plus its quiet time), so :meth:`offer` of an indexed key costs one
+    dict lookup and never computes ``due_of``; otherwise a change that makes it earlier
+    re-indexes it (the entry left behind is skipped when it surfaces). Built from the keyspace
+    the first time it is asked after a start or a table recovery.
+    """
+
+    __slots__ = ("_at", "_built", "_heaps", "_walk", "due_of", "monotone")
+
+    def __init__(self, due_of: Callable[[Any], float | None], monotone: bool,
+                 walk: Callable[[], Iterator[tuple[str, int, Any]]]) -> None:
+        self.due_of = due_of  # a stored value -> when it may next be due (None: not by time)
+        self.monotone = monotone
+        self._walk = walk
+        self._at: dict[str, float] = {}  # key -> its indexed time (the live entry of the heap)
+        self._heaps: dict[int, list[tuple[float, str]]] = {}
+        self._built = False
+
+    def __len__(self) -> int:
+        return len(self._at)
+
+    def reset(self) -> None:
+        """Forget everything: rebuilt from the keyspace when next asked."""
+        self._at, self._heaps, self._built = {}, {}, False
+
+    def offer(self, key: str, partition: int, value: Any) -> None:
+        """``key`` was set to ``value``: index it if it is not, or if it is now due earlier."""
+        if not self._built:
+            return  # the build reads every value as it is then
+        at = self._at.get(key)
+        if at is not None and self.monotone:
+            return
+        due = self.due_of(value)
+        if due is not None and (at is None or due < at):
+            self._push(key, partition, due)
+
+    def defer(self, key: str, partition: int, due: float) -> None:
+        """Index ``key`` at ``due`` (a popped key found not due yet), unless it is indexed earlier."""
+        at = self._at.get(key)
+        if at is None or due < at:
+            self._push(key, partition, due)
+
+    def discard(self, key: str) -> None:
+        self._at.pop(key, None)  # its heap entry is skipped when it surfaces
+
+    def pop_due(self, partition: int, until: float) -> list[str]:
+        """The keys of ``partition`` indexed at or before ``until``, taken out of the index."""
+        if not self._built:
+            self._build()
+        heap = self._heaps.get(partition)
+        if not heap or heap[0][0] > until:
+            return []
+        at, found = self._at, []
+        while heap and heap[0][0] <= until:
+            due, key = heapq.heappop(heap)
+            if at.get(key) == due:
+                del at[key]
+                found.append(key)
+        return found
+
+    def _push(self, key: str, partition: int, due: float) -> None:
+        self._at[key] = due
+        heap = self._heaps.get(partition)
+        if heap is None:
+            heap = self._heaps[partition] = []
+        heapq.heappush(heap, (due, key))
+
+    def _build(self) -> None:
+        self._built = True
+        for key, partition, value in self._walk():
+            due = self.due_of(value)
+            if due is not None:
+                self._at[key] = due
+                self._heaps.setdefault(partition, []).append((due, key))
+        for heap in self._heaps.values():
+            heapq.heapify(heap)
 
 
 PARTITION_SPAN = 4096  # a dedup mark packs its partition below this

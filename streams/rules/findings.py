@@ -12,6 +12,7 @@ it; an OPEN or REOPENED finding past its deadline is overdue, once per deadline.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -104,12 +105,21 @@ def is_recurrence(problem: str, alert_kind: str, details: Mapping[str, object] |
 
 
 def recur(finding: Finding, at: float, rectify_deadline_hours: float) -> Finding | None:
-    """A recurrence at ``at``: a VERIFIED finding within its look-back is REOPENED (None: no change)."""
+    """A recurrence at ``at``: a VERIFIED finding within its look-back — from its verification to the
+    look-back, both included — is REOPENED (None: no change). A recurrence dated before the
+    verification (a window's alert raised a grace after what it saw) is what was verified as fixed."""
     if finding.status != VERIFIED or finding.look_back_at is None or at > finding.look_back_at:
+        return None
+    if at < verified_at(finding):
         return None
     moved = _moved(finding, REOPENED, "reopen", at)
     return msgspec.structs.replace(moved, repeat_count=finding.repeat_count + 1,
                                    deadline=at + rectify_deadline_hours * HOUR_S, overdue=False, look_back_at=None)
+
+
+def verified_at(finding: Finding) -> float:
+    """When the finding was last verified (its history's last ``verify``)."""
+    return next((at for action, at in reversed(finding.history) if action == "verify"), -math.inf)
 
 
 def due(status: str, overdue: bool, deadline: float, look_back_at: float | None) -> float | None:

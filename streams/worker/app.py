@@ -60,6 +60,13 @@ class HcsApp(faust_patches.AtLeastOnceApp):
     async def views_loaded(self) -> None:
         await asyncio.gather(*(view.loaded() for view in self.views))
 
+    def not_loaded(self) -> list[str]:
+        """What the timers wait for: the views not loaded yet, and the tables while they recover."""
+        waiting = [f"view {view.name}" for view in self.views if not view.caught_up.is_set()]
+        if not cast(faust_patches.TableManager, self.tables).recovery.ready:
+            waiting.append("tables")
+        return waiting
+
     async def on_first_start(self) -> None:
         self.hcs_settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only the leaf
         await super().on_first_start()
@@ -211,5 +218,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
 
     app.drains = wire_agents(app, scans_topic, entries_topic, partials_topic, observations_topic, findings_topic,
                              recurrences_topic, watch)
+    app.drains.waiting_for = app.not_loaded
+    app.readiness.add("timers", app.drains.tick_status)
     wire_web(app)
     return app

@@ -43,6 +43,14 @@ class Drains(Service):
         super().__init__(**kwargs)
         self.jobs: dict[str, Callable[[], Awaitable[None]]] = {}
         self.inboxes: dict[str, Inbox] = {}
+        self.ticks: dict[str, Callable[[], Awaitable[None]]] = {}  # the timers' bodies, by name
+        # What the ticks still wait for (views not loaded, tables recovering); empty: they run.
+        self.waiting_for: Callable[[], list[str]] = list
+
+    def tick_status(self) -> tuple[bool, dict[str, Any]]:
+        """For ``/readyz``: whether the timers run, and what they wait for."""
+        waiting = self.waiting_for()
+        return not waiting, {"waiting_for": waiting}
 
     async def on_start(self) -> None:
         for name, job in self.jobs.items():
@@ -155,33 +163,30 @@ def wire_agents(app: HcsApp, scans_topic: Any, entries_topic: Any, partials_topi
         inbox = drains.inboxes[name] = app.bulk_intake.add(topic.get_topic_name())
         drains.jobs[name] = functools.partial(drain, inbox, spec, handle)
 
-    @app.timer(RECHECK_TICK_S, name="expire_rechecks")
-    async def expire_rechecks() -> None:
-        pipeline.expire_rechecks(time.time())
-        await persist()
-
-    @app.timer(WINDOW_TICK_S, name="close_windows")
-    async def close_windows() -> None:
-        now = time.time()
+    def close_all(now: float) -> None:
         pipeline.close_windows(now)
         pipeline.check_silent(now)
         pipeline.close_minutes(now)
         pipeline.close_isolation_days(now)
         pipeline.dead_letter_refused(now)
-        await persist()
 
-    @app.timer(FINDING_TICK_S, name="tick_findings")
-    async def tick_findings() -> None:
-        pipeline.tick_findings(time.time())
-        await persist()
+    # Each tick runs only once everything it reads is in: the replicated views (an isolation
+    # day closed before the register was loaded would have no residents) and the tables.
+    for name, interval, job in (("expire_rechecks", RECHECK_TICK_S, pipeline.expire_rechecks),
+                                ("close_windows", WINDOW_TICK_S, close_all),
+                                ("tick_findings", FINDING_TICK_S, pipeline.tick_findings),
+                                ("sweep_state", SWEEP_TICK_S, pipeline.sweep)):
+        async def tick(job: Callable[[float], object] = job) -> None:
+            if drains.waiting_for():
+                return
+            job(time.time())
+            await persist()
+
+        drains.ticks[name] = tick
+        app.timer(interval, name=name)(tick)
 
     @app.timer(WINDOW_TICK_S, name="watch_kafka")
     async def watch_kafka() -> None:
         watch.check()  # one log line when Kafka is back
-
-    @app.timer(SWEEP_TICK_S, name="sweep_state")
-    async def sweep_state() -> None:
-        pipeline.sweep(time.time())
-        await persist()
 
     return drains

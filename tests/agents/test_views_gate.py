@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 from streams.contract import topics
+from streams.kafka import faust_patches
 from streams.kafka.views import ReplicatedView
 from tests import factories as f
 from tests.agents.conftest import feed, make_app, running, until
@@ -38,3 +39,28 @@ def test_scans_wait_for_the_views_and_readyz_names_the_view_not_loaded() -> None
     asyncio.run(running(app, scenario))
     assert view.data == {"person-1": {"status": "isolating"}}
     assert app.readiness.status()[1]["checks"]["view register"]["ready"] is True
+
+
+def test_timers_wait_for_the_views_and_the_tables_and_readyz_says_what_they_wait_for() -> None:
+    app, _, _ = make_app()
+    view: ReplicatedView[str, Any] = ReplicatedView.of("register", "register-topic", {}, decode)
+    app.add_view(view)
+    closed: list[float] = []
+    app.pipeline.close_isolation_days = lambda now: closed.append(now) or 0  # type: ignore[method-assign]
+    recovery = cast(faust_patches.TableManager, app.tables).recovery
+
+    async def scenario() -> None:
+        recovery.completed.clear()
+        await app.drains.ticks["close_windows"]()
+        assert closed == []  # an isolation day closed now would have no residents
+        assert app.readiness.status()[1]["checks"]["timers"] == {
+            "ready": False, "waiting_for": ["view register", "tables"]}
+        view.caught_up.set()
+        await app.drains.ticks["close_windows"]()
+        assert closed == []
+        assert app.readiness.status()[1]["checks"]["timers"]["waiting_for"] == ["tables"]
+        recovery.completed.set()
+        await app.drains.ticks["close_windows"]()
+        assert len(closed) == 1
+
+    asyncio.run(running(app, scenario))

@@ -120,3 +120,13 @@ def test_an_automatic_finding_is_one_a_venue_a_day() -> None:
     f = fs.auto_finding("venue-1", "mall", "330106", "2022-05-10", T, DEADLINE_H)
     assert (f.finding_id, f.source, f.problem, f.status, f.deadline) == (
         "auto|venue-1|2022-05-10", "auto", "THREE_100", fs.OPEN, T + DEADLINE_H * H)
+
+
+def test_a_recurrence_dated_before_the_verification_does_not_reopen() -> None:
+    verified = step(step(step(None, "open", T, problem="MASK"), "rectify", T + H), "verify", T + 2 * H)
+    assert fs.recur(verified, T + 2 * H - 1, DEADLINE_H) is None  # what was verified as fixed
+    at_once = fs.recur(verified, T + 2 * H, DEADLINE_H)  # the verification's own instant counts
+    assert at_once is not None and at_once.status == fs.REOPENED
+    reverified = step(step(at_once, "rectify", T + 3 * H), "verify", T + 4 * H)
+    assert fs.recur(reverified, T + 3 * H, DEADLINE_H) is None  # before the latest verification
+    assert fs.recur(reverified, T + 4 * H + 1, DEADLINE_H) is not None
