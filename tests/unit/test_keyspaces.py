@@ -84,3 +84,52 @@ def test_no_concept_of_the_worker_reads_another_ones_keys() -> None:
     assert len(made) >= 9, made
     clashes = [(a, b) for a in made for b in made if a is not b and b.startswith(a)]
     assert clashes == [], clashes
+
+
+def test_a_due_index_gives_a_partitions_keys_in_due_order_up_to_its_clock_and_takes_them_out() -> None:
+    table, _ = state()
+    windows = table.keyspace("w|")
+    closing = windows.due_index(lambda raw: raw["close"], monotone=True)
+    for i, (close, partition) in enumerate([(30.0, 0), (10.0, 0), (20.0, 1), (40.0, 0)]):
+        windows.set(f"w|{i}", {"close": close}, partition)
+    assert closing.pop_due(0, 9.9) == []  # nothing due: one look at the heap's top
+    assert closing.pop_due(0, 30.0) == ["w|1", "w|0"]  # due at or before the clock, earliest first
+    assert closing.pop_due(0, 30.0) == []  # taken out
+    assert closing.pop_due(1, 100.0) == ["w|2"]  # each partition by its own clock
+    windows.delete("w|3")
+    assert closing.pop_due(0, 100.0) == []  # a deleted key never surfaces
+
+
+def test_a_popped_key_not_due_yet_is_deferred_and_a_monotone_index_ignores_later_times() -> None:
+    table, _ = state()
+    statuses = table.keyspace("c|")
+    by_seen = statuses.due_index(lambda raw: raw["seen"] + 10, monotone=True)
+    assert by_seen.pop_due(0, 0.0) == []  # built: from now on kept up to date by each set
+    statuses.set("c|cp", {"seen": 0.0}, 0)
+    statuses.set("c|cp", {"seen": 5.0}, 0)  # later: the indexed lower bound (10) still holds
+    assert by_seen.pop_due(0, 10.0) == ["c|cp"]
+    by_seen.defer("c|cp", 0, 15.0)  # its real time, found when it surfaced
+    assert by_seen.pop_due(0, 14.9) == [] and by_seen.pop_due(0, 15.0) == ["c|cp"]
+
+
+def test_a_non_monotone_index_moves_a_key_earlier_and_skips_what_it_left_behind() -> None:
+    table, _ = state()
+    findings = table.keyspace("s|")
+    timeline = findings.due_index(lambda raw: raw["due"])
+    assert timeline.pop_due(0, 0.0) == []
+    findings.set("s|f", {"due": 100.0}, 0)
+    findings.set("s|f", {"due": 50.0}, 0)  # reopened with an earlier deadline
+    assert timeline.pop_due(0, 60.0) == ["s|f"]
+    assert timeline.pop_due(0, 200.0) == []  # the entry at 100 was left behind: skipped
+    findings.set("s|f", {"due": None}, 0)  # waits for someone: not indexed
+    assert len(timeline) == 0
+
+
+def test_a_due_index_is_rebuilt_from_the_table_after_a_recovery() -> None:
+    table, _ = state()
+    windows = table.keyspace("w|")
+    closing = windows.due_index(lambda raw: raw["close"], monotone=True)
+    assert closing.pop_due(0, 0.0) == []  # built (empty)
+    table.data["w|recovered"] = [2, {"close": 5.0}]  # Faust's recovery writes the store directly
+    table.reindex()
+    assert closing.pop_due(2, 5.0) == ["w|recovered"]
