@@ -9,7 +9,7 @@ set first and stops at the first live one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from dataclasses import replace
 
 from streams.concepts.intake import Sink
 from streams.contract import topics
@@ -17,7 +17,7 @@ from streams.contract.encoding import encode
 from streams.contract.records import Alert
 from streams.kafka.state import PartitionedState
 from streams.metrics import Metrics
-from streams.rules.alerts import AlertMemo, admit, alert_record
+from streams.rules.alerts import AlertDraft, AlertMemo, admit, alert_record
 from streams.rules.compliance import DistrictMinute
 
 ALERT_PREFIX = "a|"  # dedup_key -> AlertMemo
@@ -34,31 +34,31 @@ class Alerts:
         self.dedup_horizon_s = dedup_horizon_s
         self.observers: list[AlertObserver] = []
 
-    def raise_alert(self, dedup_key: str, kind: str, severity: str, reasons: tuple[str, ...],
-                    district: str, venue_id: str, checkpoint_id: str | None, person_ref: str | None,
-                    event_id: str, event_time: float, dedup_minutes: float, version: str,
-                    partition: int, minute: DistrictMinute, details: dict[str, Any] | None = None) -> None:
+    def tell(self, observer: AlertObserver) -> None:
+        """Tell ``observer`` of every alert emitted from now on (the worker's wiring does)."""
+        self.observers.append(observer)
+
+    def raise_alert(self, draft: AlertDraft, event_id: str, event_time: float, dedup_minutes: float,
+                    partition: int, minute: DistrictMinute) -> None:
         """Emit a person alert unless a repeat of its dedup key within the dedup window."""
-        state_key = ALERT_PREFIX + dedup_key
+        state_key = ALERT_PREFIX + draft.dedup_key
         raw = self.memos.get(state_key)
         memo = AlertMemo.from_json(raw) if raw is not None else None
         occurrence, memo = admit(memo, event_id, event_time, dedup_minutes)
         self.memos.set(state_key, memo.to_json(), partition)
         if occurrence is not None:
-            self.emit(kind=kind, severity=severity, dedup_key=dedup_key, district=district,
-                      venue_id=venue_id, checkpoint_id=checkpoint_id, person_ref=person_ref,
-                      reasons=reasons, occurrence=occurrence, status="firing", policy_version=version,
-                      minute=minute, partition=partition, details=details)
+            self.emit(replace(draft, occurrence=occurrence), minute, partition)
 
-    def emit(self, *, minute: DistrictMinute, partition: int, venue_type: str | None = None, **fields: Any) -> None:
+    def emit(self, draft: AlertDraft, minute: DistrictMinute, partition: int) -> None:
         """One alert out to ``hcs.alerts.v1``, counted in the metrics and in its district minute,
-        and told to the observers (raised on source ``partition``, at a venue of ``venue_type``)."""
-        record = alert_record(**fields)
+        and told to the observers (raised on source ``partition``)."""
+        record = alert_record(draft)
         self.sink.send(topics.ALERTS, record.dedup_key.encode(), encode(record))
         self.metrics.alerts(record.district, record.kind, record.severity).inc()
         minute.alerts[record.kind] += 1
+        last_event_time = draft.occurrence.last_event_time if draft.occurrence is not None else 0.0
         for observe in self.observers:
-            observe(record, fields["occurrence"].last_event_time, partition, venue_type)
+            observe(record, last_event_time, partition, draft.venue_type)
 
     def sweep(self, now: float, owned: set[int]) -> int:
         """Forget memos idle for the dedup horizon; stops at the first live one (a memo set out

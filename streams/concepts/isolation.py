@@ -28,7 +28,7 @@ from streams.contract.records import DueDone, IsolationDay
 from streams.kafka.state import PartitionedState
 from streams.metrics import Metrics
 from streams.rules import codes as c
-from streams.rules.alerts import Occurrence, person_dedup_key
+from streams.rules.alerts import AlertDraft, Occurrence, person_dedup_key
 from streams.rules.compliance import StreamClock
 from streams.rules.isolation import summarize
 from streams.rules.policy import Policy
@@ -78,9 +78,9 @@ class IsolationPoints:
             kind, severity, reason = ((c.RESIDENT_FEVER, c.WARNING, c.FEVER) if fever
                                       else (c.NAT_POSITIVE_ALERT, c.CRITICAL, c.NAT_POSITIVE))
             details = ({"temperature_c": obs.temperature_c} if fever else {"nat_result": obs.nat_result})
-            self.alerts.raise_alert(person_dedup_key(kind, ref, point), kind, severity, (reason,), obs.district,
-                                    point, None, ref, obs.event_id, t, params.alert_dedup_minutes, version,
-                                    partition, minute, details)
+            draft = AlertDraft(kind, severity, person_dedup_key(kind, ref, point), obs.district, point, version,
+                               person_ref=ref, reasons=(reason,), details=details)
+            self.alerts.raise_alert(draft, obs.event_id, t, params.alert_dedup_minutes, partition, minute)
 
     def close(self, now: float) -> int:
         """Close every day whose grace has passed by its partition's stream time; returns how many."""
@@ -127,10 +127,9 @@ class IsolationPoints:
         occurrence = Occurrence(1, start, start + DAY_S, ())
 
         def missed(kind: str, person_ref: str, details: dict[str, Any]) -> None:
-            self.alerts.emit(kind=kind, severity=c.WARNING, dedup_key=f"{kind}|{person_ref}|{date}",
-                             district=district, venue_id=point, checkpoint_id=None, person_ref=person_ref,
-                             reasons=(), occurrence=occurrence, status="firing", policy_version=version,
-                             minute=minute, partition=partition, venue_type=VENUE_TYPE, details=details)
+            self.alerts.emit(AlertDraft(kind, c.WARNING, f"{kind}|{person_ref}|{date}", district, point, version,
+                                        occurrence, person_ref=person_ref, venue_type=VENUE_TYPE, details=details),
+                             minute, partition)
 
         for resident in summary.residents:
             if resident.temperature_missed:

@@ -18,7 +18,7 @@ from streams.concepts.alerting import Alerts
 from streams.concepts.minutes import DistrictMinutes
 from streams.kafka.state import PartitionedState
 from streams.rules import codes as c
-from streams.rules.alerts import person_dedup_key
+from streams.rules.alerts import AlertDraft, person_dedup_key
 from streams.rules.compliance import StreamClock
 from streams.rules.policy import Policy
 
@@ -93,7 +93,7 @@ class Rechecks:
         # was read from since a restart, for its first seconds) it is the wall clock's.
         at = self.clock.now(partition, now)
         minute, _ = self.minutes.minute(partition, rec.district, now if at == -math.inf else at)
-        self.alerts.raise_alert(person_dedup_key(c.FEVER_UNRESOLVED, person_ref, venue_id), c.FEVER_UNRESOLVED,
-                                c.WARNING, (c.FEVER,), rec.district, venue_id, rec.checkpoint_id,
-                                person_ref, rec.event_id, rec.opened, params.alert_dedup_minutes,
-                                rec.policy_version, partition, minute)
+        draft = AlertDraft(c.FEVER_UNRESOLVED, c.WARNING, person_dedup_key(c.FEVER_UNRESOLVED, person_ref, venue_id),
+                           rec.district, venue_id, rec.policy_version, checkpoint_id=rec.checkpoint_id,
+                           person_ref=person_ref, reasons=(c.FEVER,))
+        self.alerts.raise_alert(draft, rec.event_id, rec.opened, params.alert_dedup_minutes, partition, minute)

@@ -17,7 +17,7 @@ from streams.concepts.alerting import Alerts
 from streams.concepts.minutes import DistrictMinutes
 from streams.kafka.state import PartitionedState
 from streams.rules import codes as c
-from streams.rules.alerts import Occurrence, checkpoint_dedup_key
+from streams.rules.alerts import AlertDraft, Occurrence, checkpoint_dedup_key
 from streams.rules.compliance import DistrictMinute, StreamClock
 from streams.rules.policy import Policy
 from streams.times import rfc3339
@@ -121,8 +121,7 @@ class Checkpoints:
 
     def _alert(self, checkpoint_id: str, district: str, venue_id: str, status: str, occurrence: Occurrence,
                version: str, details: dict[str, Any], minute: DistrictMinute, partition: int) -> None:
-        self.alerts.emit(
-            kind=c.CHECKPOINT_SILENT, severity=c.WARNING,
-            dedup_key=checkpoint_dedup_key(c.CHECKPOINT_SILENT, checkpoint_id), district=district,
-            venue_id=venue_id, checkpoint_id=checkpoint_id, person_ref=None, reasons=(), occurrence=occurrence,
-            status=status, policy_version=version, details=details, minute=minute, partition=partition)
+        self.alerts.emit(AlertDraft(
+            c.CHECKPOINT_SILENT, c.WARNING, checkpoint_dedup_key(c.CHECKPOINT_SILENT, checkpoint_id), district,
+            venue_id, version, occurrence, checkpoint_id=checkpoint_id, status=status, details=details),
+            minute, partition)

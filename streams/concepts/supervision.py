@@ -3,7 +3,7 @@ events, by the alerts raised at its venue, and by the partition's stream time.
 
 Findings (``hcs.findings.v1``, keyed by venue: co-partitioned with scans) are applied by the
 pure state machine of :mod:`streams.rules.findings`; a refused action is handed back to be
-dead-lettered. Every alert the pipeline emits is told here (:attr:`Alerts.observers`): at a
+dead-lettered. Every alert the worker emits is told here (the wiring has :meth:`Alerts.tell` it): at a
 venue, it may be a recurrence of the venue's verified findings (reopening them), and a
 checkpoint's ``auto_finding_violations``-th THREE_100_VIOLATION window of a local day opens an
 automatic THREE_100 finding for its venue. An ISOLATION_BREACH by a centralized isolation
@@ -34,7 +34,7 @@ from streams.kafka.state import PartitionedState
 from streams.metrics import Metrics
 from streams.rules import codes as c
 from streams.rules import findings as rules
-from streams.rules.alerts import Occurrence
+from streams.rules.alerts import AlertDraft, Occurrence
 from streams.rules.compliance import StreamClock
 from streams.rules.findings import Finding, Refused
 from streams.rules.policy import Params, Policy
@@ -65,7 +65,6 @@ class Supervision:
         self.clock = clock
         self.policy = policy
         self.owned = owned
-        alerts.observers.append(self.alerted)
 
     # -- inspectors' events ----------------------------------------------------------------------
 
@@ -218,14 +217,12 @@ class Supervision:
     def _alert(self, kind: str, finding: Finding, at: float, partition: int) -> None:
         version, _ = self.policy.params(at, finding.district, finding.venue_type)
         count = finding.repeat_count
-        self.alerts.emit(
-            kind=kind, severity=rules.alert_severity(kind, count), dedup_key=f"{kind}|{finding.finding_id}|{count}",
-            district=finding.district, venue_id=finding.venue_id, checkpoint_id=None, person_ref=None, reasons=(),
-            occurrence=Occurrence(1, at, at, ()), status="firing", policy_version=version,
-            minute=self.minutes.minute(partition, finding.district, at)[0], partition=partition,
-            venue_type=finding.venue_type,
+        self.alerts.emit(AlertDraft(
+            kind, rules.alert_severity(kind, count), f"{kind}|{finding.finding_id}|{count}", finding.district,
+            finding.venue_id, version, Occurrence(1, at, at, ()), venue_type=finding.venue_type,
             details={"finding_id": finding.finding_id, "problem": finding.problem, "source": finding.source,
-                     "repeat_count": count, "deadline": rfc3339(finding.deadline)})
+                     "repeat_count": count, "deadline": rfc3339(finding.deadline)}),
+            self.minutes.minute(partition, finding.district, at)[0], partition)
 
 
 _RECURRENT = frozenset((c.THREE_100_VIOLATION, c.NAT_MISSED, c.OBSERVATION_MISSED))

@@ -17,7 +17,7 @@ from streams.concepts.minutes import DistrictMinutes
 from streams.kafka.state import Keyspace, PartitionedState
 from streams.metrics import Metrics
 from streams.rules import codes as c
-from streams.rules.alerts import Occurrence, checkpoint_dedup_key
+from streams.rules.alerts import AlertDraft, Occurrence, checkpoint_dedup_key
 from streams.rules.compliance import CheckpointWindow, StreamClock
 from streams.rules.policy import Params
 from streams.times import rfc3339
@@ -120,15 +120,11 @@ class ComplianceWindows:
             self.metrics.three100(win.district, measure, "miss").inc(miss)
         if counts.violated:
             start = rfc3339(win.start)
-            self.alerts.emit(
-                kind=c.THREE_100_VIOLATION, severity=c.WARNING,
-                dedup_key=checkpoint_dedup_key(c.THREE_100_VIOLATION, checkpoint_id, start),
-                district=win.district, venue_id=win.venue_id, checkpoint_id=checkpoint_id,
-                person_ref=None, reasons=(),
-                occurrence=Occurrence(1, win.start, win.end, ()), status="firing",
-                policy_version=win.version, minute=minute, partition=partition, venue_type=win.venue_type,
-                details={
+            self.alerts.emit(AlertDraft(
+                c.THREE_100_VIOLATION, c.WARNING, checkpoint_dedup_key(c.THREE_100_VIOLATION, checkpoint_id, start),
+                win.district, win.venue_id, win.version, Occurrence(1, win.start, win.end, ()),
+                checkpoint_id=checkpoint_id, venue_type=win.venue_type, details={
                     "window_start": start, "window_end": rfc3339(win.end), "scans": counts.scans,
                     "entries": counts.entries if counts.entries_reported else None,
                     "code_misses": counts.code_misses, "temperature_misses": counts.temperature_misses,
-                    "mask_misses": counts.mask_misses})
+                    "mask_misses": counts.mask_misses}), minute, partition)

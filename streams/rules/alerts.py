@@ -48,6 +48,29 @@ class Occurrence:
     event_ids: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class AlertDraft:
+    """An alert to raise, before its id and times are derived: what every raiser fills in.
+
+    ``occurrence`` is None for a person alert handed to admission (:func:`admit` decides whether
+    and with which occurrence it goes out); ``venue_type`` is not written, it is told to the
+    alert's observers (supervision counts a checkpoint's violations by it)."""
+
+    kind: str
+    severity: str
+    dedup_key: str
+    district: str
+    venue_id: str
+    policy_version: str
+    occurrence: Occurrence | None = None
+    checkpoint_id: str | None = None
+    person_ref: str | None = None
+    reasons: tuple[str, ...] = ()
+    status: str = "firing"
+    details: dict[str, Any] | None = None
+    venue_type: str | None = None
+
+
 def person_dedup_key(kind: str, person_ref: str, venue_id: str) -> str:
     return f"{kind}|{person_ref}|{venue_id}"
 
@@ -80,16 +103,16 @@ def alert_id(dedup_key: str, first_event_id: str, status: str = "firing") -> str
     return str(uuid.uuid5(_ALERT_NS, f"{dedup_key}|{first_event_id}|{status}"))
 
 
-def alert_record(*, kind: str, severity: str, dedup_key: str, district: str, venue_id: str,
-                 checkpoint_id: str | None, person_ref: str | None, reasons: tuple[str, ...],
-                 occurrence: Occurrence, status: str, policy_version: str,
-                 details: dict[str, Any] | None = None) -> Alert:
-    """The ``hcs.alert.v1`` record of an occurrence; its id is derived, so a re-sent copy is equal."""
+def alert_record(draft: AlertDraft) -> Alert:
+    """The ``hcs.alert.v1`` record of a draft; its id is derived, so a re-sent copy is equal."""
+    occurrence = draft.occurrence
+    if occurrence is None:
+        raise ValueError(f"{draft.kind}: an alert goes out with its occurrence")
     return Alert(
-        alert_id=alert_id(dedup_key, occurrence.event_ids[0] if occurrence.event_ids else
-                          rfc3339(occurrence.first_event_time), status),
-        dedup_key=dedup_key, kind=kind, severity=severity, district=district, venue_id=venue_id,
-        checkpoint_id=checkpoint_id, person_ref=person_ref, reasons=list(reasons),
-        event_ids=list(occurrence.event_ids), first_event_time=rfc3339(occurrence.first_event_time),
-        last_event_time=rfc3339(occurrence.last_event_time), count=occurrence.count, status=status,
-        policy_version=policy_version, details=details)
+        alert_id=alert_id(draft.dedup_key, occurrence.event_ids[0] if occurrence.event_ids else
+                          rfc3339(occurrence.first_event_time), draft.status),
+        dedup_key=draft.dedup_key, kind=draft.kind, severity=draft.severity, district=draft.district,
+        venue_id=draft.venue_id, checkpoint_id=draft.checkpoint_id, person_ref=draft.person_ref,
+        reasons=list(draft.reasons), event_ids=list(occurrence.event_ids),
+        first_event_time=rfc3339(occurrence.first_event_time), last_event_time=rfc3339(occurrence.last_event_time),
+        count=occurrence.count, status=draft.status, policy_version=draft.policy_version, details=draft.details)

@@ -43,7 +43,7 @@ from streams.contract.records import Decision, Recurrence
 from streams.kafka.replica import Where
 from streams.kafka.state import DedupMarks, PartitionedState
 from streams.metrics import Metrics
-from streams.rules.alerts import Occurrence, person_dedup_key
+from streams.rules.alerts import AlertDraft, Occurrence, person_dedup_key
 from streams.rules.codes import CRITICAL, ISOLATION_BREACH_ALERT, MONITORING_RESTRICTED, POLICY_REJECTED
 from streams.rules.compliance import MINUTE_S, DistrictMinute, StreamClock, window_start
 from streams.rules.judge import is_late, judge
@@ -87,6 +87,7 @@ class Pipeline:
                                          policy, self._owned)
         self.supervision = Supervision(state, self.alerts, self.minutes, metrics, sink, self.clock, policy,
                                        self._owned)
+        self.alerts.tell(self.supervision.alerted)  # recurrences and automatic findings
         self._decided_at: tuple[float, str] = (0.0, "")  # `now` is one value per batch: format it once
 
     @property
@@ -210,9 +211,10 @@ class Pipeline:
                 key = person_dedup_key(spec.kind, scan.person_ref, venue)
                 details = (alert_details(plan, phase) if plan is not None and phase is not None
                            and spec.kind in MANAGEMENT_ALERTS else None)
-                self.alerts.raise_alert(key, spec.kind, spec.severity, spec.reasons, district, venue,
-                                        scan.checkpoint_id, scan.person_ref, scan.event_id, t,
-                                        params.alert_dedup_minutes, version, partition, minute, details)
+                draft = AlertDraft(spec.kind, spec.severity, key, district, venue, version,
+                                   checkpoint_id=scan.checkpoint_id, person_ref=scan.person_ref, reasons=spec.reasons,
+                                   details=details)
+                self.alerts.raise_alert(draft, scan.event_id, t, params.alert_dedup_minutes, partition, minute)
 
             start = window_start(t, window_s)
             window = windows.get((scan.checkpoint_id, start))
@@ -361,11 +363,9 @@ class Pipeline:
         in_force, _ = self.policy.params(now, "", "")
         # Of no district or venue: the city's (district 000000), for the hcs operators; not
         # counted in any district's minute.
-        self.alerts.emit(kind=POLICY_REJECTED, severity=CRITICAL, dedup_key=f"{POLICY_REJECTED}|{version}",
-                         district=POLICY_DISTRICT, venue_id=topics.POLICIES.name, checkpoint_id=None,
-                         person_ref=None, reasons=(), occurrence=Occurrence(1, now, now, ()), status="firing",
-                         policy_version=in_force, minute=DistrictMinute(), partition=partition,
-                         details={"version": version, "error": error})
+        self.alerts.emit(AlertDraft(POLICY_REJECTED, CRITICAL, f"{POLICY_REJECTED}|{version}", POLICY_DISTRICT,
+                                    topics.POLICIES.name, in_force, Occurrence(1, now, now, ()),
+                                    details={"version": version, "error": error}), DistrictMinute(), partition)
 
     def managed_persons(self, now: float) -> Counter[tuple[str, str]]:
         """Persons under management on today's local date, by (managing district, phase)."""

@@ -46,7 +46,11 @@ def test_timers_wait_for_the_views_and_the_tables_and_readyz_says_what_they_wait
     view: ReplicatedView[str, Any] = ReplicatedView.of("register", "register-topic", {}, decode)
     app.add_view(view)
     closed: list[float] = []
-    app.pipeline.close_isolation_days = lambda now: closed.append(now) or 0  # type: ignore[method-assign]
+    def close_isolation_days(now: float) -> int:
+        closed.append(now)
+        return 0
+
+    app.pipeline.close_isolation_days = close_isolation_days  # type: ignore[method-assign]
     recovery = cast(faust_patches.TableManager, app.tables).recovery
 
     async def scenario() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from streams.concepts.intake import RecordRef
 from streams.contract import topics
 from streams.contract.models import Rejected
+from streams.rules.alerts import AlertDraft
 from streams.rules.compliance import DistrictMinute
 from tests.unit.handlers.harness import Handlers
 
@@ -35,9 +36,9 @@ def test_repeats_within_the_dedup_window_fold_into_the_next_alert_and_idle_memos
     minute = DistrictMinute()
 
     def seen(event_id: str, at: float) -> None:
-        h.alerts.raise_alert("KEY_PERSON_DETECTED|p|venue-1", "KEY_PERSON_DETECTED", "critical",
-                             ("HEALTH_CODE_RED",), "330106", "venue-1", "cp-1", "p" * 64, event_id, at, 30, "v1",
-                             0, minute)
+        draft = AlertDraft("KEY_PERSON_DETECTED", "critical", "KEY_PERSON_DETECTED|p|venue-1", "330106", "venue-1",
+                           "v1", checkpoint_id="cp-1", person_ref="p" * 64, reasons=("HEALTH_CODE_RED",))
+        h.alerts.raise_alert(draft, event_id, at, 30, 0, minute)
 
     seen("ev-1", T0)
     seen("ev-2", T0 + 60)  # folded
