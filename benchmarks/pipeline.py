@@ -1,7 +1,7 @@
 """The worker's per-scan CPU without Kafka: decode, judge, state, outputs and metrics.
 
 ``python -m benchmarks.pipeline --scans 300000 --batch 100`` feeds simulated records straight
-into the worker's :class:`~streams.worker.pipeline.Pipeline` (outputs and changelog records are counted,
+into the worker's concepts (:class:`~streams.worker.wiring.Wiring`) (outputs and changelog records are counted,
 not sent) and prints CPU microseconds per scan and the garbage collector's pauses. It isolates
 hcs's own Python work from Faust and the broker; profile it with
 ``py-spy record -f raw -- python -m benchmarks.pipeline``.
@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import click
 from aiokafka.partitioner import murmur2
 
+from streams.concepts.base import RecordRef
 from streams.contract import topics
 from streams.dev.simulate import Simulator
 from streams.kafka.output import BatchedOutput
@@ -25,7 +26,6 @@ from streams.metrics import Metrics
 from streams.settings import Settings
 from streams.times import SHANGHAI
 from streams.worker.app import create_app
-from streams.worker.pipeline import RecordRef
 
 FLUSH_EVERY = 10  # records per flush, as the worker's batches of gateway records
 
@@ -59,7 +59,7 @@ def drop_pending(output: BatchedOutput) -> int:
 
 def run(scans: int, batch: int, seed: int = 3) -> PipelineRun:
     app = create_app(Settings(app_id="pipeline-bench"), metrics=Metrics())
-    pipeline, output = app.pipeline, app.output
+    pipeline, output = app.wiring, app.output
     outputs = 0
     clock = (datetime.now(SHANGHAI) + timedelta(milliseconds=20 * i) for i in itertools.count())
     records = [(key, value) for key, value, _ in Simulator(seed=seed).records(scans, batch=batch, clock=clock)]
@@ -84,7 +84,7 @@ def run(scans: int, batch: int, seed: int = 3) -> PipelineRun:
         wall, cpu = time.perf_counter(), time.process_time()
         now = time.time()
         for i, ((_, value), ref) in enumerate(zip(records, refs, strict=True)):
-            pipeline.on_scan_record(value, ref, now)
+            pipeline.judging.on_record(value, ref, now)
             if i % FLUSH_EVERY == FLUSH_EVERY - 1:
                 pipeline.flush()
                 outputs += drop_pending(output)  # encoded and grouped for Kafka, not sent

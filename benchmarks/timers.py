@@ -10,7 +10,9 @@ first tick after a start or a recovery builds the due-time indexes: timed apart 
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 import click
@@ -20,6 +22,7 @@ from streams.rules.alerts import AlertMemo
 from streams.settings import Settings
 from streams.times import SHANGHAI
 from streams.worker.app import create_app
+from streams.worker.wiring import Wiring
 
 
 def fill(memos: int, marks: int, live: int) -> tuple[object, float]:
@@ -28,10 +31,10 @@ def fill(memos: int, marks: int, live: int) -> tuple[object, float]:
     from datetime import datetime
 
     app = create_app(Settings(app_id="timers-bench"), metrics=Metrics())
-    pipeline = app.pipeline
-    pipeline.is_active = lambda partition: True  # as if the group gave this worker every partition
+    wiring = app.wiring
+    wiring.is_active = lambda partition: True  # as if the group gave this worker every partition
     now = time.time()
-    state, seen = pipeline.state, pipeline.seen
+    state, seen = wiring.state, wiring.seen
     for i in range(memos):
         state.set(f"a|KEY_PERSON_DETECTED|{i:064x}|venue-{i % 500}",
                   AlertMemo(now - 60, 0, now - 60, now - 60, ()).to_json(), i % 8)
@@ -58,8 +61,8 @@ def fill(memos: int, marks: int, live: int) -> tuple[object, float]:
         if i % 100 == 0:
             state.set(f"p|point-{i}", {"district": "330106", "next": int(t // 86400) + 1, "days": {}, "late": 0},
                       partition)
-        pipeline.clock.observe(partition, t, now)
-        pipeline.uploads.observe(partition, now, now)
+        wiring.clock.observe(partition, t, now)
+        wiring.uploads.observe(partition, now, now)
     state.flush = lambda: 0  # type: ignore[method-assign]  # no changelog here
     seen.flush = lambda: 0  # type: ignore[method-assign]
     if hasattr(state, "reindex"):
@@ -67,12 +70,12 @@ def fill(memos: int, marks: int, live: int) -> tuple[object, float]:
     return app, now
 
 
-def timed(job: object, now: float, rounds: int) -> float:
+def timed(job: Callable[[float], object], now: float, rounds: int) -> float:
     """Median milliseconds of ``rounds`` calls of ``job(now)``."""
     took = []
     for _ in range(rounds):
         started = time.perf_counter()
-        job(now)  # type: ignore[operator]
+        job(now)
         took.append((time.perf_counter() - started) * 1000)
     return sorted(took)[len(took) // 2]
 
@@ -85,20 +88,13 @@ def timed(job: object, now: float, rounds: int) -> float:
 def main(sizes: str, live: str, rounds: int) -> None:
     for size, n in zip((int(x) for x in sizes.split(",")), (int(x) for x in live.split(",")), strict=True):
         app, now = fill(size, size, n)
-        p = app.pipeline  # type: ignore[attr-defined]
-
-        def tick_1s(t: float, p: object = p) -> None:
-            p.close_windows(t), p.check_silent(t), p.close_minutes(t), p.close_isolation_days(t)  # type: ignore[attr-defined]
-
+        wiring: Wiring = app.wiring  # type: ignore[attr-defined]
+        ticks = {every_s: functools.partial(wiring.tick, every_s) for every_s in wiring.timers()}
         started = time.perf_counter()
-        tick_1s(now)  # the first ticks build the due-time indexes
-        p.expire_rechecks(now)
-        p.tick_findings(now)
+        for job in ticks.values():
+            job(now)  # the first ticks build the due-time indexes
         first = (time.perf_counter() - started) * 1000
-        window_tick = timed(tick_1s, now, rounds)
-        recheck_tick = timed(p.expire_rechecks, now, rounds)
-        finding_tick = timed(p.tick_findings, now, rounds)
-        sweep = timed(p.sweep, now, rounds)
+        window_tick, recheck_tick, finding_tick, sweep = (timed(ticks[s], now, rounds) for s in (1.0, 5.0, 10.0, 60.0))
         print(f"{size:,} alert memos + {size:,} dedup marks, {n:,} live windows/checkpoints/rechecks/findings, "
               f"nothing due: 1 s tick {window_tick:.3f} ms, 5 s tick {recheck_tick:.3f} ms, "
               f"10 s tick {finding_tick:.3f} ms, sweep {sweep:.1f} ms (first ticks, indexes built: {first:.0f} ms)")

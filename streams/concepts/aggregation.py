@@ -8,9 +8,10 @@ partition's watermark has passed it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from streams.concepts.intake import Sink
+from streams.concepts.base import Input, RecordRef, Sink, Timer
 from streams.contract import topics
 from streams.contract.encoding import encode
 from streams.kafka.rekeying import Owner
@@ -26,6 +27,16 @@ class StatsOwner(Owner[DistrictMinute]):
     def __init__(self, state: PartitionedState, sink: Sink, sources: int) -> None:
         super().__init__("district-stats", state, sources, self._merge, self._emit, prefix="")
         self.sink = sink
+
+    def inputs(self) -> Sequence[Input]:
+        # The partials' partitions are districts', not venues': nothing of the venue state to release.
+        return (Input("aggregate_district_stats", topics.PARTIALS, self.on_partial, by_venue=False),)
+
+    def timers(self) -> Sequence[Timer]:
+        return ()
+
+    def on_partial(self, value: bytes | None, ref: RecordRef, now: float) -> None:
+        self.on_record(value or b"", ref.partition)  # internal records: an empty one is a bug
 
     @staticmethod
     def _merge(parts: list[Any]) -> DistrictMinute:

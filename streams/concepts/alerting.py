@@ -8,10 +8,10 @@ set first and stops at the first live one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from streams.concepts.intake import Sink
+from streams.concepts.base import Input, Sink, Timer
 from streams.contract import topics
 from streams.contract.encoding import encode
 from streams.contract.records import Alert
@@ -21,18 +21,27 @@ from streams.rules.alerts import AlertDraft, AlertMemo, admit, alert_record
 from streams.rules.compliance import DistrictMinute
 
 ALERT_PREFIX = "a|"  # dedup_key -> AlertMemo
+SWEEP_S = 60.0  # idle memos are forgotten this often
 # Told of every alert emitted: (the record, its latest event time, the source partition it was
 # raised on, the venue's type when the raiser knows it). Supervision counts recurrences so.
 AlertObserver = Callable[[Alert, float, int, "str | None"], None]
 
 
 class Alerts:
-    def __init__(self, state: PartitionedState, sink: Sink, metrics: Metrics, dedup_horizon_s: float) -> None:
+    def __init__(self, state: PartitionedState, sink: Sink, metrics: Metrics, dedup_horizon_s: float,
+                 owned: Callable[[], set[int]]) -> None:
         self.memos = state.keyspace(ALERT_PREFIX, by_update=True)  # oldest first, for the sweep
         self.sink = sink
         self.metrics = metrics
         self.dedup_horizon_s = dedup_horizon_s
+        self.owned = owned
         self.observers: list[AlertObserver] = []
+
+    def inputs(self) -> Sequence[Input]:
+        return ()
+
+    def timers(self) -> Sequence[Timer]:
+        return (Timer(SWEEP_S, lambda now: self.sweep(now, self.owned())),)
 
     def tell(self, observer: AlertObserver) -> None:
         """Tell ``observer`` of every alert emitted from now on (the worker's wiring does)."""

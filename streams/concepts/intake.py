@@ -8,9 +8,9 @@ is not dead-lettered twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Sequence
 
+from streams.concepts.base import Input, RecordRef, Sink, Timer
 from streams.contract import topics
 from streams.contract.deadletters import dead_letter, dead_letter_key
 from streams.contract.models import Rejected
@@ -19,44 +19,24 @@ from streams.metrics import Metrics
 from streams.times import utc_rfc3339
 
 DEDUP_PREFIX = "e|"  # in the `seen` table: event_id -> forget-after (wall clock)
+SWEEP_S = 60.0  # dedup ids past the horizon are forgotten this often
 DEAD_LETTER_PREFIX = "d|"  # in the `seen` table: topic|partition|offset|index of a record dead-lettered
 
 
-class Sink(Protocol):
-    """Where the worker's outputs go (the batched producer; a recorder in tests)."""
-
-    def send(self, spec: topics.TopicSpec, key: bytes | None, value: bytes) -> None: ...
-
-    def send_many(self, spec: topics.TopicSpec, key: bytes | None, values: list[bytes]) -> None:
-        """Several records of one key, in order."""
-
-
-@dataclass(frozen=True, slots=True)
-class RecordRef:
-    """Where a record came from, for dead letters and state partitioning."""
-
-    spec: topics.TopicSpec
-    topic: str  # the name on the cluster (the contract name, behind any HCS_TOPIC_PREFIX)
-    partition: int
-    offset: int
-    key: bytes | None
-    # The Kafka record timestamp (seconds): when the producer sent the record, a device's
-    # upload time. None when unknown; it is then taken as read now.
-    timestamp: float | None = None
-
-    def uploaded(self, now: float) -> float:
-        """When the record was uploaded, never later than ``now`` (a device clock ahead of ours
-        must not keep its checkpoint alive)."""
-        ts = self.timestamp
-        return now if ts is None or ts < 0 or ts > now else ts
-
-
 class Intake:
-    def __init__(self, seen: DedupMarks, sink: Sink, metrics: Metrics, dedup_horizon_s: float) -> None:
+    def __init__(self, seen: DedupMarks, sink: Sink, metrics: Metrics, dedup_horizon_s: float,
+                 owned: Callable[[], set[int]]) -> None:
         self.seen = seen
         self.sink = sink
         self.metrics = metrics
         self.dedup_horizon_s = dedup_horizon_s
+        self.owned = owned
+
+    def inputs(self) -> Sequence[Input]:
+        return ()  # every handler's first step, not a topic of its own
+
+    def timers(self) -> Sequence[Timer]:
+        return (Timer(SWEEP_S, lambda now: self.sweep(now, self.owned())),)
 
     def claim(self, event_ids: list[str], spec: topics.TopicSpec, partition: int, now: float,
               prefix: str = DEDUP_PREFIX) -> list[int]:

@@ -14,16 +14,18 @@ next day's record) and never reopens it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from streams.concepts.alerting import Alerts
-from streams.concepts.intake import Sink
+from streams.concepts.base import Input, RecordRef, Sink, Timer
+from streams.concepts.intake import Intake
 from streams.concepts.minutes import DistrictMinutes
 from streams.concepts.register import Register
 from streams.contract import topics
+from streams.contract.codec import decode_observation
 from streams.contract.encoding import encode
-from streams.contract.models import Observation
+from streams.contract.models import Observation, Rejected
 from streams.contract.records import DueDone, IsolationDay
 from streams.kafka.state import PartitionedState
 from streams.metrics import Metrics
@@ -36,12 +38,15 @@ from streams.times import DAY_S, shanghai_date, shanghai_day, shanghai_day_start
 
 POINT_PREFIX = "p|"  # isolation point -> {district, next day to close, open days' counts, late}
 VENUE_TYPE = "isolation_point"
+TICK_S = 1.0  # days close this often (by stream time)
 
 
 class IsolationPoints:
-    def __init__(self, state: PartitionedState, register: Register, alerts: Alerts, minutes: DistrictMinutes,
-                 metrics: Metrics, sink: Sink, clock: StreamClock, policy: Policy,
-                 owned: Callable[[], set[int]]) -> None:
+    def __init__(self, state: PartitionedState, register: Register, intake: Intake, alerts: Alerts,
+                 minutes: DistrictMinutes, metrics: Metrics, sink: Sink, clock: StreamClock, uploads: StreamClock,
+                 policy: Policy, owned: Callable[[], set[int]]) -> None:
+        self.intake = intake
+        self.uploads = uploads
         self.points = state.keyspace(POINT_PREFIX)
         self.closing = self.points.due_index(self._close_at, monotone=True)
         self.register = register
@@ -52,6 +57,24 @@ class IsolationPoints:
         self.clock = clock
         self.policy = policy
         self.owned = owned
+
+    def inputs(self) -> Sequence[Input]:
+        return (Input("observe_isolation_points", topics.OBSERVATIONS, self.on_record),)
+
+    def timers(self) -> Sequence[Timer]:
+        return (Timer(TICK_S, self.close),)
+
+    def on_record(self, value: bytes | None, ref: RecordRef, now: float) -> None:
+        """Handle one record of ``hcs.observations.v1``: count it in its point's day."""
+        item = decode_observation(value, now)
+        if isinstance(item, Rejected):
+            self.intake.dead_letter(item, ref, now)
+            return
+        if not self.intake.claim([item.event_id], topics.OBSERVATIONS, ref.partition, now):
+            return
+        self.clock.observe(ref.partition, item.observed_at, now)
+        self.uploads.observe(ref.partition, ref.uploaded(now), now)
+        self.observe(item, ref.partition, now)
 
     def observe(self, obs: Observation, partition: int, now: float) -> None:
         """Count one observation in its point's day; raise what it shows at once."""

@@ -11,9 +11,10 @@ state once per flush.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Protocol
 
+from streams.concepts.base import Input, Timer
 from streams.kafka import rekeying
 from streams.kafka.state import PartitionedState
 from streams.rules.compliance import MINUTE_S, DistrictMinute, StreamClock, window_start
@@ -21,6 +22,7 @@ from streams.rules.policy import Policy
 
 MINUTE_PREFIX = "m|"  # partition|district|minute -> this partition's part of a district minute
 CLOSED_PREFIX = "mc|"  # partition -> the last minute whose partials were sent
+TICK_S = 1.0
 
 
 class PartialsSink(Protocol):
@@ -42,6 +44,12 @@ class DistrictMinutes:
         self.owned = owned
         self._cache: dict[str, tuple[DistrictMinute, int]] = {}  # live parts, by state key
         self._touched: set[str] = set()  # changed since the last flush
+
+    def inputs(self) -> Sequence[Input]:
+        return ()  # counted by the other concepts
+
+    def timers(self) -> Sequence[Timer]:
+        return (Timer(TICK_S, self.close),)
 
     def minute(self, partition: int, district: str, t: float) -> tuple[DistrictMinute, bool]:
         """This partition's part of ``district``'s minute holding ``t``; a minute already sent is

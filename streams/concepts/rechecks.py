@@ -10,11 +10,12 @@ before its rechecks are read).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from streams.concepts.alerting import Alerts
+from streams.concepts.base import Input, Timer
 from streams.concepts.minutes import DistrictMinutes
 from streams.kafka.state import PartitionedState
 from streams.rules import codes as c
@@ -23,6 +24,7 @@ from streams.rules.compliance import StreamClock
 from streams.rules.policy import Policy
 
 RECHECK_PREFIX = "f|"  # venue|person -> open fever recheck
+TICK_S = 5.0  # FEVER_UNRESOLVED fires within this long after a recheck window ends
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,12 @@ class Rechecks:
         self.clock = clock
         self.policy = policy
         self.owned = owned
+
+    def inputs(self) -> Sequence[Input]:
+        return ()  # opened and closed by the judging of scans
+
+    def timers(self) -> Sequence[Timer]:
+        return (Timer(TICK_S, self.expire),)
 
     def opened_at(self, key: str) -> float | None:
         """When the recheck of ``key`` opened (event time), or None if none is open (per scan:

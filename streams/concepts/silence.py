@@ -9,11 +9,12 @@ outage is judged by when its records were sent, not by when this worker read the
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from streams.concepts.alerting import Alerts
+from streams.concepts.base import Input, Timer
 from streams.concepts.minutes import DistrictMinutes
 from streams.kafka.state import PartitionedState
 from streams.rules import codes as c
@@ -23,6 +24,7 @@ from streams.rules.policy import Policy
 from streams.times import rfc3339
 
 CHECKPOINT_PREFIX = "c|"  # checkpoint -> last report, silent or not
+TICK_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,12 @@ class Checkpoints:
         self.uploads = uploads
         self.policy = policy
         self.owned = owned
+
+    def inputs(self) -> Sequence[Input]:
+        return ()  # told by the judging of scans and by the entry counts
+
+    def timers(self) -> Sequence[Timer]:
+        return (Timer(TICK_S, self.check),)
 
     def reported(self, checkpoint_id: str, first_t: float, last_t: float, uploaded: float, district: str,
                  venue_id: str, venue_type: str, version: str, partition: int) -> None:

@@ -18,18 +18,21 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
 
 from streams.concepts.alerting import Alerts
-from streams.concepts.intake import Sink
+from streams.concepts.base import Input, RecordRef, Sink, Timer
+from streams.concepts.intake import Intake
 from streams.concepts.minutes import DistrictMinutes
 from streams.contract import topics
+from streams.contract.codec import decode_finding_event
 from streams.contract.encoding import encode
-from streams.contract.models import FindingEvent
+from streams.contract.models import FindingEvent, Rejected
 from streams.contract.records import Alert, FindingStatus, Recurrence, Step
+from streams.kafka import rekeying
 from streams.kafka.state import PartitionedState
 from streams.metrics import Metrics
 from streams.rules import codes as c
@@ -45,12 +48,16 @@ ENDED_PREFIX = "se|"  # venue_id|finding_id -> Finding CLOSED or CANCELLED, kept
 VERIFIED_PREFIX = "si|"  # venue_id -> [finding key] of its VERIFIED findings: what an alert there may reopen
 TALLY_PREFIX = "sv|"  # checkpoint_id -> [local day, THREE_100_VIOLATION windows of that day]
 ENDS = (rules.CLOSED, rules.CANCELLED)
+TICK_S = 10.0  # deadlines and look-backs are met within this long (by stream time)
+SWEEP_S = 60.0
 KEEP_ENDED_S = 35 * DAY_S  # an ended finding is kept (refusing actions on it) this long, by stream time
 
 
 class Supervision:
-    def __init__(self, state: PartitionedState, alerts: Alerts, minutes: DistrictMinutes, metrics: Metrics, sink: Sink,
-                 clock: StreamClock, policy: Policy, owned: Callable[[], set[int]]) -> None:
+    def __init__(self, state: PartitionedState, intake: Intake, alerts: Alerts, minutes: DistrictMinutes,
+                 metrics: Metrics, sink: Sink, clock: StreamClock, policy: Policy,
+                 owned: Callable[[], set[int]]) -> None:
+        self.intake = intake
         self.findings = state.keyspace(FINDING_PREFIX)
         # When time next changes a live finding (a deadline, a look-back), by the partition's stream time.
         self.timeline = self.findings.due_index(
@@ -66,7 +73,36 @@ class Supervision:
         self.policy = policy
         self.owned = owned
 
+    def inputs(self) -> Sequence[Input]:
+        return (Input("supervise_findings", topics.FINDINGS, self.on_record),
+                # Recurrences raised at another venue's partition for this one's findings.
+                Input("follow_recurrences", topics.RECURRENCES, self.on_recurrence_record))
+
+    def timers(self) -> Sequence[Timer]:
+        return (Timer(TICK_S, self.tick), Timer(SWEEP_S, lambda now: self.sweep(now, self.owned())))
+
     # -- inspectors' events ----------------------------------------------------------------------
+
+    def on_record(self, value: bytes | None, ref: RecordRef, now: float) -> None:
+        """Handle one record of ``hcs.findings.v1``: apply it to its finding, or dead-letter it."""
+        item = decode_finding_event(value, now)
+        if isinstance(item, Rejected):
+            # An inspector's note may name people: kept out of the dead letter, unless the record
+            # was refused for another field's value (an ID number), which is hidden instead.
+            if not item.redact and item.reason != "NOT_JSON":
+                item = msgspec.structs.replace(item, redact="note")
+            self.intake.dead_letter(item, ref, now)
+            return
+        if not self.intake.claim([item.event_id], topics.FINDINGS, ref.partition, now):
+            return
+        self.clock.observe(ref.partition, item.at, now)
+        refused = self.on_event(item, ref.partition)
+        if refused is not None:
+            self.intake.dead_letter(Rejected(refused.reason, refused.detail, value or b"", redact="note"), ref, now)
+
+    def on_recurrence_record(self, value: bytes | None, ref: RecordRef, now: float) -> None:
+        """Handle one record of the internal recurrences topic (written by a worker: a bad one is a bug)."""
+        self.on_recurrence(_RECURRENCE.decode(value or b""), ref.partition)
 
     def on_event(self, event: FindingEvent, partition: int) -> Refused | None:
         """Apply one finding event; a refused one changes nothing and is returned."""
@@ -89,7 +125,7 @@ class Supervision:
             point = details.get("isolation_point_id")
             if details.get("phase") == "centralized_isolation" and isinstance(point, str):
                 # Its point's findings live with the point's partition: sent there.
-                self.sink.send(topics.RECURRENCES, point.encode(), encode(Recurrence(point, kind, at)))
+                rekeying.forward(self.sink.send, topics.RECURRENCES, point, encode(Recurrence(point, kind, at)))
             return
         if kind not in _RECURRENT:
             return
@@ -225,6 +261,7 @@ class Supervision:
             self.minutes.minute(partition, finding.district, at)[0], partition)
 
 
+_RECURRENCE = msgspec.json.Decoder(Recurrence)
 _RECURRENT = frozenset((c.THREE_100_VIOLATION, c.NAT_MISSED, c.OBSERVATION_MISSED))
 _ALERTING = {"overdue": c.FINDING_OVERDUE, "reopen": c.FINDING_REOPENED}
 

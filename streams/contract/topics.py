@@ -57,6 +57,11 @@ def internal_topic_name(spec: TopicSpec, prefix: str, app_id: str) -> str:
     return f"{prefix}{app_id}-{spec.name}"
 
 
+def cluster_topic_name(spec: TopicSpec, prefix: str, app_id: str) -> str:
+    """The name on the cluster of a contract topic or of one of the worker's internal topics."""
+    return internal_topic_name(spec, prefix, app_id) if spec in INTERNAL else topic_name(spec, prefix)
+
+
 def leader_topic_name(app_id: str) -> str:
     """Faust's topic of one partition whose owner is the group's leader (for ``on_leader`` work)."""
     return f"{app_id}-__assignor-__leader"

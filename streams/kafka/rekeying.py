@@ -1,5 +1,13 @@
-"""Re-keying: figures kept per source partition, merged under a new key by that key's owner.
+"""Re-keying: what is read under one key but belongs under another goes through an internal topic.
 
+One mechanism for every use: an internal topic of the worker (``<app id>-<name>``, declared in
+:data:`streams.contract.topics.INTERNAL`), written through the worker's outputs in the batch
+that raised it (so in its transaction) and keyed by the new key, whose partition's owner reads
+it as an input of the concept it belongs to. :func:`forward` sends one record so (a breach by an
+isolation point's resident, raised on another venue's partition, goes to the point's findings).
+Aggregates add watermarks on top, below.
+
+Aggregates: figures kept per source partition, merged under a new key by that key's owner.
 Some figures cannot be kept where their records are read: a district's scans are spread over
 every venue partition. Each source partition keeps its part of a figure (in its own state) and,
 once its stream time has passed the part's position (a minute's end, plus the grace), sends it
@@ -22,9 +30,17 @@ import orjson
 
 from streams.contract.encoding import encode
 from streams.contract.records import Part, Watermark
+from streams.contract.topics import INTERNAL, TopicSpec
 from streams.kafka.state import PartitionedState
 
 Merged = TypeVar("Merged")
+
+
+def forward(send: Callable[[TopicSpec, bytes | None, bytes], None], spec: TopicSpec, key: str, value: bytes) -> None:
+    """Send ``value`` to the partition of ``key`` on the internal topic ``spec``, for its owner."""
+    if spec not in INTERNAL:
+        raise ValueError(f"{spec.name} is not an internal topic of the worker")
+    send(spec, key.encode(), value)
 
 
 def part(source: int, key: str, at: float, payload: Any) -> bytes:

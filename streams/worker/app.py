@@ -1,4 +1,5 @@
-"""The Faust application: ``create_app(settings)`` wires topics, state, agents, timers and /metrics."""
+"""The Faust application: ``create_app(settings)`` wires the topics, tables and outputs, the
+concepts (:mod:`streams.worker.wiring`), their drains and ticks, the views and /metrics."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from typing import Any, cast
 
 from faust.types import TP
 
-from streams.concepts.aggregation import StatsOwner
 from streams.concepts.policies import PolicyFeed
 from streams.concepts.register import Register
 from streams.contract import topics
 from streams.kafka import faust_patches
+from streams.kafka.bulk import Batch
 from streams.kafka.cluster import PRODUCER_BATCH_BYTES, transactional_producer
 from streams.kafka.health import ConnectionWatch
 from streams.kafka.output import BatchedOutput
@@ -27,9 +28,9 @@ from streams.kafka.views import ReplicatedView
 from streams.metrics import Metrics
 from streams.rules.policy import Policy, load_policy
 from streams.settings import Settings
-from streams.worker.drains import Drains, wire_agents
-from streams.worker.pipeline import Pipeline
+from streams.worker.drains import WATCH_TICK_S, Drains
 from streams.worker.web import wire_web
+from streams.worker.wiring import Wiring, timer_names
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +42,14 @@ class HcsApp(faust_patches.AtLeastOnceApp):
     """A Faust app that declares every topic of the contract before it consumes."""
 
     hcs_settings: Settings
-    pipeline: Pipeline
-    stats_owner: StatsOwner
+    wiring: Wiring  # every concept, with its state and outputs
     output: BatchedOutput
     metrics: Metrics
 
     transactions: Any = None  # the transactional producer, in exactly-once mode
     readiness: Readiness  # what /readyz reports
     views: list[ReplicatedView[Any, Any]]  # compacted topics every worker holds whole
-    drains: Drains  # the input topics' records, taken in bulk, to the pipeline
+    drains: Drains  # the input topics' records, taken in bulk, to the concepts' handlers
 
     def add_view(self, view: ReplicatedView[Any, Any]) -> None:
         """A view every worker holds whole; started with the app, and the worker judges nothing
@@ -102,7 +102,7 @@ class HcsApp(faust_patches.AtLeastOnceApp):
         return self.hcs_settings.client_kwargs()
 
     def on_tables_recovered(self) -> None:
-        self.pipeline.state.reindex()  # the keyspaces' indexes miss what recovery put in the table
+        self.wiring.state.reindex()  # the keyspaces' indexes miss what recovery put in the table
 
     async def before_commit(self) -> None:
         await self.output.settle()  # state written for acknowledged records is acknowledged too
@@ -112,7 +112,40 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     """Build the worker app. ``policy`` defaults to ``HCS_POLICY_FILE`` or the packaged policy."""
     policy = policy if policy is not None else load_policy(settings.policy_file)
     metrics = metrics if metrics is not None else Metrics()
-    app = HcsApp(
+    app = _faust_app(settings)
+    app.hcs_settings = settings
+    app.fetch_min_bytes, app.fetch_max_wait_ms = settings.fetch_min_bytes, settings.fetch_max_wait_ms
+    app.metrics = metrics
+    # Faust's own sensor: consumer end and committed offsets per partition (lag), rebalances,
+    # commit latency. A fixed prefix keeps dashboards and rules independent of HCS_APP_ID.
+    app.monitor = faust_monitor(metrics.registry, FAUST_METRICS_PREFIX)
+    watch = ConnectionWatch(f"Kafka at {settings.bootstrap}").install()
+    metrics.watch_kafka(lambda: watch.reachable, lambda: watch.outages)
+
+    app.output = _output(app, settings)
+    wiring = app.wiring = _wiring(app, settings, policy, metrics)
+    app.readiness = Readiness()
+    app.views = []
+    app.add_view(ReplicatedView(wiring.register.replica, settings.client_kwargs()))
+    if wiring.policies is not None:
+        app.add_view(ReplicatedView(wiring.policies.replica, settings.client_kwargs()))
+    metrics.watch_policy(lambda: policy.params(time.time(), "", "")[0])
+    metrics.watch_register(lambda: wiring.managed_persons(time.time()))
+    metrics.watch_findings(wiring.findings_counts)
+
+    app.drains = _drains(app, wiring)
+
+    @app.timer(WATCH_TICK_S, name="watch_kafka")
+    async def watch_kafka() -> None:
+        watch.check()  # one log line when Kafka is back
+
+    app.readiness.add("timers", app.drains.tick_status)
+    wire_web(app)
+    return app
+
+
+def _faust_app(settings: Settings) -> HcsApp:
+    return HcsApp(
         settings.app_id,
         broker=settings.broker_url,
         broker_credentials=settings.kafka.faust_credentials(),
@@ -149,76 +182,70 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
         # A record larger than this (a gateway batch may reach 1 MiB) still comes whole (KIP-74).
         consumer_max_fetch_size=CONSUMER_FETCH_BYTES,
     )
-    app.hcs_settings = settings
-    app.fetch_min_bytes, app.fetch_max_wait_ms = settings.fetch_min_bytes, settings.fetch_max_wait_ms
-    app.metrics = metrics
-    # Faust's own sensor: consumer end and committed offsets per partition (lag), rebalances,
-    # commit latency. A fixed prefix keeps dashboards and rules independent of HCS_APP_ID.
-    app.monitor = faust_monitor(metrics.registry, FAUST_METRICS_PREFIX)
 
-    watch = ConnectionWatch(f"Kafka at {settings.bootstrap}").install()
-    metrics.watch_kafka(lambda: watch.reachable, lambda: watch.outages)
 
-    scans_name = topics.topic_name(topics.SCANS, settings.topic_prefix)
-    scans_topic = app.topic(scans_name, partitions=topics.SCANS.partitions,
-                            key_serializer="raw", value_serializer="raw")
-    entries_topic = app.topic(topics.topic_name(topics.ENTRIES, settings.topic_prefix),
-                              partitions=topics.ENTRIES.partitions, key_serializer="raw", value_serializer="raw")
-    observations_topic = app.topic(topics.topic_name(topics.OBSERVATIONS, settings.topic_prefix),
-                                   partitions=topics.OBSERVATIONS.partitions, key_serializer="raw",
-                                   value_serializer="raw")
-    findings_topic = app.topic(topics.topic_name(topics.FINDINGS, settings.topic_prefix),
-                               partitions=topics.FINDINGS.partitions, key_serializer="raw", value_serializer="raw")
-    recurrences_name = topics.internal_topic_name(topics.RECURRENCES, settings.topic_prefix, settings.app_id)
-    recurrences_topic = app.topic(recurrences_name, partitions=topics.RECURRENCES.partitions, key_serializer="raw",
-                                  value_serializer="raw")
-    partials_topic = app.topic(topics.partials_topic_name(settings.topic_prefix, settings.app_id),
-                               partitions=topics.PARTIALS.partitions, key_serializer="raw",
-                               value_serializer="raw")
+def _output(app: HcsApp, settings: Settings) -> BatchedOutput:
+    """Every output of a batch, state included, in one write (one transaction in exactly-once mode)."""
+    # Exactly-once: the app's transactional producer; else Faust's own, which its aiokafka driver
+    # keeps started behind _ensure_producer().
+    producer: Callable[[], Any] = ((lambda: app.transactions) if settings.exactly_once
+                                   else (lambda: cast(Any, app.producer)._ensure_producer()))
+    return BatchedOutput(producer, topics.worker_topics(settings.topic_prefix, settings.app_id),
+                         transactional=settings.exactly_once)
+
+
+def _wiring(app: HcsApp, settings: Settings, policy: Policy, metrics: Metrics) -> Wiring:
+    """The concepts over the worker's three changelogged tables and its outputs."""
+    output = app.output
     seen = app.Table("seen", partitions=topics.SCANS.partitions, key_type=str,
                      help="event ids already judged, per venue partition, until the dedup horizon")
     state = app.Table("state", partitions=topics.SCANS.partitions, key_type=str,
                       help="per-venue state: rechecks, alert memos, compliance windows, checkpoints, partials")
     stats = app.Table("district-stats", partitions=topics.DISTRICT_STATS.partitions, key_type=str,
                       help="per-district minute partials and source watermarks")
+    scans_name = topics.topic_name(topics.SCANS, settings.topic_prefix)
 
     def is_active(partition: int) -> bool:
         return TP(scans_name, partition) in app.assignor.assigned_actives()
 
-    partials_name = partials_topic.get_topic_name()
-    # Exactly-once: the app's transactional producer; else Faust's own, which its aiokafka driver
-    # keeps started behind _ensure_producer().
-    producer: Callable[[], Any] = ((lambda: app.transactions) if settings.exactly_once
-                                   else (lambda: cast(Any, app.producer)._ensure_producer()))
-    output = BatchedOutput(producer, topics.worker_topics(settings.topic_prefix, settings.app_id),
-                           transactional=settings.exactly_once)
-    app.output = output
-    sink = TopicSink(output, settings.topic_prefix, settings.app_id)
-    # Every managed person's plan, read whole before the first scan is judged and followed after.
-    register = Register(topics.topic_name(topics.MANAGEMENT, settings.topic_prefix))
-    # Policy versions published meanwhile, read whole before the first scan is judged and followed after.
-    policies = PolicyFeed(topics.topic_name(topics.POLICIES, settings.topic_prefix), policy)
-    pipeline = Pipeline(policy, PartitionedState(state, changelog_writer(output, state)),
-                        DedupMarks(seen, changelog_writer(output, seen)), sink,
-                        PartialsSink(output, partials_name, topics.PARTIALS.partitions), metrics,
-                        dedup_horizon_s=settings.dedup_horizon_hours * 3600, is_active=is_active,
-                        register=register, policies=policies)
-    owner = StatsOwner(PartitionedState(stats, changelog_writer(output, stats)), sink,
-                       sources=topics.SCANS.partitions)
-    app.pipeline = pipeline
-    app.stats_owner = owner
+    partials = topics.partials_topic_name(settings.topic_prefix, settings.app_id)
+    return Wiring(policy, PartitionedState(state, changelog_writer(output, state)),
+                  DedupMarks(seen, changelog_writer(output, seen)),
+                  PartitionedState(stats, changelog_writer(output, stats)),
+                  TopicSink(output, settings.topic_prefix, settings.app_id),
+                  PartialsSink(output, partials, topics.PARTIALS.partitions), metrics,
+                  dedup_horizon_s=settings.dedup_horizon_hours * 3600, is_active=is_active,
+                  # Every managed person's plan and the policy versions published meanwhile: read
+                  # whole before the first scan is judged, and followed after.
+                  register=Register(topics.topic_name(topics.MANAGEMENT, settings.topic_prefix)),
+                  policies=PolicyFeed(topics.topic_name(topics.POLICIES, settings.topic_prefix), policy))
 
-    app.readiness = Readiness()
-    app.views = []
-    app.add_view(ReplicatedView(register.replica, settings.client_kwargs()))
-    app.add_view(ReplicatedView(policies.replica, settings.client_kwargs()))
-    metrics.watch_policy(lambda: policy.params(time.time(), "", "")[0])
-    metrics.watch_register(lambda: pipeline.managed_persons(time.time()))
-    metrics.watch_findings(pipeline.findings_counts)
 
-    app.drains = wire_agents(app, scans_topic, entries_topic, partials_topic, observations_topic, findings_topic,
-                             recurrences_topic, watch)
-    app.drains.waiting_for = app.not_loaded
-    app.readiness.add("timers", app.drains.tick_status)
-    wire_web(app)
-    return app
+def _drains(app: HcsApp, wiring: Wiring) -> Drains:
+    """A drain per input of the concepts, a tick per timer interval, and the release of revoked partitions."""
+    settings = app.hcs_settings
+
+    def ack(batch: Batch) -> None:
+        cast(faust_patches.Consumer, app.consumer).ack_batch(batch)  # the consumer is made when the app starts
+
+    drains = Drains(wiring.flush, app.output, app.metrics, ack, app.views_loaded)
+    drains.waiting_for = app.not_loaded
+    venue_topics = set()
+    for inp in wiring.inputs():
+        name = topics.cluster_topic_name(inp.spec, settings.topic_prefix, settings.app_id)
+        topic = app.topic(name, partitions=inp.spec.partitions, key_serializer="raw", value_serializer="raw")
+        app.topics.add(topic)  # subscribed by Faust's consumer group, its records handed over whole
+        drains.add(inp, app.bulk_intake.add(name))
+        if inp.by_venue:
+            venue_topics.add(name)
+
+    # mode types the handler as generic in an unbound sender type, which mypy cannot match.
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+    def release_partitions(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
+        """Another worker may now add to the revoked partitions' state: drop what is cached of it."""
+        wiring.release({tp.partition for tp in revoked if tp.topic in venue_topics})
+
+    by_interval = wiring.timers()
+    for every_s, name in timer_names(list(by_interval)).items():
+        app.timer(every_s, name=name)(drains.add_tick(name, by_interval[every_s]))
+    return drains

@@ -1,56 +1,86 @@
-"""The worker's drains and timers: each drain takes one input topic's fetched batches (the bulk
-intake, :mod:`streams.kafka.bulk`), hands their records to the pipeline's handlers and makes their
-outputs durable before it acknowledges them; each timer ticks the pipeline and writes the same way."""
+"""The worker's drains and ticks: each drain takes one input topic's fetched batches (the bulk
+intake, :mod:`streams.kafka.bulk`), hands their records to its concept's handler and makes their
+outputs durable before it acknowledges them; each tick runs the concepts' timers of one interval
+and writes the same way."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
-from faust.types import TP
 from mode import Service
 
-from streams.concepts.intake import RecordRef
+from streams.concepts.base import Handler, Input, RecordRef, Timer
 from streams.contract import topics
-from streams.kafka import consuming, faust_patches
+from streams.kafka import consuming
 from streams.kafka.bulk import Batch, Inbox
-from streams.kafka.output import Sealed
-
-if TYPE_CHECKING:
-    from streams.worker.app import HcsApp
+from streams.kafka.output import BatchedOutput, Sealed
+from streams.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-SCAN_BATCH_MAX = 1000  # records handed to the pipeline at once (whole fetched batches, at least one)
+SCAN_BATCH_MAX = 1000  # records handed to a handler at once (whole fetched batches, at least one)
 # ... and bytes: 1,000 gateway batches are 100,000 scans, whose outputs a write would hold at once.
 SCAN_BATCH_MAX_BYTES = 4 * 1024 * 1024
 OVERLAP_MIN_S = 0.005  # a batch handled for at least this long is written while the next is handled
-RECHECK_TICK_S = 5.0  # FEVER_UNRESOLVED fires within this long after a recheck window ends
-WINDOW_TICK_S = 1.0  # compliance windows, silent checkpoints and district minutes close this often
-FINDING_TICK_S = 10.0  # findings' deadlines and look-backs are met within this long (by stream time)
-SWEEP_TICK_S = 60.0
+WATCH_TICK_S = 1.0  # the Kafka connection watch logs a change within this long
 
 
 class Drains(Service):
-    """The input topics' drains, one task each; a drain that fails stops the worker (its batch
-    unacknowledged: the restart reads it again), as Faust's agents did under a crashing supervisor."""
+    """The input topics' drains, one task each, and the ticks; a drain that fails stops the worker
+    (its batch unacknowledged: the restart reads it again), as Faust's agents did under a crashing
+    supervisor."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, flush: Callable[[], None], output: BatchedOutput, metrics: Metrics,
+                 ack: Callable[[Batch], None], loaded: Callable[[], Awaitable[None]], **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.flush = flush  # the state's changes to their changelogs
+        self.output = output
+        self.metrics = metrics
+        self.ack_batch = ack  # a batch's offsets, acknowledged through Faust's bookkeeping
+        self.loaded = loaded  # returns once every view is loaded: nothing is judged before
         self.jobs: dict[str, Callable[[], Awaitable[None]]] = {}
         self.inboxes: dict[str, Inbox] = {}
-        self.ticks: dict[str, Callable[[], Awaitable[None]]] = {}  # the timers' bodies, by name
+        self.ticks: dict[str, Callable[[], Awaitable[None]]] = {}  # the ticks' bodies, by name
         # What the ticks still wait for (views not loaded, tables recovering); empty: they run.
         self.waiting_for: Callable[[], list[str]] = list
 
+    def add(self, inp: Input, inbox: Inbox) -> None:
+        """A drain of ``inbox`` (an input topic's fetched batches) into ``inp``'s handler."""
+        self.inboxes[inp.drain] = inbox
+        self.jobs[inp.drain] = lambda: self.drain(inbox, inp.spec, inp.handle)
+
+    def add_tick(self, name: str, timers: Sequence[Timer]) -> Callable[[], Awaitable[None]]:
+        """The body of one tick: the ``timers`` in order, once everything they read is in (the
+        views: an isolation day closed before the register was loaded would have no residents;
+        and the tables), then one write."""
+        async def tick() -> None:
+            if self.waiting_for():
+                return
+            now = time.time()
+            for timer in timers:
+                timer.run(now)
+            await self.persist()
+
+        self.ticks[name] = tick
+        return tick
+
     def tick_status(self) -> tuple[bool, dict[str, Any]]:
-        """For ``/readyz``: whether the timers run, and what they wait for."""
+        """For ``/readyz``: whether the ticks run, and what they wait for."""
         waiting = self.waiting_for()
         return not waiting, {"waiting_for": waiting}
+
+    def seal(self) -> Sealed:
+        """State changes to their changelogs, and every pending record taken for one write."""
+        self.flush()
+        return self.output.seal()
+
+    async def persist(self) -> None:
+        """State changes to their changelogs, then every pending record out and acknowledged."""
+        await self.output.write(self.seal())
 
     async def on_start(self) -> None:
         for name, job in self.jobs.items():
@@ -65,35 +95,7 @@ class Drains(Service):
             log.error("drain %s failed: %s", name, type(exc).__name__)
             await self.crash(exc)
 
-
-def wire_agents(app: HcsApp, scans_topic: Any, entries_topic: Any, partials_topic: Any, observations_topic: Any,
-                findings_topic: Any, recurrences_topic: Any, watch: Any) -> Drains:
-    """The drains of the input topics, the timers, and the release of revoked partitions."""
-    pipeline, owner, output, metrics = app.pipeline, app.stats_owner, app.output, app.metrics
-    # The topics whose partition numbers are the state's (keyed by venue).
-    venue_topics = {t.get_topic_name() for t in (scans_topic, entries_topic, observations_topic, findings_topic,
-                                                 recurrences_topic)}
-    drains = Drains()
-
-    # mode types the handler as generic in an unbound sender type, which mypy cannot match.
-    @app.on_partitions_revoked.connect  # type: ignore[arg-type]
-    def release_partitions(sender: Any, revoked: set[TP], **kwargs: Any) -> None:
-        """Another worker may now add to the revoked partitions' state: drop what is cached of it."""
-        pipeline.release({tp.partition for tp in revoked if tp.topic in venue_topics})
-
-    Handler = Callable[[bytes | None, RecordRef, float], None]
-
-    def seal() -> Sealed:
-        """State changes to their changelogs, and every pending record taken for one write."""
-        pipeline.flush()
-        owner.state.flush()
-        return output.seal()
-
-    async def persist() -> None:
-        """State changes to their changelogs, then every pending record out and acknowledged."""
-        await output.write(seal())
-
-    async def drain(inbox: Inbox, spec: topics.TopicSpec, handle: Handler) -> None:
+    async def drain(self, inbox: Inbox, spec: topics.TopicSpec, handle: Handler) -> None:
         """Hand each fetched batch's records to ``handle``; acknowledge them once the outputs and
         state are durable.
 
@@ -101,35 +103,17 @@ def wire_agents(app: HcsApp, scans_topic: Any, entries_topic: Any, partials_topi
         the work), in order, one write at a time (:class:`consuming.OrderedWriter`).
         """
         async def ack(batches: Sequence[Batch]) -> None:
-            consumer = cast(faust_patches.Consumer, app.consumer)
             for batch in batches:
-                consumer.ack_batch(batch)
+                self.ack_batch(batch)
             inbox.done(len(batches))
 
-        writer: consuming.OrderedWriter[Sealed, Batch] = consuming.OrderedWriter(ack, seal, output.write)
-        await app.views_loaded()  # nothing is judged before every view is loaded
+        writer: consuming.OrderedWriter[Sealed, Batch] = consuming.OrderedWriter(ack, self.seal, self.output.write)
+        await self.loaded()  # nothing is judged before every view is loaded
         try:
             while True:
                 batches = await inbox.take(SCAN_BATCH_MAX, SCAN_BATCH_MAX_BYTES)
                 started = time.perf_counter()
-                now = time.time()
-                count = 0
-                for batch in batches:
-                    topic, partition = batch.tp
-                    count += len(batch.records)
-                    for record in batch.records:
-                        timestamp = record.timestamp
-                        ref = RecordRef(spec, topic, partition, record.offset, record.key,
-                                        None if timestamp is None else timestamp / 1000)
-                        try:
-                            handle(record.value, ref, now)
-                        except Exception as exc:
-                            # A bug, not bad input (input errors are dead letters). The contract's
-                            # DeadLetter reasons have no code for it, so it is logged (no payload:
-                            # it holds person data) and counted for an alert, and the worker goes on.
-                            log.exception("record %s[%d]@%d failed: %s", topic, partition, record.offset,
-                                          type(exc).__name__)
-                            metrics.processing_errors(spec.name).inc()
+                count = self._handle(batches, spec, handle, time.time())
                 writer.handled(batches, count)
                 writer.check()  # an earlier batch could not be written: stop, unacknowledged
                 if time.perf_counter() - started < OVERLAP_MIN_S or writer.backlog >= SCAN_BATCH_MAX:
@@ -146,47 +130,23 @@ def wire_agents(app: HcsApp, scans_topic: Any, entries_topic: Any, partials_topi
                 raise
             raise
 
-    def on_partial(value: bytes | None, ref: RecordRef, now: float) -> None:
-        owner.on_record(value or b"", ref.partition)  # internal records: an empty one is a bug
-
-    # Judge every scan of every record: decode -> dedup -> rules -> emit -> count. Add people
-    # counted at checkpoints to their compliance windows. Merge every partition's part of each
-    # district minute; emit when all have passed it.
-    for name, topic, spec, handle in (
-            ("judge_scans", scans_topic, topics.SCANS, pipeline.on_scan_record),
-            ("count_entries", entries_topic, topics.ENTRIES, pipeline.on_entries_record),
-            ("observe_isolation_points", observations_topic, topics.OBSERVATIONS, pipeline.on_observations_record),
-            ("supervise_findings", findings_topic, topics.FINDINGS, pipeline.on_findings_record),
-            ("follow_recurrences", recurrences_topic, topics.RECURRENCES, pipeline.on_recurrence_record),
-            ("aggregate_district_stats", partials_topic, topics.PARTIALS, on_partial)):
-        app.topics.add(topic)  # subscribed by Faust's consumer group, its records handed over whole
-        inbox = drains.inboxes[name] = app.bulk_intake.add(topic.get_topic_name())
-        drains.jobs[name] = functools.partial(drain, inbox, spec, handle)
-
-    def close_all(now: float) -> None:
-        pipeline.close_windows(now)
-        pipeline.check_silent(now)
-        pipeline.close_minutes(now)
-        pipeline.close_isolation_days(now)
-        pipeline.dead_letter_refused(now)
-
-    # Each tick runs only once everything it reads is in: the replicated views (an isolation
-    # day closed before the register was loaded would have no residents) and the tables.
-    for name, interval, job in (("expire_rechecks", RECHECK_TICK_S, pipeline.expire_rechecks),
-                                ("close_windows", WINDOW_TICK_S, close_all),
-                                ("tick_findings", FINDING_TICK_S, pipeline.tick_findings),
-                                ("sweep_state", SWEEP_TICK_S, pipeline.sweep)):
-        async def tick(job: Callable[[float], object] = job) -> None:
-            if drains.waiting_for():
-                return
-            job(time.time())
-            await persist()
-
-        drains.ticks[name] = tick
-        app.timer(interval, name=name)(tick)
-
-    @app.timer(WINDOW_TICK_S, name="watch_kafka")
-    async def watch_kafka() -> None:
-        watch.check()  # one log line when Kafka is back
-
-    return drains
+    def _handle(self, batches: Sequence[Batch], spec: topics.TopicSpec, handle: Handler, now: float) -> int:
+        """Every record of ``batches`` to ``handle``; how many."""
+        count = 0
+        for batch in batches:
+            topic, partition = batch.tp
+            count += len(batch.records)
+            for record in batch.records:
+                timestamp = record.timestamp
+                ref = RecordRef(spec, topic, partition, record.offset, record.key,
+                                None if timestamp is None else timestamp / 1000)
+                try:
+                    handle(record.value, ref, now)
+                except Exception as exc:
+                    # A bug, not bad input (input errors are dead letters). The contract's
+                    # DeadLetter reasons have no code for it, so it is logged (no payload:
+                    # it holds person data) and counted for an alert, and the worker goes on.
+                    log.exception("record %s[%d]@%d failed: %s", topic, partition, record.offset,
+                                  type(exc).__name__)
+                    self.metrics.processing_errors(spec.name).inc()
+        return count

@@ -64,10 +64,10 @@ def make_app(policy: Policy | None = None) -> tuple[HcsApp, RecordingSink, Magic
     app.conf.store = "memory://"  # type: ignore[assignment]  # Faust parses it into a URL
     app.flow_control.resume()
     sink = RecordingSink()
-    app.pipeline.sink = sink
-    app.stats_owner.sink = sink
-    app.pipeline.partials = RecordingPartials()
-    app.pipeline.is_active = lambda partition: partition == 0  # as if the group gave us partition 0
+    app.wiring.sink = sink
+    app.wiring.stats.sink = sink
+    app.wiring.partials = RecordingPartials()
+    app.wiring.is_active = lambda partition: partition == 0  # as if the group gave us partition 0
     for view in app.views:  # an empty register and no published versions, loaded (tests apply records)
         view.caught_up.set()
     changelog = MagicMock(name="send_changelog")  # the changelogs of every table, in one record
@@ -75,7 +75,7 @@ def make_app(policy: Policy | None = None) -> tuple[HcsApp, RecordingSink, Magic
         for key, value in records:
             changelog(partition, key, value)
 
-    for state in (app.pipeline.state, app.pipeline.seen, app.stats_owner.state):
+    for state in (app.wiring.state, app.wiring.seen, app.wiring.stats.state):
         state.send = send
     return app, sink, changelog
 

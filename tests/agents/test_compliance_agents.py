@@ -50,10 +50,10 @@ def counts(app: HcsApp, *values: dict[str, Any]) -> None:
 def close(app: HcsApp, idle: bool = False) -> None:
     """One tick of the window timer; ``idle``: as if no record came for a while (stream time = wall)."""
     now = time.time() + (60 if idle else 0)
-    app.pipeline.close_windows(now)
-    app.pipeline.check_silent(now)
-    app.pipeline.close_minutes(now)
-    app.pipeline.flush()
+    app.wiring.windows.close(now)
+    app.wiring.checkpoints.check(now)
+    app.wiring.minutes.close(now)
+    app.wiring.flush()
 
 
 def alerts(sink: RecordingSink, kind: str) -> list[dict[str, Any]]:
@@ -157,7 +157,7 @@ def test_district_minutes_are_merged_per_source_and_emitted_when_every_source_pa
     yuhang = f.scan(district="330110", venue_id="venue-9", checkpoint_id="cp-9", mask=False)
     scans(app, f.scan(), f.scan(health_code={"color": "red"}), yuhang, f.scan(at=T0 + timedelta(minutes=1)))
     close(app, idle=True)
-    partials: RecordingPartials = app.pipeline.partials  # type: ignore[assignment]
+    partials: RecordingPartials = app.wiring.partials  # type: ignore[assignment]
     sent = [orjson.loads(p) for p in partials.partials]
     # Scans count in their minute; each window's three-100% outcomes in the minute it ended (08:09).
     assert sorted((p["key"], p["at"] - T0.timestamp()) for p in sent) == [
@@ -194,18 +194,18 @@ def test_a_partition_given_up_and_taken_back_counts_what_its_other_owner_added()
     other, _, _ = make_app()
 
     def recover(into: HcsApp, source: HcsApp) -> None:  # as table recovery replays a changelog
-        into.pipeline.state.data.update(source.pipeline.state.data)
-        into.pipeline.seen.data.update(source.pipeline.seen.data)
+        into.wiring.state.data.update(source.wiring.state.data)
+        into.wiring.seen.data.update(source.wiring.seen.data)
 
     scans(app, f.scan(event_id="a"))
     asyncio.run(app.on_partitions_revoked.send(revoked={TP(topics.SCANS.name, 0), TP(topics.ENTRIES.name, 0)}))
-    assert app.pipeline.clock.now(0, time.time()) == -math.inf  # its stream time starts anew too
+    assert app.wiring.clock.now(0, time.time()) == -math.inf  # its stream time starts anew too
     recover(other, app)
     scans(other, f.scan(event_id="b"), f.scan(event_id="c"))
     recover(app, other)  # partition 0 comes back
     scans(app, f.scan(event_id="d"))
     close(app, idle=True)
-    partials: RecordingPartials = app.pipeline.partials  # type: ignore[assignment]
+    partials: RecordingPartials = app.wiring.partials  # type: ignore[assignment]
     minute = [p for p in map(orjson.loads, partials.partials) if p["at"] == T0.timestamp()]
     assert [p["part"]["scans"] for p in minute] == [4]
 
@@ -215,11 +215,11 @@ def test_windows_recovered_into_the_table_are_closed_by_the_timer(hcs_app: Harne
     app, sink, _ = hcs_app
     scans(app, f.scan(checkpoint_id="cp-r", temperature_c=None))
     close(app)
-    recovered = dict(app.pipeline.state.data)
-    app.pipeline.state.data.clear()
-    app.pipeline.state.reindex()
-    assert list(app.pipeline.windows.open_ones.items()) == []
-    app.pipeline.state.data.update(recovered)  # as Faust's table recovery does, behind the views
+    recovered = dict(app.wiring.state.data)
+    app.wiring.state.data.clear()
+    app.wiring.state.reindex()
+    assert list(app.wiring.windows.open_ones.items()) == []
+    app.wiring.state.data.update(recovered)  # as Faust's table recovery does, behind the views
     app.on_tables_recovered()
     close(app, idle=True)
     close(app, idle=True)

@@ -47,10 +47,10 @@ def scans(app: HcsApp, *values: dict[str, Any]) -> None:
 def tick(app: HcsApp) -> None:
     """One run of the window timer (windows, days, then findings)."""
     now = time.time()
-    app.pipeline.close_windows(now)
-    app.pipeline.close_isolation_days(now)
-    app.pipeline.tick_findings(now)
-    app.pipeline.flush()
+    app.wiring.windows.close(now)
+    app.wiring.isolation.close(now)
+    app.wiring.supervision.tick(now)
+    app.wiring.flush()
 
 
 def statuses(sink: RecordingSink, finding_id: str = "F-1") -> list[dict[str, Any]]:
@@ -200,7 +200,7 @@ def test_an_event_naming_another_venue_is_refused() -> None:
 
 def test_a_residents_breach_elsewhere_travels_to_the_point_and_reopens_its_finding() -> None:
     app, sink, _ = make_app()
-    app.pipeline.register.apply(f.pseudonym(7).encode(), f.encode(f.plan(f.pseudonym(7))))
+    app.wiring.register.apply(f.pseudonym(7).encode(), f.encode(f.plan(f.pseudonym(7))))
     events(app, *(finding(a, T0 + i * H, venue_id="iso-1", venue_type="isolation_point",
                           **({"problem": "ISOLATION_MANAGEMENT"} if a == "open" else {}))
                   for i, a in enumerate(("open", "rectify", "verify"))))

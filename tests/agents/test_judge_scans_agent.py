@@ -25,7 +25,7 @@ def run(app: HcsApp, *values: Any, key: bytes = b"venue-1") -> None:
 def tick(app: HcsApp, job: Callable[[float], int], now: float) -> int:
     """Run a timer's job as its timer does: the job, then the flush of state changes."""
     done = job(now)
-    app.pipeline.flush()
+    app.wiring.flush()
     return done
 
 
@@ -56,7 +56,7 @@ def test_fever_recheck_still_hot_is_denied_and_confirmed(hcs_app: Harness) -> No
     (alert,) = sink.of(topics.ALERTS)
     assert (alert["kind"], alert["severity"], alert["event_ids"]) == ("FEVER_CONFIRMED", "warning", [again["event_id"]])
     assert alert["dedup_key"] == f"FEVER_CONFIRMED|{first['person_ref']}|venue-1"
-    assert tick(app, app.pipeline.expire_rechecks, time.time() + 3600) == 0  # the recheck was settled
+    assert tick(app, app.wiring.rechecks.expire, time.time() + 3600) == 0  # the recheck was settled
 
 
 def test_fever_recheck_below_threshold_is_allowed_and_raises_nothing(
@@ -67,7 +67,7 @@ def test_fever_recheck_below_threshold_is_allowed_and_raises_nothing(
     run(app, first, again)
     assert [d["decision"] for d in sink.of(topics.DECISIONS)] == ["RECHECK", "ALLOW"]
     assert sink.of(topics.ALERTS) == []
-    assert tick(app, app.pipeline.expire_rechecks, time.time() + 3600) == 0
+    assert tick(app, app.wiring.rechecks.expire, time.time() + 3600) == 0
 
 
 def test_a_scan_after_the_recheck_window_is_a_new_first_reading(
@@ -85,12 +85,12 @@ def test_no_recheck_in_the_window_raises_fever_unresolved_from_the_timer(
     first = f.scan(temperature_c=38.4)
     run(app, first)
     now = time.time()
-    assert tick(app, app.pipeline.expire_rechecks, now + 14 * 60) == 0  # window still open
-    assert tick(app, app.pipeline.expire_rechecks, now + 15 * 60 + 1) == 1
+    assert tick(app, app.wiring.rechecks.expire, now + 14 * 60) == 0  # window still open
+    assert tick(app, app.wiring.rechecks.expire, now + 15 * 60 + 1) == 1
     (alert,) = sink.of(topics.ALERTS)
     assert (alert["kind"], alert["status"], alert["checkpoint_id"]) == ("FEVER_UNRESOLVED", "firing", "cp-1")
     assert alert["event_ids"] == [first["event_id"]]
-    assert tick(app, app.pipeline.expire_rechecks, now + 3600) == 0  # fired once
+    assert tick(app, app.wiring.rechecks.expire, now + 3600) == 0  # fired once
     # The recheck was deleted with a tombstone on its partition.
     assert any(call.args[2] is None and call.args[1].startswith("f|") for call in changelog.call_args_list)
 
@@ -135,9 +135,13 @@ def test_dedup_ids_are_forgotten_after_the_horizon(hcs_app: Harness) -> None:
     app, sink, changelog = hcs_app
     scan = f.scan()
     run(app, scan)
-    horizon = app.pipeline.dedup_horizon_s
-    assert tick(app, app.pipeline.sweep, time.time() + horizon - 60) == 0
-    assert tick(app, app.pipeline.sweep, time.time() + horizon + 1) >= 1
+    horizon = app.hcs_settings.dedup_horizon_hours * 3600
+
+    def sweep(now: float) -> int:
+        return app.wiring.intake.sweep(now, app.wiring.owned())
+
+    assert tick(app, sweep, time.time() + horizon - 60) == 0
+    assert tick(app, sweep, time.time() + horizon + 1) >= 1
     assert any(call.args[1] == "e|" + scan["event_id"] and call.args[2] is None for call in changelog.call_args_list)
     run(app, scan)  # past the horizon the id is new again
     assert len(sink.of(topics.DECISIONS)) == 2
@@ -169,16 +173,16 @@ def test_a_gateway_batch_yields_what_its_scans_yield_one_record_each() -> None:
         else:
             run(app, *scans)
         now = time.time() + 3600
-        for job in (app.pipeline.expire_rechecks, app.pipeline.close_windows, app.pipeline.close_minutes):
+        for job in (app.wiring.rechecks.expire, app.wiring.windows.close, app.wiring.minutes.close):
             tick(app, job, now)
         exposition = [line for line in app.metrics.exposition().decode().splitlines()
                       if line.startswith("hcs_") and "processing_seconds" not in line
                       and not line.startswith("hcs_event_lag_seconds_sum")]  # wall-clock times
         for decision in sink.of(topics.DECISIONS):
             del decision["decided_at"]  # the wall clock of each run
-        state = {k: v for k, v in app.pipeline.state.data.items() if not k.startswith("m|")}
-        results.append((dict(sink.sent), state, sorted(app.pipeline.seen.data), exposition,
-                        cast(RecordingPartials, app.pipeline.partials).partials))
+        state = {k: v for k, v in app.wiring.state.data.items() if not k.startswith("m|")}
+        results.append((dict(sink.sent), state, sorted(app.wiring.seen.data), exposition,
+                        cast(RecordingPartials, app.wiring.partials).partials))
     batched, single = results
     assert len(batched[0][topics.DECISIONS.name]) == 8  # 11 scans, a repeat and two redeliveries
     assert {a["kind"] for a in batched[0][topics.ALERTS.name]} >= {"KEY_PERSON_DETECTED", "FEVER_CONFIRMED",

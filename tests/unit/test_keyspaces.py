@@ -63,12 +63,12 @@ def test_by_update_lists_keys_least_recently_set_first_and_a_walk_can_stop_early
 
 
 def test_no_concept_of_the_worker_reads_another_ones_keys() -> None:
-    """Every keyspace the pipeline makes on its state table has a prefix no other one starts
+    """Every keyspace the concepts make on the worker's state table has a prefix no other one starts
     with (findings once took ``f|``, the fever rechecks' prefix)."""
     from streams.kafka.state import DedupMarks
     from streams.metrics import Metrics
     from streams.rules.policy import load_policy
-    from streams.worker.pipeline import Pipeline
+    from streams.worker.wiring import Wiring
 
     table, _ = state()
     made: list[str] = []
@@ -79,8 +79,9 @@ def test_no_concept_of_the_worker_reads_another_ones_keys() -> None:
         return keyspace(prefix, by_update)
 
     table.keyspace = recording  # type: ignore[method-assign]
-    Pipeline(load_policy(), table, DedupMarks(Table(), lambda partition, records: None), None,  # type: ignore[arg-type]
-             None, Metrics(), dedup_horizon_s=3600)  # type: ignore[arg-type]
+    Wiring(load_policy(), table, DedupMarks(Table(), lambda partition, records: None),
+           PartitionedState(Table(), lambda partition, records: None), None, None,  # type: ignore[arg-type]
+           Metrics(), dedup_horizon_s=3600)
     assert len(made) >= 9, made
     clashes = [(a, b) for a in made for b in made if a is not b and b.startswith(a)]
     assert clashes == [], clashes

@@ -1,4 +1,4 @@
-"""The handlers of the pipeline's concepts, built on plain values: a dict for a table, recorders
+"""The handlers of the worker's concepts, built on plain values: a dict for a table, recorders
 for the outputs, explicit clocks. No Faust anywhere."""
 
 from __future__ import annotations
@@ -65,8 +65,8 @@ class Handlers:
         def owned() -> set[int]:
             return {0}
 
-        self.intake = Intake(self.seen, self.out, self.metrics, horizon_s)
-        self.alerts = Alerts(self.state, self.out, self.metrics, horizon_s)
+        self.intake = Intake(self.seen, self.out, self.metrics, horizon_s, owned)
+        self.alerts = Alerts(self.state, self.out, self.metrics, horizon_s, owned)
         self.minutes = DistrictMinutes(self.state, self.out, self.clock, self.policy, owned)
         self.rechecks = Rechecks(self.state, self.alerts, self.minutes, self.clock, self.policy, owned)
         self.windows = ComplianceWindows(self.state, self.alerts, self.minutes, self.metrics, self.clock, owned)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.concepts.intake import RecordRef
+from streams.concepts.base import RecordRef
 from streams.contract import topics
 from streams.contract.models import Rejected
 from streams.rules.alerts import AlertDraft

@@ -29,8 +29,9 @@ class Points:
                 (B, "2022-05-12", (("centralized_isolation", 7),)),  # starts on 05-12
                 (C, "2022-05-06", (("centralized_isolation", 6), ("home_isolation", 7)))):  # last day 05-11 (day 6)
             self.register.apply(ref.encode(), f.encode(f.plan(ref, start=start, phases=phases)))
-        self.points = IsolationPoints(self.h.state, self.register, self.h.alerts, self.h.minutes, self.h.metrics,
-                                      self.h.out, self.h.clock, self.h.policy, lambda: {0})
+        self.points = IsolationPoints(self.h.state, self.register, self.h.intake, self.h.alerts, self.h.minutes,
+                                      self.h.metrics, self.h.out, self.h.clock, self.h.uploads, self.h.policy,
+                                      lambda: {0})
         self.n = 0
 
     def observe(self, ref: str, at: datetime, kind: str = "temperature", **fields: Any) -> None:

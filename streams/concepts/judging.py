@@ -1,0 +1,288 @@
+"""Judging scans: a scan's way through the worker, top to bottom.
+
+:meth:`Judging.on_record` decodes a record of ``hcs.scans.v1`` (one scan or a gateway batch;
+:mod:`streams.contract.codec`), dead-letters what cannot be accepted and claims the event ids
+(:mod:`streams.concepts.intake`). :meth:`Judging.on_scans` then judges each new scan under the
+policy in force at its event time (:func:`streams.rules.judge.judge`), writes its decision,
+raises its alerts (:mod:`streams.concepts.alerting`), opens or closes its fever recheck
+(:mod:`streams.concepts.rechecks`), and adds it to each concept that counts it: its
+checkpoint's three 100% window (:mod:`streams.concepts.windows`), its checkpoint's status
+(:mod:`streams.concepts.silence`), its district minute (:mod:`streams.concepts.minutes`) and the
+metrics. The worker flushes the state once per batch.
+
+What consecutive scans share (a gateway batch is one venue's) is looked up once per run of scans
+sharing it: the policy in force, the checkpoint window and status, the district minute, the
+metric children.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Sequence
+from typing import cast
+
+from streams.concepts.alerting import Alerts
+from streams.concepts.base import Input, RecordRef, Sink, Timer
+from streams.concepts.intake import Intake
+from streams.concepts.minutes import DistrictMinutes
+from streams.concepts.rechecks import Recheck, Rechecks, recheck_key
+from streams.concepts.register import Register
+from streams.concepts.silence import Checkpoints
+from streams.concepts.windows import ComplianceWindows, WindowHandle
+from streams.contract import topics
+from streams.contract.codec import decode_scans
+from streams.contract.encoding import encode
+from streams.contract.models import Plan, ScanEvent
+from streams.contract.records import Decision
+from streams.metrics import Metrics
+from streams.rules.alerts import AlertDraft, person_dedup_key
+from streams.rules.codes import ISOLATION_BREACH_ALERT, MONITORING_RESTRICTED
+from streams.rules.compliance import MINUTE_S, DistrictMinute, StreamClock, window_start
+from streams.rules.judge import Judgement, is_late, judge
+from streams.rules.management import PhaseOn, alert_details, phase_on, restriction
+from streams.rules.policy import Params, Policy
+from streams.times import shanghai_day, utc_rfc3339
+
+MANAGEMENT_ALERTS = frozenset((ISOLATION_BREACH_ALERT, MONITORING_RESTRICTED))  # with the plan's details
+
+
+class Judging:
+    """The scans' handler: every new scan judged, written, alerted on and counted."""
+
+    def __init__(self, policy: Policy, intake: Intake, alerts: Alerts, rechecks: Rechecks,
+                 windows: ComplianceWindows, checkpoints: Checkpoints, minutes: DistrictMinutes,
+                 register: Register, clock: StreamClock, uploads: StreamClock, metrics: Metrics,
+                 sink: Sink) -> None:
+        self.policy = policy
+        self.intake = intake
+        self.alerts = alerts
+        self.rechecks = rechecks
+        self.windows = windows
+        self.checkpoints = checkpoints
+        self.minutes = minutes
+        self.register = register
+        self.clock = clock
+        self.uploads = uploads
+        self.metrics = metrics
+        self.sink = sink
+        self._decided_at: tuple[float, str] = (0.0, "")  # `now` is one value per batch: format it once
+
+    def inputs(self) -> Sequence[Input]:
+        return (Input("judge_scans", topics.SCANS, self.on_record),)
+
+    def timers(self) -> Sequence[Timer]:
+        return ()
+
+    def on_record(self, value: bytes | None, ref: RecordRef, now: float) -> None:
+        """Handle one record of ``hcs.scans.v1`` (a scan or a gateway batch)."""
+        started = time.perf_counter()
+        scans: list[ScanEvent] = []
+        for i, item in enumerate(decode_scans(value, ref.key, now)):
+            if type(item) is ScanEvent:
+                scans.append(item)
+            else:
+                self.intake.dead_letter(item, ref, now, i)  # type: ignore[arg-type]
+        if scans:
+            self.on_scans(scans, ref.partition, now, ref.uploaded(now))
+            # Each scan is timed as its share of the record (decoding included): two clock
+            # reads and a histogram update per scan cost more than the rules of a plain scan.
+            self.metrics.processing.observe_many((time.perf_counter() - started) / len(scans), len(scans))
+
+    def on_scans(self, scans: Sequence[ScanEvent], partition: int, now: float, uploaded: float | None = None) -> None:
+        """Judge the scans of one record, in order: each gets its decision, alerts and counts.
+        ``uploaded``: when the record was sent (its Kafka timestamp; default ``now``).
+        Redelivered event ids are dropped (and counted) first; a repeat inside the record is one too."""
+        claimed = self.intake.claim([scan.event_id for scan in scans], topics.SCANS, partition, now)
+        fresh = scans if len(claimed) == len(scans) else [scans[i] for i in claimed]
+        if fresh:
+            run = _Run(self, partition, now)
+            for scan in fresh:
+                run.add(scan)
+            run.finish(now if uploaded is None else uploaded)
+
+    def decided_at(self, now: float) -> str:
+        if self._decided_at[0] != now:
+            self._decided_at = (now, utc_rfc3339(now))
+        return self._decided_at[1]
+
+
+class _Run:
+    """The scans of one record, judged in order, with what consecutive scans share cached."""
+
+    def __init__(self, judging: Judging, partition: int, now: float) -> None:
+        self.j, self.partition, self.now = judging, partition, now
+        self.decided_at = judging.decided_at(now)
+        # The partition's stream time, as each scan moves it on (written back at the end).
+        self.stream_now = judging.clock.watermark.get(partition, -math.inf)
+        self.policy_for: tuple[str, str] | None = None  # (district, venue_type) of `params`, in force in [lo, hi)
+        self.lo = self.hi = 0.0
+        self.version, self.params = "", cast(Params, None)
+        self.recheck_s = self.window_s = 0.0
+        self.venue, self.venue_key, self.decisions = "", b"", cast(list[bytes], [])
+        self.minute_district, self.minute_lo, self.minute_hi = "", 0.0, 0.0
+        self.minute, self.reattributed = cast(DistrictMinute, None), False
+        self.windows: dict[tuple[str, float], WindowHandle] = {}
+        self.reports: dict[str, _Report] = {}
+        self.counts = _Counts(judging.metrics)
+
+    def add(self, scan: ScanEvent) -> None:
+        """Judge one scan: its decision, its recheck, its alerts, and each concept's count of it."""
+        t, district, venue_type = scan.event_time, scan.district, scan.venue_type
+        if t > self.stream_now:
+            self.stream_now = t
+        if self.policy_for is None or not (self.lo <= t < self.hi and self.policy_for == (district, venue_type)):
+            self._policy(t, district, venue_type)
+        verdict, plan_phase = self._judge(scan, t)
+        late = is_late(t, self.now)
+        if scan.venue_id != self.venue:
+            self._venue(scan.venue_id)
+        self.decisions.append(encode(Decision(
+            scan.event_id, scan.checkpoint_id, self.venue, venue_type, district, scan.event_time_at, self.decided_at,
+            verdict.decision, verdict.reasons, self.version, late)))
+        if not (self.minute_lo <= t < self.minute_hi and district == self.minute_district):
+            self._minute(t, district, venue_type)
+        if verdict.alerts:
+            self._alerts(scan, verdict, plan_phase)
+        self._window(scan, t).counts.add_scan(scan.temperature_c, scan.mask)
+        report = self.reports.get(scan.checkpoint_id)
+        if report is None:
+            self.reports[scan.checkpoint_id] = _Report(t, scan, self.version)
+        else:
+            report.add(t, scan)
+        self.counts.add(verdict.decision, verdict.reasons, late, self.now - t)
+
+    def _judge(self, scan: ScanEvent, t: float) -> tuple[Judgement, tuple[Plan, PhaseOn] | None]:
+        """The verdict on a scan, with its open recheck and its register plan, and the recheck it opens or closes."""
+        j, params = self.j, self.params
+        open_key = recheck_key(scan.venue_id, scan.person_ref)
+        opened = j.rechecks.opened_at(open_key)
+        managed = plan_phase = None
+        plans = j.register.plans
+        plan = plans.get(scan.person_ref) if plans else None
+        if plan is not None and (phase := phase_on(plan, shanghai_day(t))) is not None:
+            managed = restriction(plan, phase, scan.venue_id, params.isolation_action, params.monitoring_action)
+            plan_phase = (plan, phase)
+        verdict = judge(scan, params, opened is not None and 0 <= t - opened <= self.recheck_s, managed)
+        if verdict.ends_recheck:
+            j.rechecks.close(open_key)
+        if verdict.starts_recheck:
+            j.rechecks.open(open_key, Recheck(t, self.now + self.recheck_s, scan.event_id, scan.checkpoint_id,
+                                              scan.district, scan.venue_type, self.version), self.partition)
+        return verdict, plan_phase
+
+    def _policy(self, t: float, district: str, venue_type: str) -> None:
+        self.version, self.params, self.lo, self.hi = self.j.policy.params_span(t, district, venue_type)
+        self.policy_for = (district, venue_type)
+        self.recheck_s = self.params.recheck_window_minutes * 60
+        self.window_s = self.params.compliance_window_seconds
+        if self.minute_district:  # a new venue type or policy within the minute in hand
+            self.counts.group(district, venue_type, self.minute, self.reattributed)
+
+    def _venue(self, venue_id: str) -> None:
+        if self.decisions:
+            self.j.sink.send_many(topics.DECISIONS, self.venue_key, self.decisions)
+        self.venue, self.venue_key, self.decisions = venue_id, venue_id.encode(), []
+
+    def _minute(self, t: float, district: str, venue_type: str) -> None:
+        self.minute, self.reattributed = self.j.minutes.minute(self.partition, district, t)
+        self.minute_district, self.minute_lo = district, window_start(t, MINUTE_S)
+        self.minute_hi = self.minute_lo + MINUTE_S
+        self.counts.group(district, venue_type, self.minute, self.reattributed)
+
+    def _alerts(self, scan: ScanEvent, verdict: Judgement, plan_phase: tuple[Plan, PhaseOn] | None) -> None:
+        for spec in verdict.alerts:
+            details = (alert_details(plan_phase[0], plan_phase[1])
+                       if plan_phase is not None and spec.kind in MANAGEMENT_ALERTS else None)
+            draft = AlertDraft(spec.kind, spec.severity, person_dedup_key(spec.kind, scan.person_ref, self.venue),
+                               scan.district, self.venue, self.version, checkpoint_id=scan.checkpoint_id,
+                               person_ref=scan.person_ref, reasons=spec.reasons, details=details)
+            self.j.alerts.raise_alert(draft, scan.event_id, scan.event_time, self.params.alert_dedup_minutes,
+                                      self.partition, self.minute)
+
+    def _window(self, scan: ScanEvent, t: float) -> WindowHandle:
+        start = window_start(t, self.window_s)
+        window = self.windows.get((scan.checkpoint_id, start))
+        if window is None:
+            window = self.windows[(scan.checkpoint_id, start)] = self.j.windows.window(
+                scan.checkpoint_id, start, self.window_s, scan.district, self.venue, scan.venue_type, self.version,
+                self.params, self.partition, self.stream_now)
+        if window.closed:
+            self.j.metrics.three100_late(scan.district).inc()  # its window closed without it
+        return window
+
+    def finish(self, uploaded: float) -> None:
+        """Write what the run holds: the last venue's decisions, the clocks, windows, checkpoints, counts."""
+        j, partition, now = self.j, self.partition, self.now
+        j.sink.send_many(topics.DECISIONS, self.venue_key, self.decisions)
+        j.clock.observe(partition, self.stream_now, now)
+        j.uploads.observe(partition, uploaded, now)
+        for window in self.windows.values():
+            window.save()
+        for checkpoint_id, report in self.reports.items():
+            last = report.last
+            j.checkpoints.reported(checkpoint_id, report.first_t, report.last_t, uploaded, last.district,
+                                   last.venue_id, last.venue_type, report.version, partition)
+        self.counts.flush()
+
+
+class _Report:
+    """What a record's scans told of one checkpoint: first and latest event time, last scan."""
+
+    __slots__ = ("first_t", "last", "last_t", "version")
+
+    def __init__(self, t: float, scan: ScanEvent, version: str) -> None:
+        self.first_t = self.last_t = t
+        self.last = scan
+        self.version = version  # the first scan's: a silent checkpoint's resolved alert is its
+
+    def add(self, t: float, scan: ScanEvent) -> None:
+        if t > self.last_t:
+            self.last_t = t
+        self.last = scan
+
+
+class _Counts:
+    """A record's counts (metrics, and the district minute's figures), summed per run of scans
+    of one district, venue type and minute, and applied once per run."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.key: tuple[str, str, DistrictMinute, bool] | None = None
+        self.decisions: list[str] = []
+        self.reasons: list[str] = []
+        self.lags: list[float] = []
+        self.late = 0
+
+    def group(self, district: str, venue_type: str, minute: DistrictMinute, reattributed: bool) -> None:
+        key = (district, venue_type, minute, reattributed)
+        # The minute by identity, not `==`: two minutes whose figures are equal are still two.
+        if self.key is None or self.key[:2] != key[:2] or self.key[2] is not minute or self.key[3] != reattributed:
+            self.flush()
+            self.key = key
+
+    def add(self, decision: str, reasons: tuple[str, ...], late: bool, lag: float) -> None:
+        self.decisions.append(decision)
+        if reasons:
+            self.reasons.extend(reasons)
+        self.lags.append(lag if lag > 0.0 else 0.0)
+        if late:
+            self.late += 1
+
+    def flush(self) -> None:
+        if self.key is None or not self.decisions:
+            return
+        m, (district, venue_type, minute, reattributed) = self.metrics, self.key
+        decisions, reasons = Counter(self.decisions), Counter(self.reasons)
+        for decision, n in decisions.items():
+            m.scans(district, venue_type, decision).inc(n)
+        for reason, n in reasons.items():
+            m.scan_reasons(district, venue_type, reason).inc(n)
+        if self.late:
+            m.late(district).inc(self.late)
+        m.lag(district).observe_all(self.lags)
+        # A scan counted in a later minute than its own (that one was sent) counts as late there.
+        minute.add_decisions(len(self.decisions), decisions, reasons,
+                             len(self.decisions) if reattributed else self.late)
+        self.decisions, self.reasons, self.lags, self.late = [], [], [], 0
