@@ -100,7 +100,7 @@ def run_bare(bootstrap: str, source: str, sink: str, group: str, progress: Progr
     # Faust's data dir defaults to "<id>-data" in the working directory; keep it in the bench's
     # work dir (next to the progress file), which the bench removes when it ends.
     from benchmarks.run import bench_security
-    from streams.kafka.faust_patches import QuietWorker  # the same fix of Faust's logging trap as hcs, to be fair
+    from streams.kafka.patches.app import QuietWorker  # the same fix of Faust's logging trap as hcs, to be fair
 
     app = faust.App(group, broker=f"kafka://{bootstrap}", broker_credentials=bench_security().faust_credentials(),
                     store="memory://", web_enabled=False,

@@ -266,33 +266,37 @@ def decode_scans(raw: bytes | None, key: bytes | None = None, now: float | None 
     out: list[ScanEvent | Rejected] = []
     venue = key.decode("utf-8", "replace") if key else None
     for i, item in enumerate(items):
-        # Decoded from the batch's buffer in place; a scan is copied out only to be dead-lettered.
-        where = f"scans[{i}]."
-        if len(item) > MAX_RECORD_BYTES:
-            out.append(_too_large(len(item), MAX_RECORD_BYTES, f"scans[{i}]", bytes(item)))
+        scan = _batch_item(i, item)
+        if isinstance(scan, Rejected):
+            out.append(scan)
             continue
-        try:
-            scan = wire.SCAN_RECORD.decode(item)
-        except msgspec.ValidationError as exc:
-            out.append(_shape_error(exc, bytes(item), where, SCAN_SCHEMA))
-            continue
-        except msgspec.DecodeError as exc:  # only a batch split by _split_batch may hold one
-            out.append(Rejected("NOT_JSON", f"{where}not UTF-8 JSON: {exc}", bytes(item)))
-            continue
-        except RecursionError:
-            out.append(_too_deep(bytes(item), f"scans[{i}]"))
-            continue
-        if not isinstance(scan, wire.Scan):
-            out.append(Rejected("UNSUPPORTED_SCHEMA", f"{where}schema: is not {SCAN_SCHEMA} (a batch inside a batch)",
-                                bytes(item)))
-            continue
-        venue = venue or scan.venue_id
+        venue = venue or scan.venue_id  # no key: the batch is its first scan's venue's
         if scan.venue_id != venue:
-            out.append(Rejected("SCHEMA_INVALID", f"{where}venue_id: is not the batch's venue (its record key)",
+            out.append(Rejected("SCHEMA_INVALID", f"scans[{i}].venue_id: is not the batch's venue (its record key)",
                                 bytes(item)))
             continue
-        out.append(_accept(scan, item, where, now))
+        out.append(_accept(scan, item, f"scans[{i}].", now))
     return out
+
+
+def _batch_item(i: int, item: bytes | msgspec.Raw) -> wire.Scan | Rejected:
+    """Scan ``i`` of a gateway batch, decoded from the batch's buffer in place; a scan is copied
+    out only to be dead-lettered."""
+    where = f"scans[{i}]."
+    if len(item) > MAX_RECORD_BYTES:
+        return _too_large(len(item), MAX_RECORD_BYTES, f"scans[{i}]", bytes(item))
+    try:
+        scan = wire.SCAN_RECORD.decode(item)
+    except msgspec.ValidationError as exc:
+        return _shape_error(exc, bytes(item), where, SCAN_SCHEMA)
+    except msgspec.DecodeError as exc:  # only a batch split by _split_batch may hold one
+        return Rejected("NOT_JSON", f"{where}not UTF-8 JSON: {exc}", bytes(item))
+    except RecursionError:
+        return _too_deep(bytes(item), f"scans[{i}]")
+    if not isinstance(scan, wire.Scan):
+        return Rejected("UNSUPPORTED_SCHEMA", f"{where}schema: is not {SCAN_SCHEMA} (a batch inside a batch)",
+                        bytes(item))
+    return scan
 
 
 def _decode_record(decoder: msgspec.json.Decoder[Any], raw: bytes, schema: str, kind: type[T]) -> T | Rejected:

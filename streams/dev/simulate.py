@@ -127,11 +127,7 @@ class Simulator:
         self._points = [v for v in self.venues if v.venue_type == "isolation_point"]
         self._isolated_at: dict[int, tuple[Venue, float, float]] = {}  # person -> (point, from, until)
         self._observed_until: float | None = None  # staff observations sent up to then
-        self._inspections = random.Random(self.seed * 104729 + 3)  # their own stream: the scans stay the seed's
-        self._follow_ups: list[tuple[float, int, dict[str, Any]]] = []  # (due, order, step) to send then
-        self._order = itertools.count()
-        self._findings = 0
-        self._next_inspection: float | None = None  # when the next inspector's finding is opened
+        self.inspections = Inspections(self.venues, self.seed, self._run, self.counts, self.next_seq)
 
     def _person(self, n: int) -> str:
         ref = self._refs.get(n)
@@ -216,62 +212,13 @@ class Simulator:
             day += timedelta(days=1)
 
     def findings(self, now: datetime) -> Iterator[tuple[bytes, bytes]]:
-        """Inspectors' and supervisors' actions (``hcs.finding-event.v1``) due by ``now``. The
-        first call sends the last two weeks' inspections of each district: one closed by its
-        look-back, one overdue, one verified (its venue's next three 100% violation reopens it)
-        and one waiting for verification. Then an inspector opens a finding about every
-        :data:`INSPECTION_EVERY_S`; most are rectified a little later, most of those verified, a
-        few rejected first."""
-        rng, end = self._inspections, now.timestamp()
-        if self._next_inspection is None:
-            self._next_inspection = end + rng.expovariate(1 / INSPECTION_EVERY_S)
-            day, hour = 86400.0, 3600.0
-            history = (("THREE_100", ((-12 * day, "open"), (-11 * day, "rectify"), (-10 * day, "verify"))),
-                       ("TEMPERATURE", ((-3 * day, "open"),)),
-                       ("THREE_100", ((-4 * day, "open"), (-3 * day, "rectify"), (-2 * day, "verify"))),
-                       ("MASK", ((-day, "open"), (-2 * hour, "rectify"))))
-            for district in DISTRICTS:
-                busy = [v for v in self.venues if v.district == district and v.venue_type != "isolation_point"]
-                for problem, steps in history:
-                    venue, finding_id = rng.choice(busy), self._finding_id()
-                    for back, action in steps:
-                        yield self._finding_event(venue, finding_id, action, end + back, problem)
-        while self._next_inspection <= end:
-            venue = rng.choice([v for v in self.venues if v.venue_type != "isolation_point"])
-            finding_id, at = self._finding_id(), self._next_inspection
-            self._next_inspection += rng.expovariate(1 / INSPECTION_EVERY_S)
-            yield self._finding_event(venue, finding_id, "open", at, rng.choice(PROBLEMS))
-            plan = []
-            if rng.random() < RECTIFIED_SHARE:
-                plan.append("rectify")
-                if rng.random() < REJECTED_SHARE:
-                    plan += ["reject", "rectify"]
-                if rng.random() < VERIFIED_SHARE:
-                    plan.append("verify")
-            for action in plan:
-                at += rng.uniform(*FOLLOW_UP_S)
-                heapq.heappush(self._follow_ups, (at, next(self._order),
-                                                  {"venue": venue, "finding_id": finding_id, "action": action}))
-        while self._follow_ups and self._follow_ups[0][0] <= end:
-            at, _, step = heapq.heappop(self._follow_ups)
-            yield self._finding_event(step["venue"], step["finding_id"], step["action"], at)
+        """Inspectors' and supervisors' actions due by ``now`` (:class:`Inspections`)."""
+        return self.inspections.due(now)
 
-    def _finding_id(self) -> str:
-        self._findings += 1
-        return f"sim-{self.seed}-{self._run}{self._findings:06d}"
-
-    def _finding_event(self, venue: Venue, finding_id: str, action: str, at: float,
-                       problem: str | None = None) -> tuple[bytes, bytes]:
+    def next_seq(self) -> int:
+        """The next number of the run's event ids (one sequence for every kind of record)."""
         self._seq += 1
-        self.counts[f"findings_{action}"] += 1
-        value: dict[str, Any] = {
-            "schema": "hcs.finding-event.v1", "event_id": f"fe-{self.seed}-{self._run}{self._seq:012d}",
-            "finding_id": finding_id, "venue_id": venue.venue_id, "venue_type": venue.venue_type,
-            "district": venue.district, "action": action,
-            "at": datetime.fromtimestamp(at, SHANGHAI).isoformat(timespec="seconds")}
-        if problem is not None:
-            value["problem"] = problem
-        return venue.venue_id.encode(), orjson.dumps(value)
+        return self._seq
 
     def scan(self, now: datetime) -> tuple[Venue, dict[str, Any]]:
         """One scan at ``now`` (or earlier, for a late upload), as a JSON-ready dict."""
@@ -283,45 +230,14 @@ class Simulator:
             venue = isolated[0]  # a resident of a centralized isolation point, scanned there
         self._seq += 1
         at = now - timedelta(minutes=rng.uniform(6, 90)) if rng.random() < mix.late else now
-        color = "green"
-        r = rng.random()
-        if r < mix.red:
-            color = "red"
-        elif r < mix.red + mix.yellow:
-            color = "yellow"
-        elif r < mix.red + mix.yellow + mix.unknown:
-            color = "unknown"
-        nat: dict[str, object] | None
-        r = rng.random()
-        if r < mix.nat_missing:
-            nat = None
-        elif r < mix.nat_missing + mix.nat_positive:
-            nat = {"result": "positive", "sampled_at": (at - timedelta(hours=10)).isoformat(), "reported_at": None}
-        elif r < mix.nat_missing + mix.nat_positive + mix.nat_pending:
-            nat = {"result": "pending", "sampled_at": (at - timedelta(hours=rng.uniform(1, 30))).isoformat(),
-                   "reported_at": None}
-        else:
-            expired = rng.random() < mix.nat_expired
-            age = rng.uniform(73, 120) if expired else rng.uniform(1, 47)
-            nat = {"result": "negative", "sampled_at": (at - timedelta(hours=age)).isoformat(),
-                   "reported_at": (at - timedelta(hours=age - 0.5)).isoformat()}
+        color = _color(rng, mix)
+        nat = _nat(rng, mix, at)
         doses = rng.choice([0, 1]) if rng.random() < mix.unvaccinated else rng.choice([2, 3, 3, 4])
         cities = [{"name": "Hangzhou", "starred": False, "last_seen_at": at.isoformat()}]
         if rng.random() < mix.risk_itinerary:
             cities.append({"name": rng.choice(CITIES[1:]), "starred": True,
                            "last_seen_at": (at - timedelta(days=rng.randint(1, 13))).isoformat()})
-        r = rng.random()
-        temp: float | None = round(rng.gauss(36.5, 0.25), 1)
-        if r < mix.temp_not_measured:
-            temp = None
-        elif r < mix.temp_not_measured + mix.fever:
-            temp = round(rng.uniform(37.3, 39.5), 1)
-        r = rng.random()
-        mask: bool | None = True
-        if r < mix.no_mask:
-            mask = False
-        elif r < mix.no_mask + mix.mask_not_observed:
-            mask = None
+        temp, mask = _temperature_and_mask(rng, mix)
         value: dict[str, Any] = {
             "schema": "hcs.scan.v1",
             "event_id": f"sim-{self.seed}-{self._run}{self._seq:012d}",
@@ -408,6 +324,78 @@ class Simulator:
             yield key, encoded, n
 
 
+class Inspections:
+    """Inspectors' and supervisors' actions (``hcs.finding-event.v1``) at the simulator's venues,
+    from a random stream of their own (the scans stay the seed's)."""
+
+    def __init__(self, venues: list[Venue], seed: int, run: str, counts: Counter[str],
+                 next_seq: Callable[[], int]) -> None:
+        self.venues, self.seed, self._run, self.counts, self.next_seq = venues, seed, run, counts, next_seq
+        self.rng = random.Random(seed * 104729 + 3)
+        self._follow_ups: list[tuple[float, int, dict[str, Any]]] = []  # (due, order, step) to send then
+        self._order = itertools.count()
+        self._findings = 0
+        self._next_inspection: float | None = None  # when the next inspector's finding is opened
+
+    def due(self, now: datetime) -> Iterator[tuple[bytes, bytes]]:
+        """Inspectors' and supervisors' actions (``hcs.finding-event.v1``) due by ``now``. The
+        first call sends the last two weeks' inspections of each district: one closed by its
+        look-back, one overdue, one verified (its venue's next three 100% violation reopens it)
+        and one waiting for verification. Then an inspector opens a finding about every
+        :data:`INSPECTION_EVERY_S`; most are rectified a little later, most of those verified, a
+        few rejected first."""
+        rng, end = self.rng, now.timestamp()
+        if self._next_inspection is None:
+            self._next_inspection = end + rng.expovariate(1 / INSPECTION_EVERY_S)
+            day, hour = 86400.0, 3600.0
+            history = (("THREE_100", ((-12 * day, "open"), (-11 * day, "rectify"), (-10 * day, "verify"))),
+                       ("TEMPERATURE", ((-3 * day, "open"),)),
+                       ("THREE_100", ((-4 * day, "open"), (-3 * day, "rectify"), (-2 * day, "verify"))),
+                       ("MASK", ((-day, "open"), (-2 * hour, "rectify"))))
+            for district in DISTRICTS:
+                busy = [v for v in self.venues if v.district == district and v.venue_type != "isolation_point"]
+                for problem, steps in history:
+                    venue, finding_id = rng.choice(busy), self._finding_id()
+                    for back, action in steps:
+                        yield self._finding_event(venue, finding_id, action, end + back, problem)
+        while self._next_inspection <= end:
+            venue = rng.choice([v for v in self.venues if v.venue_type != "isolation_point"])
+            finding_id, at = self._finding_id(), self._next_inspection
+            self._next_inspection += rng.expovariate(1 / INSPECTION_EVERY_S)
+            yield self._finding_event(venue, finding_id, "open", at, rng.choice(PROBLEMS))
+            plan = []
+            if rng.random() < RECTIFIED_SHARE:
+                plan.append("rectify")
+                if rng.random() < REJECTED_SHARE:
+                    plan += ["reject", "rectify"]
+                if rng.random() < VERIFIED_SHARE:
+                    plan.append("verify")
+            for action in plan:
+                at += rng.uniform(*FOLLOW_UP_S)
+                heapq.heappush(self._follow_ups, (at, next(self._order),
+                                                  {"venue": venue, "finding_id": finding_id, "action": action}))
+        while self._follow_ups and self._follow_ups[0][0] <= end:
+            at, _, step = heapq.heappop(self._follow_ups)
+            yield self._finding_event(step["venue"], step["finding_id"], step["action"], at)
+
+    def _finding_id(self) -> str:
+        self._findings += 1
+        return f"sim-{self.seed}-{self._run}{self._findings:06d}"
+
+    def _finding_event(self, venue: Venue, finding_id: str, action: str, at: float,
+                       problem: str | None = None) -> tuple[bytes, bytes]:
+        seq = self.next_seq()
+        self.counts[f"findings_{action}"] += 1
+        value: dict[str, Any] = {
+            "schema": "hcs.finding-event.v1", "event_id": f"fe-{self.seed}-{self._run}{seq:012d}",
+            "finding_id": finding_id, "venue_id": venue.venue_id, "venue_type": venue.venue_type,
+            "district": venue.district, "action": action,
+            "at": datetime.fromtimestamp(at, SHANGHAI).isoformat(timespec="seconds")}
+        if problem is not None:
+            value["problem"] = problem
+        return venue.venue_id.encode(), orjson.dumps(value)
+
+
 async def publish(sim: Simulator, client: Mapping[str, Any], topic: str, count: int | None, rate: float | None,
                   batch: int = 1, on_progress: Callable[[int], None] | None = None,
                   entries_topic: str | None = None, management_topic: str | None = None,
@@ -446,30 +434,8 @@ async def publish(sim: Simulator, client: Mapping[str, Any], topic: str, count: 
                 for key, value in sim.plans(datetime.now(SHANGHAI)):
                     await out.send(management_topic, key, value)
                 await out.settle()  # the register first, as it would be before the scans
-            started = time.monotonic()
-            sent = 0
-            for key, value, n in sim.records(count, batch):
-                if stop.is_set():
-                    break
-                await out.send(topic, key, value)
-                sent += n
-                if on_progress is not None and n:
-                    on_progress(n)
-                if rate:
-                    ahead = sent / rate - (time.monotonic() - started)
-                    if ahead > 0:
-                        await asyncio.sleep(ahead)
-                if entries_topic and sent % 500 < n:
-                    for key, value in sim.entry_counts(time.time()):
-                        await out.send(entries_topic, key, value)
-                if observations_topic and sent % 100 < n:
-                    for key, value in sim.observations(datetime.now(SHANGHAI)):
-                        await out.send(observations_topic, key, value)
-                if findings_topic and sent % 100 < n:
-                    for key, value in sim.findings(datetime.now(SHANGHAI)):
-                        await out.send(findings_topic, key, value)
-                if len(out.pending) >= 5000:
-                    await out.settle()
+            await _send_scans(sim, out, stop, topic, count, rate, batch, on_progress, entries_topic,
+                              observations_topic, findings_topic)
             if entries_topic and not stop.is_set():
                 for key, value in sim.entry_counts(float("inf")):
                     await out.send(entries_topic, key, value)
@@ -480,6 +446,79 @@ async def publish(sim: Simulator, client: Mapping[str, Any], topic: str, count: 
             sim.counts["undelivered_records"] += out.undelivered
         await producer.stop()
     return sim.counts
+
+
+async def _send_scans(sim: Simulator, out: _Delivery, stop: asyncio.Event, topic: str, count: int | None,
+                      rate: float | None, batch: int, on_progress: Callable[[int], None] | None,
+                      entries_topic: str | None, observations_topic: str | None, findings_topic: str | None) -> None:
+    """The scans at ``rate``, and what falls due meanwhile: people counts, observations, findings."""
+    started = time.monotonic()
+    sent = 0
+    for key, value, n in sim.records(count, batch):
+        if stop.is_set():
+            break
+        await out.send(topic, key, value)
+        sent += n
+        if on_progress is not None and n:
+            on_progress(n)
+        if rate:
+            ahead = sent / rate - (time.monotonic() - started)
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+        due: list[tuple[str, Iterator[tuple[bytes, bytes]]]] = []
+        if entries_topic and sent % 500 < n:
+            due.append((entries_topic, sim.entry_counts(time.time())))
+        if observations_topic and sent % 100 < n:
+            due.append((observations_topic, sim.observations(datetime.now(SHANGHAI))))
+        if findings_topic and sent % 100 < n:
+            due.append((findings_topic, sim.findings(datetime.now(SHANGHAI))))
+        for to, records in due:
+            for key, value in records:
+                await out.send(to, key, value)
+        if len(out.pending) >= 5000:
+            await out.settle()
+
+
+def _color(rng: random.Random, mix: Mix) -> str:
+    r = rng.random()
+    if r < mix.red:
+        return "red"
+    if r < mix.red + mix.yellow:
+        return "yellow"
+    if r < mix.red + mix.yellow + mix.unknown:
+        return "unknown"
+    return "green"
+
+
+def _nat(rng: random.Random, mix: Mix, at: datetime) -> dict[str, object] | None:
+    r = rng.random()
+    if r < mix.nat_missing:
+        return None
+    if r < mix.nat_missing + mix.nat_positive:
+        return {"result": "positive", "sampled_at": (at - timedelta(hours=10)).isoformat(), "reported_at": None}
+    if r < mix.nat_missing + mix.nat_positive + mix.nat_pending:
+        return {"result": "pending", "sampled_at": (at - timedelta(hours=rng.uniform(1, 30))).isoformat(),
+                "reported_at": None}
+    expired = rng.random() < mix.nat_expired
+    age = rng.uniform(73, 120) if expired else rng.uniform(1, 47)
+    return {"result": "negative", "sampled_at": (at - timedelta(hours=age)).isoformat(),
+            "reported_at": (at - timedelta(hours=age - 0.5)).isoformat()}
+
+
+def _temperature_and_mask(rng: random.Random, mix: Mix) -> tuple[float | None, bool | None]:
+    r = rng.random()
+    temp: float | None = round(rng.gauss(36.5, 0.25), 1)
+    if r < mix.temp_not_measured:
+        temp = None
+    elif r < mix.temp_not_measured + mix.fever:
+        temp = round(rng.uniform(37.3, 39.5), 1)
+    r = rng.random()
+    mask: bool | None = True
+    if r < mix.no_mask:
+        mask = False
+    elif r < mix.no_mask + mix.mask_not_observed:
+        mask = None
+    return temp, mask
 
 
 class _Delivery:

@@ -3,7 +3,7 @@
 Faust hands every record to its agents one at a time: a message, an event, a channel queue, the
 stream's processors, an acknowledgement each, and a task per record in the consumer's fetch loop
 (``wait_first``). For single-scan records that machinery was 95% of a scan's cost. The topics
-registered here skip it: the consumer's fetch loop (:meth:`streams.kafka.faust_patches.Consumer.
+registered here skip it: the consumer's fetch loop (:meth:`streams.kafka.patches.consumer.Consumer.
 _drain_messages`) puts each partition's new records of one fetch into the topic's
 :class:`Inbox` as one :class:`Batch`, and the drain that judges them takes every batch waiting.
 Faust keeps the group, its assignment, the tables and their changelogs, offsets and commits.

@@ -13,7 +13,7 @@ no batch half-written. :class:`OrderedWriter` (the worker's drains) overlaps a b
 with the next batch's handling, one write at a time, in order.
 
 The patches of Faust's and aiokafka's own classes (seek, recovery, stop) are in
-:mod:`streams.kafka.faust_patches`.
+:mod:`streams.kafka.patches`.
 """
 
 from __future__ import annotations

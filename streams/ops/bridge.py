@@ -24,8 +24,9 @@ import orjson
 from mode import CrashingSupervisor
 
 from streams.contract import topics
-from streams.kafka import consuming, faust_patches
+from streams.kafka import consuming
 from streams.kafka.health import ConnectionWatch
+from streams.kafka.patches.app import AtLeastOnceApp, QuietWorker
 from streams.rules import codes as c
 from streams.settings import Settings
 from streams.times import parse_rfc3339, utc_rfc3339
@@ -140,7 +141,7 @@ class AlertmanagerClient:
             self._session = None
 
 
-class BridgeApp(faust_patches.AtLeastOnceApp):
+class BridgeApp(AtLeastOnceApp):
     """The alerts bridge; closes its HTTP session when it stops."""
 
     alertmanager: Any
@@ -162,7 +163,7 @@ def create_bridge_app(settings: Settings) -> BridgeApp:
         autodiscover=False,
         consumer_auto_offset_reset="earliest",
         web_enabled=False,
-        Worker=faust_patches.QuietWorker,
+        Worker=QuietWorker,
         broker_session_timeout=20.0,
         broker_heartbeat_interval=3.0,
     )

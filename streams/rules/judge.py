@@ -91,54 +91,26 @@ def judge(scan: ScanEvent, p: Params, recheck_open: bool = False, managed: Restr
     report: set[str] = set()
     if managed is not None:
         (deny if managed.deny else report).add(managed.reason)
-
-    if scan.color == "red":
-        deny.add(c.HEALTH_CODE_RED)
-    elif scan.color == "yellow":
-        deny.add(c.HEALTH_CODE_YELLOW)
-    elif scan.color == "unknown":
-        deny.add(c.HEALTH_CODE_UNKNOWN)
-    if scan.popup:
-        (deny if p.popup_action == "deny" else report).add(c.HEALTH_CODE_POPUP)
-
-    nat = _nat_reasons(scan, p)
-    if nat is not None:
-        deny.add(nat)
-
-    if p.vaccination_required:
-        vac = scan.vaccination
-        if vac is None or (vac.doses < p.min_vaccine_doses and not vac.exemption):
-            deny.add(c.VACCINATION_REQUIRED)
-
-    if scan.itinerary is None:
-        if p.itinerary_required:
-            deny.add(c.ITINERARY_MISSING)
-    elif _itinerary_risk(scan, p):
-        (deny if p.itinerary_risk_action == "deny" else report).add(c.ITINERARY_RISK_AREA)
-
+    _code_and_certificates(scan, p, deny, report)
     if scan.mask is False:
         deny.add(c.NO_MASK)
-
-    starts_recheck = ends_recheck = fever_confirmed = False
-    recheck = False
+    starts_recheck = ends_recheck = fever_confirmed = recheck = False
     if p.temperature_required:
         temp = scan.temperature_c
         if temp is None:
             deny.add(c.TEMP_NOT_MEASURED)
-        else:
-            fever = temp >= p.fever_threshold_c
-            if recheck_open:
-                # The second reading settles the open recheck either way.
-                ends_recheck = True
-                if fever:
-                    deny.add(c.FEVER)
-                    fever_confirmed = True
-            elif fever:
-                if deny:
-                    deny.add(c.FEVER)
-                else:
-                    recheck = starts_recheck = True
-                    report.add(c.FEVER)
+        elif recheck_open:
+            # The second reading settles the open recheck either way.
+            ends_recheck = True
+            if temp >= p.fever_threshold_c:
+                deny.add(c.FEVER)
+                fever_confirmed = True
+        elif temp >= p.fever_threshold_c:
+            if deny:
+                deny.add(c.FEVER)
+            else:
+                recheck = starts_recheck = True
+                report.add(c.FEVER)
 
     if not (deny or report or ends_recheck):
         return _CLEAR  # most scans: allowed, nothing to report
@@ -153,6 +125,30 @@ def judge(scan: ScanEvent, p: Params, recheck_open: bool = False, managed: Restr
         decision = c.ALLOW  # a recheck settled without fever
     alerts = _alerts(reasons, fever_confirmed, None if managed is None else managed.alert)
     return Judgement(decision, reasons, alerts, starts_recheck, ends_recheck)
+
+
+def _code_and_certificates(scan: ScanEvent, p: Params, deny: set[str], report: set[str]) -> None:
+    """The health code and the three certificates (NAT, vaccination, travel record)."""
+    if scan.color == "red":
+        deny.add(c.HEALTH_CODE_RED)
+    elif scan.color == "yellow":
+        deny.add(c.HEALTH_CODE_YELLOW)
+    elif scan.color == "unknown":
+        deny.add(c.HEALTH_CODE_UNKNOWN)
+    if scan.popup:
+        (deny if p.popup_action == "deny" else report).add(c.HEALTH_CODE_POPUP)
+    nat = _nat_reasons(scan, p)
+    if nat is not None:
+        deny.add(nat)
+    if p.vaccination_required:
+        vac = scan.vaccination
+        if vac is None or (vac.doses < p.min_vaccine_doses and not vac.exemption):
+            deny.add(c.VACCINATION_REQUIRED)
+    if scan.itinerary is None:
+        if p.itinerary_required:
+            deny.add(c.ITINERARY_MISSING)
+    elif _itinerary_risk(scan, p):
+        (deny if p.itinerary_risk_action == "deny" else report).add(c.ITINERARY_RISK_AREA)
 
 
 @cache  # a pure function of a few dozen distinct inputs, called for every scan

@@ -15,11 +15,13 @@ from faust.types import TP
 from streams.concepts.policies import PolicyFeed
 from streams.concepts.register import Register
 from streams.contract import topics
-from streams.kafka import faust_patches
 from streams.kafka.bulk import Batch
 from streams.kafka.cluster import PRODUCER_BATCH_BYTES, transactional_producer
 from streams.kafka.health import ConnectionWatch
 from streams.kafka.output import BatchedOutput
+from streams.kafka.patches.app import AtLeastOnceApp, QuietWorker
+from streams.kafka.patches.consumer import Consumer
+from streams.kafka.patches.recovery import TableManager
 from streams.kafka.readiness import Readiness
 from streams.kafka.sensor import faust_monitor
 from streams.kafka.sinks import PartialsSink, TopicSink, changelog_writer
@@ -38,7 +40,7 @@ CONSUMER_FETCH_BYTES = 1024 * 1024
 FAUST_METRICS_PREFIX = "faust"
 
 
-class HcsApp(faust_patches.AtLeastOnceApp):
+class HcsApp(AtLeastOnceApp):
     """A Faust app that declares every topic of the contract before it consumes."""
 
     hcs_settings: Settings
@@ -63,7 +65,7 @@ class HcsApp(faust_patches.AtLeastOnceApp):
     def not_loaded(self) -> list[str]:
         """What the timers wait for: the views not loaded yet, and the tables while they recover."""
         waiting = [f"view {view.name}" for view in self.views if not view.caught_up.is_set()]
-        if not cast(faust_patches.TableManager, self.tables).recovery.ready:
+        if not cast(TableManager, self.tables).recovery.ready:
             waiting.append("tables")
         return waiting
 
@@ -140,7 +142,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
         watch.check()  # one log line when Kafka is back
 
     app.readiness.add("timers", app.drains.tick_status)
-    wire_web(app)
+    wire_web(app, metrics, app.readiness)
     return app
 
 
@@ -164,7 +166,7 @@ def _faust_app(settings: Settings) -> HcsApp:
         # partition wait until the first is sent, so 16 KB batches cost a round trip per 60
         # decisions of a gateway batch. 512 KiB stays under the broker's 1 MB message limit.
         producer_max_batch_size=PRODUCER_BATCH_BYTES,
-        Worker=faust_patches.QuietWorker,
+        Worker=QuietWorker,
         # A crashed worker's partitions move to the others after this long (Faust's default: 60 s).
         broker_session_timeout=20.0,
         broker_heartbeat_interval=3.0,
@@ -226,7 +228,7 @@ def _drains(app: HcsApp, wiring: Wiring) -> Drains:
     settings = app.hcs_settings
 
     def ack(batch: Batch) -> None:
-        cast(faust_patches.Consumer, app.consumer).ack_batch(batch)  # the consumer is made when the app starts
+        cast(Consumer, app.consumer).ack_batch(batch)  # the consumer is made when the app starts
 
     drains = Drains(wiring.flush, app.output, app.metrics, ack, app.views_loaded)
     drains.waiting_for = app.not_loaded

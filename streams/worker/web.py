@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-from streams.kafka import faust_patches
+import faust
 
-if TYPE_CHECKING:
-    from streams.worker.app import HcsApp
+from streams.kafka.patches.recovery import TableManager
+from streams.kafka.readiness import Readiness
+from streams.metrics import Metrics
 
 
-def wire_web(app: HcsApp) -> None:
-    metrics = app.metrics
+def wire_web(app: faust.App, metrics: Metrics, readiness: Readiness) -> None:
+    """The pages, on the app's web server: served from the worker's start."""
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
         return web.bytes(metrics.exposition(), content_type="text/plain; version=0.0.4")
 
-    readiness = app.readiness
-
     def tables_recovered() -> tuple[bool, dict[str, Any]]:
-        recovery = cast(faust_patches.TableManager, app.tables).recovery
+        recovery = cast(TableManager, app.tables).recovery
         progress = recovery.progress()
         return recovery.ready, {"recovering": recovery.in_recovery,
                                 "tables": {name: {"read": p.read, "total": p.total} for name, p in progress.items()}}

@@ -8,7 +8,7 @@ from typing import Any, cast
 import orjson
 
 from streams.contract import topics
-from streams.kafka import faust_patches
+from streams.kafka.patches.recovery import TableManager
 from streams.kafka.views import ReplicatedView
 from tests import factories as f
 from tests.agents.conftest import feed, make_app, running, until
@@ -53,7 +53,7 @@ def test_timers_wait_for_the_views_and_the_tables_and_readyz_says_what_they_wait
         flush()
 
     app.drains.flush = counting_flush
-    recovery = cast(faust_patches.TableManager, app.tables).recovery
+    recovery = cast(TableManager, app.tables).recovery
 
     async def scenario() -> None:
         recovery.completed.clear()

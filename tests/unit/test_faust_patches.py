@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from aiokafka import TopicPartition
 
-from streams.kafka import faust_patches
+from streams.kafka.patches.consumer import Consumer, ConsumerThread
 from streams.metrics import Metrics
 from streams.rules.policy import load_policy
 from streams.settings import Settings
@@ -45,8 +45,8 @@ class FakeKafkaConsumer:
         self.seeks.append((tp, offset))
 
 
-def thread_over(kafka: FakeKafkaConsumer, reset: str = "earliest") -> faust_patches.ConsumerThread:
-    thread = object.__new__(faust_patches.ConsumerThread)  # no Faust service machinery needed here
+def thread_over(kafka: FakeKafkaConsumer, reset: str = "earliest") -> ConsumerThread:
+    thread = object.__new__(ConsumerThread)  # no Faust service machinery needed here
     thread._consumer = kafka
     thread.app = SimpleNamespace(tables=SimpleNamespace(changelog_topics={CHANGELOG.topic}),  # type: ignore[assignment]
                                  conf=SimpleNamespace(consumer_auto_offset_reset=reset))
@@ -70,7 +70,7 @@ def test_with_latest_as_reset_policy_a_partition_without_commit_starts_at_its_en
 
 def test_the_workers_consumer_stops_the_flow_before_seeking_and_takes_the_new_read_offsets() -> None:
     app = create_app(Settings(app_id="seek-test"), load_policy(), Metrics())
-    assert isinstance(app.consumer, faust_patches.Consumer)
+    assert isinstance(app.consumer, Consumer)
     consumer: Any = app.consumer  # its methods are replaced below
     consumer.resume_flow()
     flow_during_seek: list[bool] = []
@@ -101,7 +101,7 @@ def test_every_drain_and_agent_stops_the_worker_when_it_fails_rather_than_skippi
                                          "judge_scans", "observe_isolation_points", "supervise_findings"]
     assert not worker.agents  # the worker's input topics are taken in bulk, not through agents
     assert [agent.supervisor_strategy for agent in bridge.agents.values()] == [CrashingSupervisor]
-    assert isinstance(bridge.consumer, faust_patches.Consumer)
+    assert isinstance(bridge.consumer, Consumer)
 
     async def scenario() -> tuple[bool, bool, BaseException | None]:
         parent = Service()  # stands in for the app: a crash goes up the service tree
