@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import itertools
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -37,6 +38,7 @@ class PipelineRun:
     seconds: float
     cpu_us_per_scan: float
     outputs: int
+    decisions: int  # the outputs on hcs.decisions.v1
     gc_collections: dict[int, int]
     gc_seconds: float
     worst_gc_pause_ms: float
@@ -48,11 +50,13 @@ class PipelineRun:
                 f"worst pause {self.worst_gc_pause_ms:.1f} ms")
 
 
-def drop_pending(output: BatchedOutput) -> int:
+def drop_pending(output: BatchedOutput) -> Counter[str]:
     """Drop every record the pipeline made, encoded and grouped for Kafka (there is no broker
-    here); return how many. Bench-only, so it reaches into the output rather than the product
-    having a way to drop records."""
-    dropped = len(output)
+    here); return how many, by topic. Bench-only, so it reaches into the output rather than the
+    product having a way to drop records."""
+    dropped: Counter[str] = Counter()
+    for (topic, _), records in output._pending.items():
+        dropped[topic] += len(records)
     output._pending.clear()
     return dropped
 
@@ -60,7 +64,7 @@ def drop_pending(output: BatchedOutput) -> int:
 def run(scans: int, batch: int, seed: int = 3) -> PipelineRun:
     app = create_app(Settings(app_id="pipeline-bench"), metrics=Metrics())
     pipeline, output = app.wiring, app.output
-    outputs = 0
+    outputs: Counter[str] = Counter()
     clock = (datetime.now(SHANGHAI) + timedelta(milliseconds=20 * i) for i in itertools.count())
     records = [(key, value) for key, value, _ in Simulator(seed=seed).records(scans, batch=batch, clock=clock)]
     refs = [RecordRef(topics.SCANS, topics.SCANS.name, (murmur2(key) & 0x7FFFFFFF) % topics.SCANS.partitions,
@@ -95,7 +99,8 @@ def run(scans: int, batch: int, seed: int = 3) -> PipelineRun:
     finally:
         gc.callbacks.remove(on_gc)
         gc.unfreeze()
-    return PipelineRun(scans, batch, wall, cpu / scans * 1e6, outputs, collections, paused["total"],
+    return PipelineRun(scans, batch, wall, cpu / scans * 1e6, outputs.total(), outputs[topics.DECISIONS.name],
+                       collections, paused["total"],
                        paused["worst"] * 1000)
 
 

@@ -43,7 +43,8 @@ def test_a_redelivered_scan_yields_one_decision_and_is_counted(hcs_app: Harness)
     assert sample(app, "hcs_duplicates_total", topic="hcs.scans.v1") == 1
     assert sample(app, "hcs_scans_total", district="330106", venue_type="mall", decision="DENY") == 1
     # The dedup id went to the changelog of the scan's partition, so a restart remembers it.
-    assert any(call.args[0] == 0 and call.args[1] == "e|" + red["event_id"] for call in changelog.call_args_list)
+    marks = [call.args for call in changelog.call_args_list if call.args[1] == "e|" + red["event_id"]]
+    assert len(marks) == 1 and marks[0][0] == 0 and marks[0][2] is not None  # once, on partition 0
 
 
 def test_fever_recheck_still_hot_is_denied_and_confirmed(hcs_app: Harness) -> None:
@@ -92,7 +93,8 @@ def test_no_recheck_in_the_window_raises_fever_unresolved_from_the_timer(
     assert alert["event_ids"] == [first["event_id"]]
     assert tick(app, app.wiring.rechecks.expire, now + 3600) == 0  # fired once
     # The recheck was deleted with a tombstone on its partition.
-    assert any(call.args[2] is None and call.args[1].startswith("f|") for call in changelog.call_args_list)
+    rechecks = [call.args for call in changelog.call_args_list if call.args[1].startswith("f|")]
+    assert [(partition, value is None) for partition, _, value in rechecks] == [(0, False), (0, True)]
 
 
 def test_repeats_of_a_person_alert_within_the_dedup_window_are_counted_not_emitted(
@@ -142,7 +144,8 @@ def test_dedup_ids_are_forgotten_after_the_horizon(hcs_app: Harness) -> None:
 
     assert tick(app, sweep, time.time() + horizon - 60) == 0
     assert tick(app, sweep, time.time() + horizon + 1) >= 1
-    assert any(call.args[1] == "e|" + scan["event_id"] and call.args[2] is None for call in changelog.call_args_list)
+    marks = [call.args for call in changelog.call_args_list if call.args[1] == "e|" + scan["event_id"]]
+    assert [(partition, value is None) for partition, _, value in marks] == [(0, False), (0, True)]  # made, swept
     run(app, scan)  # past the horizon the id is new again
     assert len(sink.of(topics.DECISIONS)) == 2
 
