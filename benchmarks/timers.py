@@ -37,7 +37,7 @@ def fill(memos: int, marks: int, live: int) -> tuple[object, float]:
     state, seen = wiring.state, wiring.seen
     for i in range(memos):
         state.set(f"a|KEY_PERSON_DETECTED|{i:064x}|venue-{i % 500}",
-                  AlertMemo(now - 60, 0, now - 60, now - 60, ()).to_json(), i % 8)
+                  AlertMemo(now - 60, 0, now - 60, now - 60, ()), i % 8)
     seen.claim([f"e|event-{i}" for i in range(marks)], now + 48 * 3600, 0)
     start = datetime.fromtimestamp(now, SHANGHAI) - timedelta(seconds=30)
     for i in range(live):

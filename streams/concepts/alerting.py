@@ -30,7 +30,7 @@ AlertObserver = Callable[[Alert, float, int, "str | None"], None]
 class Alerts:
     def __init__(self, state: PartitionedState, sink: Sink, metrics: Metrics, dedup_horizon_s: float,
                  owned: Callable[[], set[int]]) -> None:
-        self.memos = state.keyspace(ALERT_PREFIX, by_update=True)  # oldest first, for the sweep
+        self.memos = state.typed(ALERT_PREFIX, AlertMemo, by_update=True)  # oldest first, for the sweep
         self.sink = sink
         self.metrics = metrics
         self.dedup_horizon_s = dedup_horizon_s
@@ -51,10 +51,8 @@ class Alerts:
                     partition: int, minute: DistrictMinute) -> None:
         """Emit a person alert unless a repeat of its dedup key within the dedup window."""
         state_key = ALERT_PREFIX + draft.dedup_key
-        raw = self.memos.get(state_key)
-        memo = AlertMemo.from_json(raw) if raw is not None else None
-        occurrence, memo = admit(memo, event_id, event_time, dedup_minutes)
-        self.memos.set(state_key, memo.to_json(), partition)
+        occurrence, memo = admit(self.memos.get(state_key), event_id, event_time, dedup_minutes)
+        self.memos.set(state_key, memo, partition)
         if occurrence is not None:
             self.emit(replace(draft, occurrence=occurrence), minute, partition)
 
@@ -73,8 +71,7 @@ class Alerts:
         """Forget memos idle for the dedup horizon; stops at the first live one (a memo set out
         of event order, a late upload, may so outlive its horizon until those before it go)."""
         expired = []
-        for key, partition, raw in self.memos.oldest():
-            memo = AlertMemo.from_json(raw)
+        for key, partition, memo in self.memos.oldest():
             if now - max(memo.emitted_at, memo.last_event_time) <= self.dedup_horizon_s:
                 break
             if partition in owned:

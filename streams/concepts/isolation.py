@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
+
 from streams.concepts.alerting import Alerts
 from streams.concepts.base import Input, RecordRef, Sink, Timer
 from streams.concepts.intake import Intake
@@ -41,13 +43,23 @@ VENUE_TYPE = "isolation_point"
 TICK_S = 1.0  # days close this often (by stream time)
 
 
+class PointDays(msgspec.Struct, gc=False):
+    """An isolation point's days not closed yet: what each resident had observed on each."""
+
+    district: str
+    next: int  # the local day number to close next
+    # local day number (as text: a JSON object key) -> person_ref -> [temperature checks, NAT samples]
+    days: dict[str, dict[str, list[int]]]
+    late: int  # observations of a closed day since the last close
+
+
 class IsolationPoints:
     def __init__(self, state: PartitionedState, register: Register, intake: Intake, alerts: Alerts,
                  minutes: DistrictMinutes, metrics: Metrics, sink: Sink, clock: StreamClock, uploads: StreamClock,
                  policy: Policy, owned: Callable[[], set[int]]) -> None:
         self.intake = intake
         self.uploads = uploads
-        self.points = state.keyspace(POINT_PREFIX)
+        self.points = state.typed(POINT_PREFIX, PointDays)
         self.closing = self.points.due_index(self._close_at, monotone=True)
         self.register = register
         self.alerts = alerts
@@ -80,18 +92,18 @@ class IsolationPoints:
         """Count one observation in its point's day; raise what it shows at once."""
         point, ref, t = obs.isolation_point_id, obs.person_ref, obs.observed_at
         key = POINT_PREFIX + point
-        raw: dict[str, Any] | None = self.points.get(key)
+        point_days = self.points.get(key)
         day = shanghai_day(t)
-        if raw is None:
-            raw = {"district": obs.district, "next": day, "days": {}, "late": 0}
-        if day < raw["next"]:
-            raw["late"] += 1  # its day was closed: counted as late, never reopened
+        if point_days is None:
+            point_days = PointDays(obs.district, day, {}, 0)
+        if day < point_days.next:
+            point_days.late += 1  # its day was closed: counted as late, never reopened
         else:
-            counts = raw["days"].setdefault(str(day), {})
+            counts = point_days.days.setdefault(str(day), {})
             temperatures, samples = counts.get(ref, (0, 0))
             counts[ref] = ([temperatures + 1, samples] if obs.kind == "temperature"
                            else [temperatures, samples + 1])
-        self.points.set(key, raw, partition)
+        self.points.set(key, point_days, partition)
         version, params = self.policy.params(t, obs.district, VENUE_TYPE)
         fever = obs.kind == "temperature" and obs.temperature_c is not None and \
             obs.temperature_c >= params.fever_threshold_c
@@ -111,37 +123,37 @@ class IsolationPoints:
         for partition in sorted(self.owned()):
             stream_now = self.clock.now(partition, now)
             for key in self.closing.pop_due(partition, stream_now):
-                raw = self.points.get(key)
-                if raw is not None:
-                    closed += self._close_days(key, raw, partition, stream_now)
+                point_days = self.points.get(key)
+                if point_days is not None:
+                    closed += self._close_days(key, point_days, partition, stream_now)
         return closed
 
-    def _close_at(self, raw: dict[str, Any]) -> float:
+    def _close_at(self, point_days: PointDays) -> float:
         """When a point's next day closes: its end plus the observation grace of its policy."""
-        start = shanghai_day_start(raw["next"])
-        _, params = self.policy.params(start, raw["district"], VENUE_TYPE)
+        start = shanghai_day_start(point_days.next)
+        _, params = self.policy.params(start, point_days.district, VENUE_TYPE)
         return start + DAY_S + params.observation_grace_minutes * 60
 
-    def _close_days(self, key: str, raw: dict[str, Any], partition: int, stream_now: float) -> int:
+    def _close_days(self, key: str, point_days: PointDays, partition: int, stream_now: float) -> int:
         """Close the point's days whose grace has passed, in order; index it at the next one."""
         point, closed = key[len(POINT_PREFIX):], 0
-        while self._close_at(raw) <= stream_now:
-            day = raw["next"]
-            version, params = self.policy.params(shanghai_day_start(day), raw["district"], VENUE_TYPE)
-            self._close_day(point, raw, day, version, params, partition)
-            raw["next"] = day + 1
+        while self._close_at(point_days) <= stream_now:
+            day = point_days.next
+            version, params = self.policy.params(shanghai_day_start(day), point_days.district, VENUE_TYPE)
+            self._close_day(point, point_days, day, version, params, partition)
+            point_days.next = day + 1
             closed += 1
         if closed:
-            self.points.set(key, raw, partition)
-        self.closing.defer(key, partition, self._close_at(raw))
+            self.points.set(key, point_days, partition)
+        self.closing.defer(key, partition, self._close_at(point_days))
         return closed
 
-    def _close_day(self, point: str, raw: dict[str, Any], day: int, version: str, params: Any,
+    def _close_day(self, point: str, point_days: PointDays, day: int, version: str, params: Any,
                    partition: int) -> None:
-        district = raw["district"]
-        counts = raw["days"].pop(str(day), {})
+        district = point_days.district
+        counts = point_days.days.pop(str(day), {})
         residents = [(ref, phase_day) for ref, _, phase_day in self.register.residents(point, day)]
-        late, raw["late"] = raw["late"], 0
+        late, point_days.late = point_days.late, 0
         if not residents and not counts and not late:
             return  # nobody there and nothing observed: nothing to report
         summary = summarize(residents, counts, params.temperature_checks_per_day, params.nat_schedule_days)

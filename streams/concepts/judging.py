@@ -98,8 +98,7 @@ class Judging:
         fresh = scans if len(claimed) == len(scans) else [scans[i] for i in claimed]
         if fresh:
             run = _Run(self, partition, now)
-            for scan in fresh:
-                run.add(scan)
+            run.add_all(fresh)
             run.finish(now if uploaded is None else uploaded)
 
     def decided_at(self, now: float) -> str:
@@ -127,50 +126,67 @@ class _Run:
         self.reports: dict[str, _Report] = {}
         self.counts = _Counts(judging.metrics)
 
-    def add(self, scan: ScanEvent) -> None:
-        """Judge one scan: its decision, its recheck, its alerts, and each concept's count of it."""
-        t, district, venue_type = scan.event_time, scan.district, scan.venue_type
-        if t > self.stream_now:
-            self.stream_now = t
-        if self.policy_for is None or not (self.lo <= t < self.hi and self.policy_for == (district, venue_type)):
-            self._policy(t, district, venue_type)
-        verdict, plan_phase = self._judge(scan, t)
-        late = is_late(t, self.now)
-        if scan.venue_id != self.venue:
-            self._venue(scan.venue_id)
-        self.decisions.append(encode(Decision(
-            scan.event_id, scan.checkpoint_id, self.venue, venue_type, district, scan.event_time_at, self.decided_at,
-            verdict.decision, verdict.reasons, self.version, late)))
-        if not (self.minute_lo <= t < self.minute_hi and district == self.minute_district):
-            self._minute(t, district, venue_type)
-        if verdict.alerts:
-            self._alerts(scan, verdict, plan_phase)
-        self._window(scan, t).counts.add_scan(scan.temperature_c, scan.mask)
-        report = self.reports.get(scan.checkpoint_id)
-        if report is None:
-            self.reports[scan.checkpoint_id] = _Report(t, scan, self.version)
-        else:
-            report.add(t, scan)
-        self.counts.add(verdict.decision, verdict.reasons, late, self.now - t)
+    def add_all(self, scans: Sequence[ScanEvent]) -> None:
+        """Judge each scan in order: its decision, its recheck, its alerts, each concept's count.
+        What changes only between runs of scans (policy, venue, minute) is refreshed in helpers
+        and kept in locals meanwhile: this loop is the worker's hottest code."""
+        now, decided_at, windows, reports, counts = self.now, self.decided_at, self.windows, self.reports, self.counts
+        opened_at, plans, metrics = self.j.rechecks.opened_at, self.j.register.plans, self.j.metrics
+        stream_now, policy_for, lo, hi = self.stream_now, self.policy_for, self.lo, self.hi
+        params, version, recheck_s, window_s = self.params, self.version, self.recheck_s, self.window_s
+        venue, decisions, minute_district, minute_lo, minute_hi = self.venue, self.decisions, "", 0.0, 0.0
+        for scan in scans:
+            t, district, venue_type = scan.event_time, scan.district, scan.venue_type
+            if t > stream_now:
+                stream_now = t
+            if policy_for is None or not (lo <= t < hi and policy_for == (district, venue_type)):
+                self._policy(t, district, venue_type)
+                policy_for, lo, hi, params, version = self.policy_for, self.lo, self.hi, self.params, self.version
+                recheck_s, window_s = self.recheck_s, self.window_s
+            open_key = recheck_key(scan.venue_id, scan.person_ref)
+            opened = opened_at(open_key)
+            plan = plans.get(scan.person_ref) if plans else None
+            plan_phase = managed = None
+            if plan is not None and (phase := phase_on(plan, shanghai_day(t))) is not None:
+                managed = restriction(plan, phase, scan.venue_id, params.isolation_action, params.monitoring_action)
+                plan_phase = (plan, phase)
+            verdict = judge(scan, params, opened is not None and 0 <= t - opened <= recheck_s, managed)
+            if verdict.ends_recheck or verdict.starts_recheck:
+                self._recheck(verdict, open_key, scan, t)
+            late = is_late(t, now)
+            if scan.venue_id != venue:
+                self._venue(scan.venue_id)
+                venue, decisions = self.venue, self.decisions
+            decisions.append(encode(Decision(
+                scan.event_id, scan.checkpoint_id, venue, venue_type, district, scan.event_time_at, decided_at,
+                verdict.decision, verdict.reasons, version, late)))
+            if not (minute_lo <= t < minute_hi and district == minute_district):
+                self._minute(t, district, venue_type)
+                minute_district, minute_lo, minute_hi = district, self.minute_lo, self.minute_hi
+            if verdict.alerts:
+                self._alerts(scan, verdict, plan_phase)
+            window = windows.get((scan.checkpoint_id, window_start(t, window_s)))
+            if window is None:
+                self.stream_now = stream_now
+                window = self._window(scan, t)
+            if window.closed:
+                metrics.three100_late(district).inc()  # its window closed without it
+            window.counts.add_scan(scan.temperature_c, scan.mask)
+            report = reports.get(scan.checkpoint_id)
+            if report is None:
+                reports[scan.checkpoint_id] = _Report(t, scan, version)
+            else:
+                report.add(t, scan)
+            counts.add(verdict.decision, verdict.reasons, late, now - t)
+        self.stream_now = stream_now
 
-    def _judge(self, scan: ScanEvent, t: float) -> tuple[Judgement, tuple[Plan, PhaseOn] | None]:
-        """The verdict on a scan, with its open recheck and its register plan, and the recheck it opens or closes."""
-        j, params = self.j, self.params
-        open_key = recheck_key(scan.venue_id, scan.person_ref)
-        opened = j.rechecks.opened_at(open_key)
-        managed = plan_phase = None
-        plans = j.register.plans
-        plan = plans.get(scan.person_ref) if plans else None
-        if plan is not None and (phase := phase_on(plan, shanghai_day(t))) is not None:
-            managed = restriction(plan, phase, scan.venue_id, params.isolation_action, params.monitoring_action)
-            plan_phase = (plan, phase)
-        verdict = judge(scan, params, opened is not None and 0 <= t - opened <= self.recheck_s, managed)
+    def _recheck(self, verdict: Judgement, open_key: str, scan: ScanEvent, t: float) -> None:
+        """A second reading closes the open recheck; a first fever reading opens one."""
         if verdict.ends_recheck:
-            j.rechecks.close(open_key)
+            self.j.rechecks.close(open_key)
         if verdict.starts_recheck:
-            j.rechecks.open(open_key, Recheck(t, self.now + self.recheck_s, scan.event_id, scan.checkpoint_id,
-                                              scan.district, scan.venue_type, self.version), self.partition)
-        return verdict, plan_phase
+            self.j.rechecks.open(open_key, Recheck(t, self.now + self.recheck_s, scan.event_id, scan.checkpoint_id,
+                                                   scan.district, scan.venue_type, self.version), self.partition)
 
     def _policy(self, t: float, district: str, venue_type: str) -> None:
         self.version, self.params, self.lo, self.hi = self.j.policy.params_span(t, district, venue_type)
@@ -202,14 +218,11 @@ class _Run:
                                       self.partition, self.minute)
 
     def _window(self, scan: ScanEvent, t: float) -> WindowHandle:
+        """The scan's checkpoint window, first met in this run."""
         start = window_start(t, self.window_s)
-        window = self.windows.get((scan.checkpoint_id, start))
-        if window is None:
-            window = self.windows[(scan.checkpoint_id, start)] = self.j.windows.window(
-                scan.checkpoint_id, start, self.window_s, scan.district, self.venue, scan.venue_type, self.version,
-                self.params, self.partition, self.stream_now)
-        if window.closed:
-            self.j.metrics.three100_late(scan.district).inc()  # its window closed without it
+        window = self.windows[(scan.checkpoint_id, start)] = self.j.windows.window(
+            scan.checkpoint_id, start, self.window_s, scan.district, self.venue, scan.venue_type, self.version,
+            self.params, self.partition, self.stream_now)
         return window
 
     def finish(self, uploaded: float) -> None:

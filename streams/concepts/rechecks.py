@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+
+import msgspec
 
 from streams.concepts.alerting import Alerts
 from streams.concepts.base import Input, Timer
@@ -27,9 +27,8 @@ RECHECK_PREFIX = "f|"  # venue|person -> open fever recheck
 TICK_S = 5.0  # FEVER_UNRESOLVED fires within this long after a recheck window ends
 
 
-@dataclass(frozen=True, slots=True)
-class Recheck:
-    """An open recheck (written to the changelog as this dict)."""
+class Recheck(msgspec.Struct, frozen=True, gc=False):
+    """An open recheck."""
 
     opened: float  # event time of the first reading
     due: float  # processing time its window ends
@@ -39,15 +38,6 @@ class Recheck:
     venue_type: str
     policy_version: str
 
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> Recheck:
-        return cls(**raw)
-
-    def to_json(self) -> dict[str, Any]:  # by hand: dataclasses.asdict deep-copies (~5 us a call)
-        return {"opened": self.opened, "due": self.due, "event_id": self.event_id,
-                "checkpoint_id": self.checkpoint_id, "district": self.district, "venue_type": self.venue_type,
-                "policy_version": self.policy_version}
-
 
 def recheck_key(venue_id: str, person_ref: str) -> str:
     return f"{RECHECK_PREFIX}{venue_id}|{person_ref}"
@@ -56,8 +46,8 @@ def recheck_key(venue_id: str, person_ref: str) -> str:
 class Rechecks:
     def __init__(self, state: PartitionedState, alerts: Alerts, minutes: DistrictMinutes, clock: StreamClock,
                  policy: Policy, owned: Callable[[], set[int]]) -> None:
-        self.open_ones = state.keyspace(RECHECK_PREFIX)
-        self.ending = self.open_ones.due_index(lambda raw: float(raw["due"]), monotone=True)
+        self.open_ones = state.typed(RECHECK_PREFIX, Recheck)
+        self.ending = self.open_ones.due_index(lambda recheck: recheck.due, monotone=True)
         self.alerts = alerts
         self.minutes = minutes
         self.clock = clock
@@ -71,13 +61,12 @@ class Rechecks:
         return (Timer(TICK_S, self.expire),)
 
     def opened_at(self, key: str) -> float | None:
-        """When the recheck of ``key`` opened (event time), or None if none is open (per scan:
-        read from the stored dict, without building a :class:`Recheck`)."""
-        raw = self.open_ones.get(key)
-        return None if raw is None else float(raw["opened"])
+        """When the recheck of ``key`` opened (event time), or None if none is open."""
+        recheck = self.open_ones.get(key)
+        return None if recheck is None else recheck.opened
 
     def open(self, key: str, recheck: Recheck, partition: int) -> None:
-        self.open_ones.set(key, recheck.to_json(), partition)
+        self.open_ones.set(key, recheck, partition)
 
     def close(self, key: str) -> None:
         self.open_ones.delete(key)
@@ -87,9 +76,9 @@ class Rechecks:
         fired = 0
         for partition in sorted(self.owned()):
             for key in self.ending.pop_due(partition, now):
-                raw = self.open_ones.get(key)
-                if raw is not None:
-                    self._unresolved(key, Recheck.from_json(raw), partition, now)
+                recheck = self.open_ones.get(key)
+                if recheck is not None:
+                    self._unresolved(key, recheck, partition, now)
                     fired += 1
         return fired
 

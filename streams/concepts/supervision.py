@@ -58,11 +58,11 @@ class Supervision:
                  metrics: Metrics, sink: Sink, clock: StreamClock, policy: Policy,
                  owned: Callable[[], set[int]]) -> None:
         self.intake = intake
-        self.findings = state.keyspace(FINDING_PREFIX)
+        self.findings = state.typed(FINDING_PREFIX, Finding)
         # When time next changes a live finding (a deadline, a look-back), by the partition's stream time.
         self.timeline = self.findings.due_index(
-            lambda raw: rules.due(raw["status"], raw["overdue"], raw["deadline"], raw["look_back_at"]))
-        self.ended = state.keyspace(ENDED_PREFIX)
+            lambda f: rules.due(f.status, f.overdue, f.deadline, f.look_back_at))
+        self.ended = state.typed(ENDED_PREFIX, Finding)
         self.verified = state.keyspace(VERIFIED_PREFIX)
         self.tallies = state.keyspace(TALLY_PREFIX)
         self.alerts = alerts
@@ -138,10 +138,9 @@ class Supervision:
         """An alert of ``kind`` at ``venue_id`` at ``at``: reopen the verified findings it recurs; how many."""
         reopened = 0
         for key in list(self.verified.get(VERIFIED_PREFIX + venue_id) or ()):
-            raw = self.findings.get(key)
-            if raw is None or raw["status"] != rules.VERIFIED:
+            finding = self.findings.get(key)
+            if finding is None or finding.status != rules.VERIFIED:
                 continue
-            finding = msgspec.convert(raw, Finding)
             if not rules.is_recurrence(finding.problem, kind, details):
                 continue
             _, params = self.policy.params(at, finding.district, finding.venue_type)
@@ -178,8 +177,8 @@ class Supervision:
         for partition in sorted(self.owned()):
             stream_now = self.clock.now(partition, now)
             for key in self.timeline.pop_due(partition, stream_now):
-                raw = self.findings.get(key)
-                if raw is not None and self._tick(key, msgspec.convert(raw, Finding), partition, stream_now):
+                finding = self.findings.get(key)
+                if finding is not None and self._tick(key, finding, partition, stream_now):
                     changed += 1
         return changed
 
@@ -199,8 +198,8 @@ class Supervision:
 
     def sweep(self, now: float, owned: set[int]) -> int:
         """Forget ended findings and checkpoints' tallies past what can still be asked of them."""
-        ended = [key for key, partition, raw in self.ended.items()
-                 if partition in owned and self.clock.now(partition, now) - raw["updated_at"] > KEEP_ENDED_S]
+        ended = [key for key, partition, finding in self.ended.items()
+                 if partition in owned and self.clock.now(partition, now) - finding.updated_at > KEEP_ENDED_S]
         tallies = [key for key, partition, raw in self.tallies.items()
                    if partition in owned and shanghai_day(self.clock.now(partition, now)) > raw[0] + 1]
         for key in ended:
@@ -213,28 +212,26 @@ class Supervision:
         """This worker's findings by (district, status), and the overdue ones by district."""
         by_status: Counter[tuple[str, str]] = Counter()
         overdue: Counter[str] = Counter()
-        for _, partition, raw in itertools.chain(self.findings.items(), self.ended.items()):
+        for _, partition, finding in itertools.chain(self.findings.items(), self.ended.items()):
             if partition in owned:
-                by_status[(raw["district"], raw["status"])] += 1
-                if raw["overdue"]:
-                    overdue[raw["district"]] += 1
+                by_status[(finding.district, finding.status)] += 1
+                if finding.overdue:
+                    overdue[finding.district] += 1
         return by_status, overdue
 
     # -- one change ------------------------------------------------------------------------------
 
     def _get(self, key: str) -> Finding | None:
-        raw = self.findings.get(key)
-        if raw is None:
-            raw = self.ended.get(_ended(key))
-        return None if raw is None else msgspec.convert(raw, Finding)
+        finding = self.findings.get(key)
+        return finding if finding is not None else self.ended.get(_ended(key))
 
     def _save(self, key: str, before: Finding | None, after: Finding, partition: int) -> None:
         """Keep ``after``, write its status, count its new steps and raise what they call for."""
         if after.status in ENDS:
             self.findings.delete(key)
-            self.ended.set(_ended(key), msgspec.to_builtins(after), partition)
+            self.ended.set(_ended(key), after, partition)
         else:
-            self.findings.set(key, msgspec.to_builtins(after), partition)
+            self.findings.set(key, after, partition)
         was, now = before is not None and before.status == rules.VERIFIED, after.status == rules.VERIFIED
         if was != now:
             index = VERIFIED_PREFIX + after.venue_id

@@ -9,13 +9,13 @@ of it arrived does not reopen: the record is counted as late for the three 100%.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+
+import msgspec
 
 from streams.concepts.alerting import Alerts
 from streams.concepts.base import Input, Timer
 from streams.concepts.minutes import DistrictMinutes
-from streams.kafka.state import Keyspace, PartitionedState
+from streams.kafka.state import PartitionedState, TypedKeyspace
 from streams.metrics import Metrics
 from streams.rules import codes as c
 from streams.rules.alerts import AlertDraft, Occurrence, checkpoint_dedup_key
@@ -27,10 +27,9 @@ WINDOW_PREFIX = "w|"  # checkpoint|window_start -> compliance window
 TICK_S = 1.0  # windows close this often (by stream time)
 
 
-@dataclass(frozen=True, slots=True)
-class WindowState:
-    """An open compliance window, as the state table holds it (a dict of these fields; the
-    handle of a record being counted updates its ``counts`` in place, once per record)."""
+class WindowState(msgspec.Struct, gc=False):
+    """An open compliance window, as the state keeps it (its ``counts`` are added to in place by
+    the handle of the record being counted, then the window is set again)."""
 
     district: str
     venue_id: str
@@ -41,42 +40,32 @@ class WindowState:
     version: str
     counts: CheckpointWindow
 
-    @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> WindowState:
-        return cls(raw["district"], raw["venue_id"], raw["venue_type"], raw["start"], raw["end"], raw["close"],
-                   raw["version"], CheckpointWindow.from_json(raw["counts"]))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"district": self.district, "venue_id": self.venue_id, "venue_type": self.venue_type,
-                "start": self.start, "end": self.end, "close": self.close, "version": self.version,
-                "counts": self.counts.to_json()}
-
 
 class WindowHandle:
     """A compliance window being counted; :meth:`save` writes it back to the state (no state:
     the window was closed before, and what is counted here is dropped)."""
 
-    __slots__ = ("counts", "key", "partition", "raw", "space")
+    __slots__ = ("counts", "key", "partition", "space", "window")
 
-    def __init__(self, space: Keyspace | None, key: str, counts: CheckpointWindow, partition: int,
-                 raw: dict[str, Any] | None = None) -> None:
-        self.space, self.key, self.counts, self.partition, self.raw = space, key, counts, partition, raw
+    def __init__(self, space: TypedKeyspace[WindowState] | None, key: str, window: WindowState | None,
+                 partition: int) -> None:
+        self.space, self.key, self.window, self.partition = space, key, window, partition
+        self.counts = window.counts if window is not None else CheckpointWindow()
 
     @property
     def closed(self) -> bool:
         return self.space is None
 
     def save(self) -> None:
-        if self.space is not None and self.raw is not None:
-            self.raw["counts"] = self.counts.to_json()
-            self.space.set(self.key, self.raw, self.partition)
+        if self.space is not None and self.window is not None:
+            self.space.set(self.key, self.window, self.partition)
 
 
 class ComplianceWindows:
     def __init__(self, state: PartitionedState, alerts: Alerts, minutes: DistrictMinutes, metrics: Metrics,
                  clock: StreamClock, owned: Callable[[], set[int]]) -> None:
-        self.open_ones = state.keyspace(WINDOW_PREFIX)
-        self.closing = self.open_ones.due_index(lambda raw: float(raw["close"]), monotone=True)
+        self.open_ones = state.typed(WINDOW_PREFIX, WindowState)
+        self.closing = self.open_ones.due_index(lambda window: window.close, monotone=True)
         self.alerts = alerts
         self.minutes = minutes
         self.metrics = metrics
@@ -93,29 +82,28 @@ class ComplianceWindows:
                venue_type: str, version: str, params: Params, partition: int, stream_now: float) -> WindowHandle:
         """The compliance window starting at ``start``, under the params in force for its record."""
         key = f"{WINDOW_PREFIX}{checkpoint_id}|{start}"
-        raw = self.open_ones.get(key)
-        if raw is None:
+        window = self.open_ones.get(key)
+        if window is None:
             close = start + size + params.compliance_grace_seconds
             if close <= stream_now:
-                return WindowHandle(None, "", CheckpointWindow(), partition)
-            raw = WindowState(district, venue_id, venue_type, start, start + size, close, version,
-                              CheckpointWindow()).to_json()
-        return WindowHandle(self.open_ones, key, CheckpointWindow.from_json(raw["counts"]), partition, raw)
+                return WindowHandle(None, "", None, partition)
+            window = WindowState(district, venue_id, venue_type, start, start + size, close, version,
+                                 CheckpointWindow())
+        return WindowHandle(self.open_ones, key, window, partition)
 
     def close(self, now: float) -> int:
         """Emit THREE_100_VIOLATION for each closed checkpoint window with a miss; count outcomes."""
         closed = 0
         for partition in sorted(self.owned()):
             for key in self.closing.pop_due(partition, self.clock.now(partition, now)):
-                raw = self.open_ones.get(key)
-                if raw is not None:
-                    self._close(key, raw, partition)
+                window = self.open_ones.get(key)
+                if window is not None:
+                    self._close(key, window, partition)
                     closed += 1
         return closed
 
-    def _close(self, key: str, raw: dict[str, Any], partition: int) -> None:
+    def _close(self, key: str, win: WindowState, partition: int) -> None:
         """Count a closed window's outcomes in the minute it ended in; a miss raises THREE_100_VIOLATION."""
-        win = WindowState.from_json(raw)
         counts = win.counts
         self.open_ones.delete(key)
         checkpoint_id = key[len(WINDOW_PREFIX):].rsplit("|", 1)[0]

@@ -236,39 +236,25 @@ def decode_scans(raw: bytes | None, key: bytes | None = None, now: float | None 
     window. Any input, however hostile, gives items, never an exception.
     """
     raw = raw or b""
-    if len(raw) > MAX_BATCH_RECORD_BYTES:
-        return [_too_large(len(raw), MAX_BATCH_RECORD_BYTES, "record", raw)]
-    if (bad_text := _not_utf8(raw)) is not None:
-        return [Rejected("NOT_JSON", bad_text, raw)]
-    items: Sequence[bytes | msgspec.Raw]
-    try:
-        record = wire.SCAN_RECORD.decode(raw)
-    except msgspec.ValidationError as exc:
-        return [_shape_error(exc, raw, "", _SCHEMAS)]
-    except msgspec.DecodeError as exc:
-        return [Rejected("NOT_JSON", f"not UTF-8 JSON: {exc}", raw)]
-    except RecursionError:
-        # A batch of which one scan is nested too deeply must not cost the others their decisions.
-        split = _split_batch(raw)
-        try:
-            envelope = wire.SCAN_RECORD.decode(split[0]) if split is not None else None
-        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
-            envelope = None
-        if split is None or not isinstance(envelope, wire.ScanBatch) or len(split[1]) > wire.MAX_BATCH_SCANS:
-            return [_too_deep(raw)]
-        items = split[1]
-    else:
-        if isinstance(record, wire.Scan):
-            if len(raw) > MAX_RECORD_BYTES:
-                return [_too_large(len(raw), MAX_RECORD_BYTES, "record", raw)]
-            return [_accept(record, raw, "", now)]
-        items = record.scans
+    whole, items = _record(raw, now)
+    if whole is not None:
+        return whole  # a single scan, or the whole record refused
     out: list[ScanEvent | Rejected] = []
     venue = key.decode("utf-8", "replace") if key else None
+    decode = wire.SCAN_RECORD.decode
     for i, item in enumerate(items):
-        scan = _batch_item(i, item)
-        if isinstance(scan, Rejected):
-            out.append(scan)
+        # Decoded from the batch's buffer in place; a scan is copied out only to be dead-lettered.
+        if len(item) > MAX_RECORD_BYTES:
+            out.append(_too_large(len(item), MAX_RECORD_BYTES, f"scans[{i}]", bytes(item)))
+            continue
+        try:
+            scan = decode(item)
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError) as exc:
+            out.append(_item_error(i, item, exc))
+            continue
+        if not isinstance(scan, wire.Scan):
+            out.append(Rejected("UNSUPPORTED_SCHEMA", f"scans[{i}].schema: is not {SCAN_SCHEMA} (a batch inside a "
+                                "batch)", bytes(item)))
             continue
         venue = venue or scan.venue_id  # no key: the batch is its first scan's venue's
         if scan.venue_id != venue:
@@ -279,24 +265,48 @@ def decode_scans(raw: bytes | None, key: bytes | None = None, now: float | None 
     return out
 
 
-def _batch_item(i: int, item: bytes | msgspec.Raw) -> wire.Scan | Rejected:
-    """Scan ``i`` of a gateway batch, decoded from the batch's buffer in place; a scan is copied
-    out only to be dead-lettered."""
-    where = f"scans[{i}]."
-    if len(item) > MAX_RECORD_BYTES:
-        return _too_large(len(item), MAX_RECORD_BYTES, f"scans[{i}]", bytes(item))
+def _record(raw: bytes, now: float | None) -> tuple[list[ScanEvent | Rejected] | None, Sequence[bytes | msgspec.Raw]]:
+    """A record of ``hcs.scans.v1`` decoded as a whole: its one scan, or why it is refused as a
+    whole; or (None and) a gateway batch's scans, still encoded."""
+    if len(raw) > MAX_BATCH_RECORD_BYTES:
+        return _whole(_too_large(len(raw), MAX_BATCH_RECORD_BYTES, "record", raw))
+    if (bad_text := _not_utf8(raw)) is not None:
+        return _whole(Rejected("NOT_JSON", bad_text, raw))
     try:
-        scan = wire.SCAN_RECORD.decode(item)
+        record = wire.SCAN_RECORD.decode(raw)
     except msgspec.ValidationError as exc:
-        return _shape_error(exc, bytes(item), where, SCAN_SCHEMA)
-    except msgspec.DecodeError as exc:  # only a batch split by _split_batch may hold one
-        return Rejected("NOT_JSON", f"{where}not UTF-8 JSON: {exc}", bytes(item))
+        return _whole(_shape_error(exc, raw, "", _SCHEMAS))
+    except msgspec.DecodeError as exc:
+        return _whole(Rejected("NOT_JSON", f"not UTF-8 JSON: {exc}", raw))
     except RecursionError:
-        return _too_deep(bytes(item), f"scans[{i}]")
-    if not isinstance(scan, wire.Scan):
-        return Rejected("UNSUPPORTED_SCHEMA", f"{where}schema: is not {SCAN_SCHEMA} (a batch inside a batch)",
-                        bytes(item))
-    return scan
+        # A batch of which one scan is nested too deeply must not cost the others their decisions.
+        split = _split_batch(raw)
+        try:
+            envelope = wire.SCAN_RECORD.decode(split[0]) if split is not None else None
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            envelope = None
+        if split is None or not isinstance(envelope, wire.ScanBatch) or len(split[1]) > wire.MAX_BATCH_SCANS:
+            return _whole(_too_deep(raw))
+        return None, split[1]
+    if isinstance(record, wire.Scan):
+        if len(raw) > MAX_RECORD_BYTES:
+            return _whole(_too_large(len(raw), MAX_RECORD_BYTES, "record", raw))
+        return _whole(_accept(record, raw, "", now))
+    return None, record.scans
+
+
+def _whole(item: ScanEvent | Rejected) -> tuple[list[ScanEvent | Rejected], Sequence[bytes]]:
+    """A record decoded as a whole: its one scan, or why it is refused."""
+    return [item], ()
+
+
+def _item_error(i: int, item: bytes | msgspec.Raw, exc: Exception) -> Rejected:
+    """Why scan ``i`` of a gateway batch did not decode."""
+    if isinstance(exc, msgspec.ValidationError):
+        return _shape_error(exc, bytes(item), f"scans[{i}].", SCAN_SCHEMA)
+    if isinstance(exc, msgspec.DecodeError):  # only a batch split by _split_batch may hold one
+        return Rejected("NOT_JSON", f"scans[{i}].not UTF-8 JSON: {exc}", bytes(item))
+    return _too_deep(bytes(item), f"scans[{i}]")
 
 
 def _decode_record(decoder: msgspec.json.Decoder[Any], raw: bytes, schema: str, kind: type[T]) -> T | Rejected:

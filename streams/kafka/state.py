@@ -13,7 +13,11 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
+
+import msgspec
+
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 class ChangelogTable(Protocol):
@@ -102,6 +106,13 @@ class PartitionedState(_StoreView):
         self._spaces.append(space)
         return space
 
+    def typed(self, prefix: str, kind: type[S], by_update: bool = False) -> TypedKeyspace[S]:
+        """The keys of one concept whose values are ``kind`` (a msgspec Struct, written to the
+        changelog as the JSON it encodes to)."""
+        space = TypedKeyspace(self, prefix, kind, by_update)
+        self._spaces.append(space)
+        return space
+
     def reindex(self) -> None:
         """Table recovery filled the store behind the keyspaces' backs: index them anew."""
         for space in self._spaces:
@@ -119,17 +130,20 @@ class Keyspace:
     It is rebuilt from the table when it is first needed and after a table recovery.
     """
 
-    __slots__ = ("_dues", "_index", "_set", "by_update", "get", "prefix", "state")
+    __slots__ = ("_dues", "_index", "_set", "by_update", "prefix", "state")
 
     def __init__(self, state: PartitionedState, prefix: str, by_update: bool = False) -> None:
         self.state = state
         self.prefix = prefix
         self.by_update = by_update
         self._index: dict[str, None] | None = None
-        # The table's own methods, bound: a get or set of a scan costs no extra call.
-        self.get: Callable[[str], Any] = state.get
-        self._set = state.set
+        self._set = state.set  # the table's own, bound: a set costs no extra call
+
         self._dues: list[DueIndex] = []
+
+    def get(self, key: str) -> Any:
+        entry = self.state.data.get(key)
+        return None if entry is None else entry[1]
 
     def due_index(self, due_of: Callable[[Any], float | None], monotone: bool = False) -> DueIndex:
         """An index of this space's keys by when each may next be due (see :class:`DueIndex`),
@@ -195,6 +209,54 @@ class Keyspace:
                 index.pop(key, None)
                 continue
             yield key, entry[0], entry[1]
+
+
+class TypedKeyspace(Keyspace, Generic[S]):
+    """A keyspace whose values are one msgspec Struct type.
+
+    Values are kept as the Structs themselves and encoded once, when their changelog record is
+    written. Table recovery fills the store with decoded JSON; such a value is converted to its
+    Struct the first time it is read, in place (once per key after a recovery).
+    """
+
+    __slots__ = ("kind",)
+
+    def __init__(self, state: PartitionedState, prefix: str, kind: type[S], by_update: bool = False) -> None:
+        super().__init__(state, prefix, by_update)
+        self.kind = kind
+
+    def get(self, key: str) -> S | None:
+        entry = self.state.data.get(key)
+        return None if entry is None else self._value(entry)
+
+    def _value(self, entry: list[Any]) -> S:
+        value = entry[1]
+        if type(value) is not self.kind:
+            value = entry[1] = msgspec.convert(value, self.kind)  # as recovery read it from the changelog
+        return value
+
+    def set(self, key: str, value: S, partition: int) -> None:
+        super().set(key, value, partition)
+
+    def _walk(self) -> Iterator[tuple[str, int, S]]:
+        data = self.state.data
+        for key in self._keys():
+            entry = data.get(key)
+            if entry is not None:
+                yield key, entry[0], self._value(entry)
+
+    def oldest(self) -> Iterator[tuple[str, int, S]]:
+        return self._walk()
+
+    def items(self) -> Iterator[tuple[str, int, S]]:
+        """(key, partition, value) of every key, a snapshot (see :meth:`Keyspace.items`)."""
+        index, data = self._keys(), self.state.data
+        for key in list(index):
+            entry = data.get(key)
+            if entry is None:
+                index.pop(key, None)
+                continue
+            yield key, entry[0], self._value(entry)
 
 
 class DueIndex:

@@ -10,8 +10,10 @@ a re-emission after a crash has the same ``alert_id`` and consumers can drop it.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from streams.contract.records import Alert
 from streams.times import rfc3339
@@ -20,9 +22,9 @@ MAX_EVENT_IDS = 100  # an alert lists at most this many event ids (the newest); 
 _ALERT_NS = uuid.UUID("6f1c3a52-3f4e-4a5e-9d0f-2d4c8b7e9a10")
 
 
-@dataclass(frozen=True, slots=True)
-class AlertMemo:
-    """What is remembered per dedup key: the last emission and what was folded since."""
+class AlertMemo(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """What is remembered per dedup key: the last emission and what was folded since (in the
+    changelog as a JSON array)."""
 
     emitted_at: float  # event time of the occurrence that was last emitted
     count: int  # occurrences since that emission, not yet emitted
@@ -30,12 +32,6 @@ class AlertMemo:
     last_event_time: float
     event_ids: tuple[str, ...]
 
-    def to_json(self) -> list[Any]:
-        return [self.emitted_at, self.count, self.first_event_time, self.last_event_time, list(self.event_ids)]
-
-    @classmethod
-    def from_json(cls, raw: list[Any]) -> AlertMemo:
-        return cls(raw[0], raw[1], raw[2], raw[3], tuple(raw[4]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +86,8 @@ def admit(memo: AlertMemo | None, event_id: str, event_time: float,
         first = min(memo.first_event_time, event_time) if memo.count else event_time
         last = max(memo.last_event_time, event_time) if memo.count else event_time
         ids = (*memo.event_ids, event_id)[-MAX_EVENT_IDS:]
-        return None, replace(memo, count=memo.count + 1, first_event_time=first, last_event_time=last,
-                             event_ids=ids)
+        return None, msgspec.structs.replace(memo, count=memo.count + 1, first_event_time=first,
+                                             last_event_time=last, event_ids=ids)
     count = memo.count + 1
     first = min(memo.first_event_time, event_time) if memo.count else event_time
     ids = (*memo.event_ids, event_id)[-MAX_EVENT_IDS:] if memo.count else (event_id,)

@@ -14,6 +14,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from streams.contract.records import DistrictStats, OkMiss
 
 MEASURES = ("code", "temperature", "mask")
@@ -25,9 +27,8 @@ def window_start(ts: float, size_s: float) -> float:
     return math.floor(ts / size_s) * size_s
 
 
-@dataclass(slots=True)
-class CheckpointWindow:
-    """What one checkpoint did in one compliance window."""
+class CheckpointWindow(msgspec.Struct, array_like=True, gc=False):
+    """What one checkpoint did in one compliance window (in the changelog as a JSON array)."""
 
     scans: int = 0
     temperature_misses: int = 0
@@ -63,12 +64,6 @@ class CheckpointWindow:
     def violated(self) -> bool:
         return bool(self.code_misses or self.temperature_misses or self.mask_misses)
 
-    def to_json(self) -> list[Any]:
-        return [self.scans, self.temperature_misses, self.mask_misses, self.entries, self.entries_reported]
-
-    @classmethod
-    def from_json(cls, raw: list[Any]) -> CheckpointWindow:
-        return cls(*raw)
 
 
 @dataclass(slots=True)

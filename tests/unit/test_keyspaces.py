@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from streams.kafka.state import PartitionedState
 from tests.unit.handlers.harness import Table
 
@@ -78,7 +80,14 @@ def test_no_concept_of_the_worker_reads_another_ones_keys() -> None:
         made.append(prefix)
         return keyspace(prefix, by_update)
 
+    typed = table.typed
+
+    def recording_typed(prefix: str, kind: Any, by_update: bool = False) -> Any:
+        made.append(prefix)
+        return typed(prefix, kind, by_update)
+
     table.keyspace = recording  # type: ignore[method-assign]
+    table.typed = recording_typed  # type: ignore[method-assign]
     Wiring(load_policy(), table, DedupMarks(Table(), lambda partition, records: None),
            PartitionedState(Table(), lambda partition, records: None), None, None,  # type: ignore[arg-type]
            Metrics(), dedup_horizon_s=3600)
@@ -134,3 +143,22 @@ def test_a_due_index_is_rebuilt_from_the_table_after_a_recovery() -> None:
     table.data["w|recovered"] = [2, {"close": 5.0}]  # Faust's recovery writes the store directly
     table.reindex()
     assert closing.pop_due(2, 5.0) == ["w|recovered"]
+
+
+class Window(msgspec.Struct):
+    close: float
+    counts: list[int]
+
+
+def test_a_typed_keyspace_keeps_structs_writes_the_same_json_and_reads_recovered_values_as_structs() -> None:
+    table, sent = state()
+    windows = table.typed("w|", Window)
+    windows.set("w|a", Window(5.0, [1, 2]), 3)
+    table.flush()
+    assert sent == [(3, [("w|a", [3, Window(5.0, [1, 2])])])]  # encoded once, when the changelog is written
+    assert msgspec.json.encode(sent[0][1][0][1]) == b'[3,{"close":5.0,"counts":[1,2]}]'  # the JSON as before
+    table.data["w|b"] = [1, {"close": 7.0, "counts": [0, 0]}]  # as Faust's recovery puts it
+    table.reindex()
+    got = windows.get("w|b")
+    assert got == Window(7.0, [0, 0]) and table.data["w|b"][1] is got  # converted once, in place
+    assert [(k, p, v) for k, p, v in windows.items()] == [("w|a", 3, Window(5.0, [1, 2])), ("w|b", 1, got)]
