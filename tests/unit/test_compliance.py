@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import msgspec
-
 import math
 from collections import Counter
 
+import msgspec
 import orjson
 
 from streams.contract.encoding import encode
