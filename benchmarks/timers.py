@@ -48,7 +48,7 @@ def fill(memos: int, marks: int, live: int) -> tuple[object, float]:
         state.set(f"w|cp-{i}|{t // 600 * 600}", {"district": "330106", "venue_id": f"venue-{i}",
                                                   "venue_type": "mall", "start": t // 600 * 600,
                                                   "end": t // 600 * 600 + 600, "close": now + 3600,
-                                                  "version": "default-v1", "counts": [0, 0, 0, 0, 0, 0]},
+                                                  "version": "default-v1", "counts": [0, 0, 0, 0, False]},
                   partition)
         state.set(f"f|venue-{i}|{i:064x}", {"opened": t, "due": now + 3600, "event_id": f"ev-{i}",
                                               "checkpoint_id": f"cp-{i}", "district": "330106",

@@ -118,6 +118,30 @@ class PartitionedState(_StoreView):
         for space in self._spaces:
             space.reindex()
 
+    def index_all(self) -> None:
+        """Index every keyspace in one walk of the table (each alone would walk all of it). A
+        key belongs to the space whose prefix (up to one of its ``|``) it starts with: no prefix
+        starts another."""
+        by_prefix: dict[str, dict[str, None]] = {}
+        for space in self._spaces:
+            if space._index is None:
+                space._index = by_prefix.setdefault(space.prefix, {})
+        if not by_prefix:
+            return
+        ends = {prefix.count("|") for prefix in by_prefix}
+        for key in self.data:
+            if not isinstance(key, str):
+                continue
+            end = -1
+            for _ in range(max(ends)):
+                end = key.find("|", end + 1)
+                if end < 0:
+                    break
+                index = by_prefix.get(key[:end + 1])
+                if index is not None:
+                    index[key] = None
+                    break
+
 
 class Keyspace:
     """One concept's keys in a :class:`PartitionedState`, with an index of its own.
@@ -161,6 +185,8 @@ class Keyspace:
 
     def _keys(self) -> dict[str, None]:
         if self._index is None:
+            self.state.index_all()  # every space of the table at once: one walk, not one each
+        if self._index is None:  # a space the table does not list
             prefix = self.prefix
             self._index = {key: None for key in self.state.data if isinstance(key, str) and key.startswith(prefix)}
         return self._index

@@ -162,3 +162,13 @@ def test_a_typed_keyspace_keeps_structs_writes_the_same_json_and_reads_recovered
     got = windows.get("w|b")
     assert got == Window(7.0, [0, 0]) and table.data["w|b"][1] is got  # converted once, in place
     assert [(k, p, v) for k, p, v in windows.items()] == [("w|a", 3, Window(5.0, [1, 2])), ("w|b", 1, got)]
+
+
+def test_every_keyspace_is_indexed_in_one_walk_by_its_prefix() -> None:
+    table, _ = state()
+    spaces = {prefix: table.keyspace(prefix) for prefix in ("a|", "ab|", "x|p|", "x|wm|")}
+    for key in ("a|1", "ab|2", "x|p|3", "x|wm|4", "x|5", "zz"):
+        table.data[key] = [0, key]
+    table.reindex()
+    assert {prefix: [k for k, _, _ in space.items()] for prefix, space in spaces.items()} == {
+        "a|": ["a|1"], "ab|": ["ab|2"], "x|p|": ["x|p|3"], "x|wm|": ["x|wm|4"]}
