@@ -128,12 +128,12 @@ class PartitionedState(_StoreView):
                 space._index = by_prefix.setdefault(space.prefix, {})
         if not by_prefix:
             return
-        ends = {prefix.count("|") for prefix in by_prefix}
+        depth = max(prefix.count("|") for prefix in by_prefix)  # the most ``|`` a prefix holds
         for key in self.data:
             if not isinstance(key, str):
                 continue
             end = -1
-            for _ in range(max(ends)):
+            for _ in range(depth):
                 end = key.find("|", end + 1)
                 if end < 0:
                     break
@@ -162,12 +162,15 @@ class Keyspace:
         self.by_update = by_update
         self._index: dict[str, None] | None = None
         self._set = state.set  # the table's own, bound: a set costs no extra call
-
         self._dues: list[DueIndex] = []
+
+    def _value(self, entry: list[Any]) -> Any:
+        """The value of a stored ``[partition, value]`` entry."""
+        return entry[1]
 
     def get(self, key: str) -> Any:
         entry = self.state.data.get(key)
-        return None if entry is None else entry[1]
+        return None if entry is None else self._value(entry)
 
     def due_index(self, due_of: Callable[[Any], float | None], monotone: bool = False) -> DueIndex:
         """An index of this space's keys by when each may next be due (see :class:`DueIndex`),
@@ -175,13 +178,6 @@ class Keyspace:
         index = DueIndex(due_of, monotone, self._walk)
         self._dues.append(index)
         return index
-
-    def _walk(self) -> Iterator[tuple[str, int, Any]]:
-        data = self.state.data
-        for key in self._keys():
-            entry = data.get(key)
-            if entry is not None:
-                yield key, entry[0], entry[1]
 
     def _keys(self) -> dict[str, None]:
         if self._index is None:
@@ -223,7 +219,9 @@ class Keyspace:
         for key in self._keys():
             entry = data.get(key)
             if entry is not None:
-                yield key, entry[0], entry[1]
+                yield key, entry[0], self._value(entry)
+
+    _walk = oldest  # what a due-time index is built from
 
     def items(self) -> Iterator[tuple[str, int, Any]]:
         """(key, partition, value) of every key of the space, oldest first; a snapshot, safe to
@@ -234,7 +232,7 @@ class Keyspace:
             if entry is None:  # gone with a revoked partition, or deleted meanwhile
                 index.pop(key, None)
                 continue
-            yield key, entry[0], entry[1]
+            yield key, entry[0], self._value(entry)
 
 
 class TypedKeyspace(Keyspace, Generic[S]):
@@ -264,25 +262,11 @@ class TypedKeyspace(Keyspace, Generic[S]):
     def set(self, key: str, value: S, partition: int) -> None:
         super().set(key, value, partition)
 
-    def _walk(self) -> Iterator[tuple[str, int, S]]:
-        data = self.state.data
-        for key in self._keys():
-            entry = data.get(key)
-            if entry is not None:
-                yield key, entry[0], self._value(entry)
-
     def oldest(self) -> Iterator[tuple[str, int, S]]:
-        return self._walk()
+        return super().oldest()
 
     def items(self) -> Iterator[tuple[str, int, S]]:
-        """(key, partition, value) of every key, a snapshot (see :meth:`Keyspace.items`)."""
-        index, data = self._keys(), self.state.data
-        for key in list(index):
-            entry = data.get(key)
-            if entry is None:
-                index.pop(key, None)
-                continue
-            yield key, entry[0], self._value(entry)
+        return super().items()
 
 
 class DueIndex:
