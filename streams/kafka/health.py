@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Callable
 log = logging.getLogger(__name__)
 
 QUIET_S = 3.0  # clients retry every 0.1-2 s while the cluster is down; this long without an error: it is back
+WATCH_TICK_S = 1.0  # how often an app's timer asks the watch (ConnectionWatch.check) to log that it is back
 
 # Messages aiokafka logs for each failed attempt while it cannot reach a broker.
 _OUTAGE_MESSAGES = (

@@ -25,15 +25,13 @@ from mode import CrashingSupervisor
 
 from streams.contract import topics
 from streams.kafka import consuming
-from streams.kafka.health import ConnectionWatch
+from streams.kafka.health import WATCH_TICK_S, ConnectionWatch
 from streams.kafka.patches.app import AtLeastOnceApp, QuietWorker
 from streams.rules import codes as c
 from streams.settings import Settings
 from streams.times import parse_rfc3339, utc_rfc3339
 
 log = logging.getLogger(__name__)
-
-WATCH_TICK_S = 1.0  # how often the Kafka connection watch logs a change
 
 EVENT_ALERT_VISIBLE_S = 3600.0  # a one-off finding stays firing in Alertmanager for an hour after it was raised
 STATE_ALERT_VISIBLE_S = 7 * 86400.0  # a state (a silent checkpoint) fires until resolved, a week at most

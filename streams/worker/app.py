@@ -17,7 +17,7 @@ from streams.concepts.register import Register
 from streams.contract import topics
 from streams.kafka.bulk import Batch
 from streams.kafka.cluster import PRODUCER_BATCH_BYTES, transactional_producer
-from streams.kafka.health import ConnectionWatch
+from streams.kafka.health import WATCH_TICK_S, ConnectionWatch
 from streams.kafka.output import BatchedOutput
 from streams.kafka.patches.app import AtLeastOnceApp, QuietWorker
 from streams.kafka.patches.consumer import Consumer
@@ -30,7 +30,7 @@ from streams.kafka.views import ReplicatedView
 from streams.metrics import Metrics
 from streams.rules.policy import Policy, load_policy
 from streams.settings import Settings
-from streams.worker.drains import WATCH_TICK_S, Drains
+from streams.worker.drains import Drains
 from streams.worker.web import wire_web
 from streams.worker.wiring import Wiring, timer_names
 

@@ -26,7 +26,6 @@ SCAN_BATCH_MAX = 1000  # records handed to a handler at once (whole fetched batc
 # ... and bytes: 1,000 gateway batches are 100,000 scans, whose outputs a write would hold at once.
 SCAN_BATCH_MAX_BYTES = 4 * 1024 * 1024
 OVERLAP_MIN_S = 0.005  # a batch handled for at least this long is written while the next is handled
-WATCH_TICK_S = 1.0  # the Kafka connection watch logs a change within this long
 
 
 class Drains(Service):
