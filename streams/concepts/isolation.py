@@ -144,8 +144,9 @@ class IsolationPoints:
             point_days.next = day + 1
             closed += 1
         if closed:
-            self.points.set(key, point_days, partition)
-        self.closing.defer(key, partition, self._close_at(point_days))
+            self.points.set(key, point_days, partition)  # indexed again, at its next day's close
+        else:
+            self.closing.defer(key, partition, self._close_at(point_days))
         return closed
 
     def _close_day(self, point: str, point_days: PointDays, day: int, version: str, params: Any,

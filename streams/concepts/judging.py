@@ -165,10 +165,10 @@ class _Run:
                 minute_district, minute_lo, minute_hi = district, self.minute_lo, self.minute_hi
             if verdict.alerts:
                 self._alerts(scan, verdict, plan_phase)
-            window = windows.get((scan.checkpoint_id, window_start(t, window_s)))
+            start = window_start(t, window_s)
+            window = windows.get((scan.checkpoint_id, start))
             if window is None:
-                self.stream_now = stream_now
-                window = self._window(scan, t)
+                window = self._window(scan, start, stream_now)
             if window.closed:
                 metrics.three100_late(district).inc()  # its window closed without it
             window.counts.add_scan(scan.temperature_c, scan.mask)
@@ -217,12 +217,11 @@ class _Run:
             self.j.alerts.raise_alert(draft, scan.event_id, scan.event_time, self.params.alert_dedup_minutes,
                                       self.partition, self.minute)
 
-    def _window(self, scan: ScanEvent, t: float) -> WindowHandle:
-        """The scan's checkpoint window, first met in this run."""
-        start = window_start(t, self.window_s)
+    def _window(self, scan: ScanEvent, start: float, stream_now: float) -> WindowHandle:
+        """The scan's checkpoint window starting at ``start``, first met in this run."""
         window = self.windows[(scan.checkpoint_id, start)] = self.j.windows.window(
             scan.checkpoint_id, start, self.window_s, scan.district, self.venue, scan.venue_type, self.version,
-            self.params, self.partition, self.stream_now)
+            self.params, self.partition, stream_now)
         return window
 
     def finish(self, uploaded: float) -> None:
