@@ -1,7 +1,9 @@
 """Patches of Faust 0.15 and aiokafka 0.14, each a subclass, each for a fault our tests caught,
 split by what they patch: the consumer (:mod:`.consumer`), table recovery (:mod:`.recovery`), the
 app and worker (:mod:`.app`). Every upstream method a patch replaces is fingerprinted in its
-module's ``REPLACES`` (a test fails when the installed Faust or aiokafka changes one).
+module's ``REPLACES``: the first 16 hex digits of the sha256 of its ``inspect.getsource``.
+``tests/unit/test_patch_fingerprints.py`` fails when the installed Faust or aiokafka changes one
+(read the patch against it again, then the digest) or when an override is not recorded.
 
 * **The seek after a rebalance lost records** (:class:`Consumer`, :class:`ConsumerThread`).
   Faust seeks every partition to its committed offset while its fetcher keeps delivering

@@ -11,7 +11,7 @@ from streams.kafka.bulk import BulkIntake
 from streams.kafka.patches.consumer import Transport
 from streams.kafka.patches.recovery import TableManager
 
-# The upstream methods these patches replace, with digests of their source (see consumer.py).
+# The upstream methods these patches replace, with digests of their source (see the package's docstring).
 REPLACES = {
     "faust.app.base.App.__init__": "698e2bf236c67369",
     "faust.app.base.App._new_transport": "42db531312dd776f",

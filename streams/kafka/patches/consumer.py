@@ -21,9 +21,7 @@ from streams.kafka.bulk import Batch, BulkIntake, unread
 
 log = logging.getLogger(__name__)
 
-# The upstream methods these patches replace, each with a digest of its source (sha256 of
-# ``inspect.getsource``, 16 hex digits): tests/unit/test_faust_patches.py fails when the
-# installed Faust or aiokafka changes one, so that the patch is read again against it.
+# The upstream methods these patches replace, with digests of their source (see the package's docstring).
 REPLACES = {
     "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread._create_worker_consumer": "c2701bfc3e6f6cad",
     "faust.transport.drivers.aiokafka.AIOKafkaConsumerThread.on_thread_stop": "8dfc004e258b6c25",

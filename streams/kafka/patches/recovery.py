@@ -18,9 +18,7 @@ from streams.kafka.readiness import RecoveryProgress, TableProgress, summary
 
 log = logging.getLogger(__name__)
 
-# The upstream methods these patches replace, each with a digest of its source (sha256 of
-# ``inspect.getsource``, 16 hex digits): tests/unit/test_faust_patches.py fails when the
-# installed Faust or aiokafka changes one, so that the patch is read again against it.
+# The upstream methods these patches replace, with digests of their source (see the package's docstring).
 REPLACES = {
     "faust.tables.recovery.Recovery.__init__": "acec96bd78fac09b",
     "faust.tables.recovery.Recovery._set_recovery_started": "bcfebf81ae13fc75",
