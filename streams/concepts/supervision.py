@@ -16,7 +16,6 @@ with its whole history, to ``hcs.finding-status.v1``.
 from __future__ import annotations
 
 import itertools
-import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -190,10 +189,9 @@ class Supervision:
         if moved is not None:
             self._save(key, finding, moved, partition)
             return True
-        due = rules.due(finding.status, finding.overdue, finding.deadline, finding.look_back_at)
-        if due is not None:  # a look-back settling, or a deadline reached but not passed
-            self.timeline.defer(key, partition, due + settle_s if finding.status == rules.VERIFIED
-                                else math.nextafter(due, math.inf))
+        at = rules.moves_at(finding, settle_s)
+        if at is not None:  # a look-back settling, or a deadline reached but not passed
+            self.timeline.defer(key, partition, at)
         return False
 
     def sweep(self, now: float, owned: set[int]) -> int:

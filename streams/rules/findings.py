@@ -132,6 +132,18 @@ def due(status: str, overdue: bool, deadline: float, look_back_at: float | None)
     return None
 
 
+def moves_at(finding: Finding, settle_s: float = 0.0) -> float | None:
+    """The earliest stream time at which :func:`tick` moves the finding, or None: it waits for
+    someone."""
+    at = due(finding.status, finding.overdue, finding.deadline, finding.look_back_at)
+    return None if at is None else _moving(finding.status, at, settle_s)
+
+
+def _moving(status: str, at: float, settle_s: float) -> float:
+    # A look-back closes once it is settle_s past; a deadline is overdue once passed.
+    return at + settle_s if status == VERIFIED else math.nextafter(at, math.inf)
+
+
 def tick(finding: Finding, stream_now: float, settle_s: float = 0.0) -> Finding | None:
     """What time alone does by ``stream_now``: close a VERIFIED finding whose look-back passed
     without a recurrence, or mark an OPEN or REOPENED one past its deadline overdue (once).
@@ -140,14 +152,12 @@ def tick(finding: Finding, stream_now: float, settle_s: float = 0.0) -> Finding 
     raised a grace after what they saw (a window's end, a day's), so one of before the look-back
     may come after it."""
     at = due(finding.status, finding.overdue, finding.deadline, finding.look_back_at)
-    if at is None:
+    if at is None or stream_now < _moving(finding.status, at, settle_s):
         return None
-    if finding.status == VERIFIED and stream_now >= at + settle_s:
+    if finding.status == VERIFIED:
         return _moved(finding, CLOSED, "close", at)
-    if finding.status != VERIFIED and stream_now > at:
-        return msgspec.structs.replace(finding, overdue=True, updated_at=finding.deadline,
-                                       history=(*finding.history, ("overdue", finding.deadline)))
-    return None
+    return msgspec.structs.replace(finding, overdue=True, updated_at=finding.deadline,
+                                   history=(*finding.history, ("overdue", finding.deadline)))
 
 
 def alert_severity(kind: str, repeat_count: int) -> str:

@@ -3,6 +3,8 @@ look-backs (pure; streams/rules/findings.py)."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from streams.contract.models import FindingEvent
@@ -130,3 +132,16 @@ def test_a_recurrence_dated_before_the_verification_does_not_reopen() -> None:
     reverified = step(step(at_once, "rectify", T + 3 * H), "verify", T + 4 * H)
     assert fs.recur(reverified, T + 3 * H, DEADLINE_H) is None  # before the latest verification
     assert fs.recur(reverified, T + 4 * H + 1, DEADLINE_H) is not None
+
+
+def test_moves_at_is_the_first_stream_time_at_which_tick_moves_a_finding() -> None:
+    opened = step(None, "open", T, problem="MASK")
+    verified = step(step(opened, "rectify", T + H), "verify", T + 2 * H)
+    for finding, settle in ((opened, 0.0), (verified, 600.0)):
+        at = fs.moves_at(finding, settle)
+        assert at is not None
+        assert fs.tick(finding, math.nextafter(at, -math.inf), settle) is None
+        assert fs.tick(finding, at, settle) is not None
+    overdue_at = fs.moves_at(opened, 0.0)
+    assert overdue_at is not None and overdue_at > opened.deadline  # once the deadline has passed, not at it
+    assert fs.moves_at(step(opened, "rectify", T + H)) is None  # waits for a supervisor
