@@ -107,11 +107,13 @@ class Checkpoints:
         """Raise CHECKPOINT_SILENT if the checkpoint is quiet on both clocks; else index it again."""
         version, params = self.policy.params(stream_now, status.district, status.venue_type)
         quiet_s = params.silent_after_minutes * 60
-        if stream_now - status.seen < quiet_s:
+        heard_recently = stream_now - status.seen < quiet_s
+        uploaded_recently = upload_now - status.heard_at < quiet_s
+        if heard_recently:
             self.by_stream.defer(key, partition, status.seen + quiet_s)
-        if upload_now - status.heard_at < quiet_s:
+        if uploaded_recently:
             self.by_upload.defer(key, partition, status.heard_at + quiet_s)
-        if stream_now - status.seen < quiet_s or upload_now - status.heard_at < quiet_s:
+        if heard_recently or uploaded_recently:
             return False
         checkpoint_id = key[len(CHECKPOINT_PREFIX):]
         self.statuses.set(key, msgspec.structs.replace(status, silent=True), partition)
