@@ -3,9 +3,10 @@
 Fills a worker's state changelog with ``keys`` records as a long run leaves it (alert memos of
 distinct dedup keys, spread over the 8 venue partitions), then starts a real ``hcs worker`` on it
 twice with the same data dir — as a restart that keeps its data dir — and times each from the
-process start to ``/readyz`` answering 200, with the recovery time the worker logs. With the
-in-memory table store every start replays the whole changelog; a store on disk would replay only
-what came after its last persisted offset (issue 26: measure it here against this baseline).
+process start to ``/readyz`` answering 200, with the recovery time the worker logs and its
+resident memory once ready. Each table store of ``--stores`` starts on the same changelog: with
+``memory`` every start replays the whole changelog; with ``rocksdb`` the first start writes it to
+disk, and a restart loads the disk and reads only what came after its last persisted offset.
 Starts its own local broker unless ``HCS_BOOTSTRAP`` is set.
 """
 
@@ -61,8 +62,17 @@ async def fill(bootstrap: str, changelog: str, keys: int) -> None:
         await producer.stop()
 
 
-def start_to_ready(env: dict[str, str], log: Path, timeout_s: float = 1800.0) -> tuple[float, float | None]:
-    """Seconds from a worker's start to /readyz 200, and the recovery time it logged; stops it."""
+def rss_mib(pid: int) -> float:
+    """A process's resident memory, MiB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def start_to_ready(env: dict[str, str], log: Path, timeout_s: float = 1800.0) -> tuple[float, float | None, float]:
+    """Seconds from a worker's start to /readyz 200, the recovery time it logged and its resident
+    memory then (MiB); stops it."""
     started = time.monotonic()
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "streams", "worker", "-l", "info"], env=env, stdout=out,
@@ -76,7 +86,7 @@ def start_to_ready(env: dict[str, str], log: Path, timeout_s: float = 1800.0) ->
                     if resp.status == 200:
                         took = time.monotonic() - started
                         found = RECOVERED.search(log.read_text(errors="replace"))
-                        return took, float(found.group(1)) if found else None
+                        return took, float(found.group(1)) if found else None, rss_mib(proc.pid)
             except OSError:
                 pass
             time.sleep(0.2)
@@ -88,7 +98,8 @@ def start_to_ready(env: dict[str, str], log: Path, timeout_s: float = 1800.0) ->
 
 @click.command()
 @click.option("--keys", default="100000,1000000", show_default=True, help="State sizes, comma-separated.")
-def main(keys: str) -> None:
+@click.option("--stores", default="memory,rocksdb", show_default=True, help="HCS_TABLE_STORE values, comma-separated.")
+def main(keys: str, stores: str) -> None:
     kafka = None
     bootstrap = os.environ.get("HCS_BOOTSTRAP")
     work = Path(tempfile.mkdtemp(prefix="hcs-restart-"))
@@ -101,14 +112,15 @@ def main(keys: str) -> None:
             settings = Settings(bootstrap=bootstrap, app_id=app_id)
             asyncio.run(ensure_topics(settings))
             asyncio.run(fill(bootstrap, topics.changelog_topic_name(app_id, "state"), n))
-            env = {k: v for k, v in os.environ.items() if not k.startswith("HCS_")}
-            env.update(HCS_BOOTSTRAP=bootstrap, HCS_APP_ID=app_id, HCS_WEB_PORT=str(free_port()),
-                       HCS_DATA_DIR=str(work / app_id))
-            first = start_to_ready(env, work / f"{app_id}-1.log")
-            kept = start_to_ready(env, work / f"{app_id}-2.log")  # the same data dir, kept
-            click.echo(f"{n:,} keys, memory store: first start ready in {first[0]:.1f} s "
-                       f"(recovery {first[1]} s), restart with the data dir kept {kept[0]:.1f} s "
-                       f"(recovery {kept[1]} s)")
+            for store in stores.split(","):
+                env = {k: v for k, v in os.environ.items() if not k.startswith("HCS_")}
+                env.update(HCS_BOOTSTRAP=bootstrap, HCS_APP_ID=app_id, HCS_WEB_PORT=str(free_port()),
+                           HCS_DATA_DIR=str(work / f"{app_id}-{store}"), HCS_TABLE_STORE=store)
+                first = start_to_ready(env, work / f"{app_id}-{store}-1.log")
+                kept = start_to_ready(env, work / f"{app_id}-{store}-2.log")  # the same data dir, kept
+                click.echo(f"{n:,} keys, {store} store: first start ready in {first[0]:.1f} s "
+                           f"(recovery {first[1]} s, {first[2]:.0f} MiB), restart with the data dir kept "
+                           f"{kept[0]:.1f} s (recovery {kept[1]} s, {kept[2]:.0f} MiB)")
     finally:
         if kafka is not None:
             kafka.stop()

@@ -22,6 +22,10 @@ stands for, or a redelivered scan would be taken for a duplicate and its output 
 acknowledgement is not waited for by the flush (the next batch's processing overlaps that
 round trip) but by :meth:`settle`, which the consumer awaits before it commits offsets, and by
 the next flush, so a failed state write stops the worker before anything it covers commits.
+
+A state topic may have a reader of what it holds (:meth:`BatchedOutput.on_written`: the table's
+on-disk store): its records are handed over, in the order they were sent, once Kafka holds them
+for good (acknowledged; in exactly-once mode, their transaction committed), never before.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from typing import Any, NamedTuple
 from aiokafka.partitioner import murmur2
 
 Record = tuple[bytes | None, bytes | None]
+# Told records of a partition that Kafka holds: (partition, records, offset of the last of them).
+Written = Callable[[int, list[Record], int], None]
 
 
 class Sealed(NamedTuple):
@@ -68,10 +74,17 @@ class BatchedOutput:
         self._key_partitions: dict[tuple[str, bytes], int] = {}
         self._registered: tuple[object, set[str]] = (None, set())  # (client, topics registered with it)
         self._state_turn: asyncio.Future[None] | None = None  # done once the last flush sent its state
+        self._readers: dict[str, Written] = {}  # state topic -> told what Kafka holds of it
+        # Batches of those topics sent, in order, not told yet: (ack, topic, partition, records).
+        self._unread: list[tuple[asyncio.Future[Any], str, int, list[Record]]] = []
 
     def send_after_outputs(self, topic: str) -> None:
         """Mark ``topic`` as state: its records of a flush go out after that flush's outputs."""
         self._after.add(topic)
+
+    def on_written(self, topic: str, reader: Written) -> None:
+        """Tell ``reader`` every record of state topic ``topic`` once Kafka holds it (see the module)."""
+        self._readers[topic] = reader
 
     def add(self, topic: str, key: bytes | None, value: bytes | None, partition: int | None = None) -> None:
         if partition is None:
@@ -154,6 +167,7 @@ class BatchedOutput:
             except BaseException:
                 await self._abort(producer)
                 raise
+            self._tell()  # committed: every state record of it is for good
             return sent
         finally:
             self.abandon(sealed)
@@ -161,7 +175,7 @@ class BatchedOutput:
     async def _abort(self, producer: Any) -> None:
         """Abort the open transaction if the producer still can (else the broker aborts it when
         the restarted worker's producer starts, or after the transaction timeout)."""
-        self._in_flight = []
+        self._in_flight, self._unread = [], []
         with contextlib.suppress(Exception):  # the error that made us abort is the one raised
             await asyncio.wait_for(asyncio.shield(producer.abort_transaction()), 5.0)
 
@@ -175,6 +189,20 @@ class BatchedOutput:
         waiting = list(self._in_flight)
         await asyncio.gather(*waiting)
         self._in_flight = [f for f in self._in_flight if not f.done()]
+        if not self._transactional:  # acknowledged is for good; a transaction's wait for its commit
+            self._tell()
+
+    def _tell(self) -> None:
+        """Hand the records Kafka holds to their readers, in the order they were sent (up to the
+        first not acknowledged, or failed: the worker stops on that failure)."""
+        unread = self._unread
+        told = 0
+        for ack, topic, partition, records in unread:
+            if not ack.done() or ack.cancelled() or ack.exception() is not None:
+                break
+            self._readers[topic](partition, records, ack.result().offset + len(records) - 1)
+            told += 1
+        del unread[:told]
 
     def _register(self, producer: Any, topic: str) -> None:
         """Keep ``topic`` in the producer's metadata requests (see the module's docstring)."""
@@ -191,6 +219,9 @@ class BatchedOutput:
         producer: Any = self._producer() if groups else None
         for (topic, partition), records in groups.items():
             self._register(producer, topic)
+            if topic in self._readers:
+                sent += await self._send_read(producer, topic, partition, records)
+                continue
             batch = producer.create_batch()
             for key, value in records:
                 if batch.append(key=key, value=value, timestamp=None) is None:  # full: send, start another
@@ -200,3 +231,19 @@ class BatchedOutput:
                 sent += 1
             acks.append(await producer.send_batch(batch, topic, partition=partition))
         return sent
+
+    async def _send_read(self, producer: Any, topic: str, partition: int, records: list[Record]) -> int:
+        """:meth:`_send` of a topic with a reader: each batch's ack kept with its records."""
+        start, batch = 0, producer.create_batch()
+        for i, (key, value) in enumerate(records):
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full: send, start another
+                await self._send_batch(producer, batch, topic, partition, records[start:i])
+                start, batch = i, producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)
+        await self._send_batch(producer, batch, topic, partition, records[start:])
+        return len(records)
+
+    async def _send_batch(self, producer: Any, batch: Any, topic: str, partition: int, records: list[Record]) -> None:
+        ack = await producer.send_batch(batch, topic, partition=partition)
+        self._in_flight.append(ack)
+        self._unread.append((ack, topic, partition, records))

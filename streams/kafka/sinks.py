@@ -10,7 +10,7 @@ from typing import Any
 
 from streams.contract import topics
 from streams.contract.encoding import encode
-from streams.kafka.output import BatchedOutput
+from streams.kafka.output import BatchedOutput, Record
 from streams.kafka.state import ChangelogSend
 
 
@@ -45,10 +45,16 @@ class PartialsSink:
             self._output.add(self._topic, None, value, partition)
 
 
-def changelog_writer(output: BatchedOutput, table: Any) -> ChangelogSend:
-    """Writes a table's changelog records as Faust's recovery reads them (JSON key and value)."""
+def changelog_writer(output: BatchedOutput, table: Any, on_disk: bool = False) -> ChangelogSend:
+    """Writes a table's changelog records as Faust's recovery reads them (JSON key and value);
+    ``on_disk``: the table's store (:class:`streams.kafka.store.Store`) gets them once Kafka holds them."""
     topic = table.changelog_topic.get_topic_name()
     output.send_after_outputs(topic)
+    if on_disk:
+        def written(partition: int, records: list[Record], last_offset: int) -> None:
+            table.data.apply_written(partition, records, last_offset)  # the store is made when the app starts
+
+        output.on_written(topic, written)
 
     def send(partition: int, records: list[tuple[str, Any]]) -> None:
         output.add_to(topic, partition, [(encode(key), None if value is None else encode(value))

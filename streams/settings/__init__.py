@@ -26,9 +26,15 @@ ENV_COMMIT_INTERVAL_S = "HCS_COMMIT_INTERVAL_S"
 ENV_PROCESSING_GUARANTEE = "HCS_PROCESSING_GUARANTEE"
 ENV_FETCH_MIN_BYTES = "HCS_FETCH_MIN_BYTES"
 ENV_FETCH_MAX_WAIT_MS = "HCS_FETCH_MAX_WAIT_MS"
+ENV_TABLE_STORE = "HCS_TABLE_STORE"
 
 EXACTLY_ONCE = "exactly_once"
 AT_LEAST_ONCE = "at_least_once"
+
+ROCKSDB = "rocksdb"
+MEMORY = "memory"
+# Faust's store URL of each HCS_TABLE_STORE: ``hcs`` is streams.kafka.store (an entry point).
+STORE_URLS = {ROCKSDB: "hcs://", MEMORY: "memory://"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,9 @@ class Settings:
             before it answers, unless ``fetch_max_wait_ms`` passes first: fewer fetches (less
             CPU) at low rates, for at most that much more latency.
         fetch_max_wait_ms: how long the broker may hold a fetch gathering ``fetch_min_bytes``.
+        table_store: ``rocksdb`` (the worker's tables on disk under ``data_dir``, also held in
+            memory: a restart that keeps the data dir reads only the changelogs' new records) or
+            ``memory`` (every restart reads the changelogs whole).
     """
 
     bootstrap: str = "127.0.0.1:9092"
@@ -70,6 +79,7 @@ class Settings:
     processing_guarantee: str = EXACTLY_ONCE
     fetch_min_bytes: int = 16 * 1024
     fetch_max_wait_ms: int = 100
+    table_store: str = ROCKSDB
     kafka: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @classmethod
@@ -97,6 +107,7 @@ class Settings:
                                          (EXACTLY_ONCE, AT_LEAST_ONCE)),
             fetch_min_bytes=_int(env, ENV_FETCH_MIN_BYTES, defaults.fetch_min_bytes, 1, 1024 * 1024),
             fetch_max_wait_ms=_int(env, ENV_FETCH_MAX_WAIT_MS, defaults.fetch_max_wait_ms, 0, 5000),
+            table_store=_choice(env, ENV_TABLE_STORE, defaults.table_store, tuple(STORE_URLS)),
             kafka=KafkaSecurity.from_env(env),
         )
 
@@ -107,6 +118,11 @@ class Settings:
     @property
     def exactly_once(self) -> bool:
         return self.processing_guarantee == EXACTLY_ONCE
+
+    @property
+    def store_url(self) -> str:
+        """Faust's URL of the tables' store."""
+        return STORE_URLS[self.table_store]
 
     @property
     def broker_url(self) -> str:

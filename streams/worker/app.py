@@ -29,7 +29,7 @@ from streams.kafka.state import DedupMarks, PartitionedState
 from streams.kafka.views import ReplicatedView
 from streams.metrics import Metrics
 from streams.rules.policy import Policy, load_policy
-from streams.settings import Settings
+from streams.settings import ROCKSDB, Settings
 from streams.worker.drains import Drains
 from streams.worker.web import wire_web
 from streams.worker.wiring import Wiring, timer_names
@@ -151,7 +151,7 @@ def _faust_app(settings: Settings) -> HcsApp:
         settings.app_id,
         broker=settings.broker_url,
         broker_credentials=settings.kafka.faust_credentials(),
-        store="memory://",
+        store=settings.store_url,
         datadir=str(settings.data_dir / "worker"),
         autodiscover=False,
         topic_partitions=topics.SCANS.partitions,
@@ -211,9 +211,10 @@ def _wiring(app: HcsApp, settings: Settings, policy: Policy, metrics: Metrics) -
         return TP(scans_name, partition) in app.assignor.assigned_actives()
 
     partials = topics.partials_topic_name(settings.topic_prefix, settings.app_id)
-    return Wiring(policy, PartitionedState(state, changelog_writer(output, state)),
-                  DedupMarks(seen, changelog_writer(output, seen)),
-                  PartitionedState(stats, changelog_writer(output, stats)),
+    on_disk = settings.table_store == ROCKSDB
+    return Wiring(policy, PartitionedState(state, changelog_writer(output, state, on_disk)),
+                  DedupMarks(seen, changelog_writer(output, seen, on_disk)),
+                  PartitionedState(stats, changelog_writer(output, stats, on_disk)),
                   TopicSink(output, settings.topic_prefix, settings.app_id),
                   PartialsSink(output, partials, topics.PARTIALS.partitions), metrics,
                   dedup_horizon_s=settings.dedup_horizon_hours * 3600, is_active=is_active,

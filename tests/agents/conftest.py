@@ -21,7 +21,7 @@ from streams.contract import topics
 from streams.kafka.bulk import Batch
 from streams.metrics import Metrics
 from streams.rules.policy import Policy, load_policy
-from streams.settings import Settings
+from streams.settings import MEMORY, Settings
 from streams.worker.app import HcsApp, create_app
 
 
@@ -59,7 +59,8 @@ class RecordingPartials:
 
 
 def make_app(policy: Policy | None = None) -> tuple[HcsApp, RecordingSink, MagicMock]:
-    app = create_app(Settings(app_id=f"agent-test-{uuid.uuid4().hex[:8]}"), policy or load_policy(), Metrics())
+    app = create_app(Settings(app_id=f"agent-test-{uuid.uuid4().hex[:8]}", table_store=MEMORY), policy or load_policy(),
+                     Metrics())
     app.finalize()
     app.conf.store = "memory://"  # type: ignore[assignment]  # Faust parses it into a URL
     app.flow_control.resume()

@@ -104,8 +104,13 @@ def resource(kind: str, name: str) -> dict[str, Any]:
     return next(d for d in manifests() if d["kind"] == kind and d["metadata"]["name"] == name)
 
 
+def workload(name: str) -> dict[str, Any]:
+    """The Deployment or StatefulSet ``name``."""
+    return next(d for d in manifests() if d["kind"] in ("Deployment", "StatefulSet") and d["metadata"]["name"] == name)
+
+
 def container(name: str) -> dict[str, Any]:
-    spec: dict[str, Any] = resource("Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+    spec: dict[str, Any] = workload(name)["spec"]["template"]["spec"]["containers"][0]
     return spec
 
 
@@ -113,7 +118,7 @@ def test_kubernetes_manifests_are_valid_against_the_kubernetes_schemas() -> None
     import kubernetes_validate
 
     docs = manifests()
-    assert {d["kind"] for d in docs} == {"Deployment", "PodDisruptionBudget", "ConfigMap"}
+    assert {d["kind"] for d in docs} == {"Deployment", "StatefulSet", "Service", "PodDisruptionBudget", "ConfigMap"}
     for doc in docs:  # strict: an unknown field (a typo) is an error too
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 
@@ -133,7 +138,7 @@ def test_the_worker_and_the_bridge_run_the_versioned_image_with_the_settings_the
         # Kafka credentials come from the Secret: the username as a reference, the password as a file.
         assert env["HCS_KAFKA_SASL_USERNAME"]["valueFrom"]["secretKeyRef"]["name"] == "hcs-kafka"
         mounts = {m["name"]: m["mountPath"] for m in spec["volumeMounts"]}
-        volumes = {v["name"]: v for v in resource("Deployment", name)["spec"]["template"]["spec"]["volumes"]}
+        volumes = {v["name"]: v for v in workload(name)["spec"]["template"]["spec"]["volumes"]}
         assert volumes["kafka"]["secret"]["secretName"] == "hcs-kafka"
         assert Path(config["HCS_KAFKA_SASL_PASSWORD_FILE"]).parent == Path(mounts["kafka"])
         assert not any("PASSWORD" in e and "value" in env[e] and e != "HCS_KAFKA_SASL_PASSWORD_FILE" for e in env)
@@ -147,8 +152,18 @@ def test_the_worker_is_probed_on_livez_and_readyz_of_its_web_port() -> None:
     assert str(port["containerPort"]) == env["HCS_WEB_PORT"]
     assert spec["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert spec["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    deployment = resource("Deployment", "hcs-worker")["spec"]
-    assert deployment["strategy"]["rollingUpdate"]["maxUnavailable"] == 0  # the next waits for /readyz
+    assert resource("StatefulSet", "hcs-worker")["spec"]["updateStrategy"]["type"] == "RollingUpdate"
+
+
+def test_each_worker_keeps_its_tables_on_a_volume_of_its_own_at_its_data_dir() -> None:
+    worker = resource("StatefulSet", "hcs-worker")["spec"]
+    env = {e["name"]: e.get("value") for e in container("hcs-worker")["env"]}
+    mounts = {m["name"]: m["mountPath"] for m in container("hcs-worker")["volumeMounts"]}
+    claims = {c["metadata"]["name"]: c for c in worker["volumeClaimTemplates"]}
+    assert env["HCS_TABLE_STORE"] == "rocksdb" and mounts["data"] == env["HCS_DATA_DIR"]
+    assert "data" in claims and claims["data"]["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert "data" not in {v["name"] for v in worker["template"]["spec"]["volumes"]}  # not an emptyDir
+    assert resource("Service", worker["serviceName"])["spec"]["clusterIP"] == "None"
 
 
 def _bytes(quantity: str) -> float:
@@ -168,7 +183,7 @@ def test_worker_memory_is_sized_from_the_dedup_figures_of_the_readme() -> None:
     assert "about 175 bytes each" in readme and "8.6 million ids" in readme
     assert "about 290 bytes a plan" in readme
     spec = container("hcs-worker")
-    replicas = resource("Deployment", "hcs-worker")["spec"]["replicas"]
+    replicas = workload("hcs-worker")["spec"]["replicas"]
     assert {e["name"]: e.get("value") for e in spec["env"]}["HCS_DEDUP_HORIZON_HOURS"] == "48"
     assert _bytes(spec["resources"]["requests"]["memory"]) >= dedup / replicas + process
     # One worker left holds every partition's ids.
@@ -177,7 +192,7 @@ def test_worker_memory_is_sized_from_the_dedup_figures_of_the_readme() -> None:
 
 def test_a_disruption_budget_keeps_all_but_one_worker() -> None:
     pdb = resource("PodDisruptionBudget", "hcs-worker")["spec"]
-    labels = resource("Deployment", "hcs-worker")["spec"]["template"]["metadata"]["labels"]
+    labels = workload("hcs-worker")["spec"]["template"]["metadata"]["labels"]
     assert pdb["maxUnavailable"] == 1 and pdb["selector"]["matchLabels"].items() <= labels.items()
 
 

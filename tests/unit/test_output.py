@@ -182,3 +182,132 @@ def test_a_failed_state_write_surfaces_at_the_next_flush_or_commit() -> None:
             await out.settle()
 
     asyncio.run(scenario())
+
+
+class Meta:
+    """The part of aiokafka's RecordMetadata read here: a batch's base offset."""
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+
+class Offsets(FakeProducer):
+    """Acks each batch with its base offset, per partition; acks wait for :meth:`ack_all`."""
+
+    def __init__(self, capacity: int = 1000) -> None:
+        super().__init__(capacity)
+        self.ends: dict[tuple[str, int], int] = {}
+        self.unacked: list[tuple[asyncio.Future[Meta], Meta]] = []
+        self.transactions: list[str] = []
+
+    async def send_batch(self, batch: FakeBatch, topic: str, partition: int) -> asyncio.Future[Meta]:  # type: ignore[override]
+        self.sent.append((topic, partition, batch.records))
+        base = self.ends.get((topic, partition), 0)
+        self.ends[(topic, partition)] = base + len(batch.records)
+        ack: asyncio.Future[Meta] = asyncio.get_running_loop().create_future()
+        self.unacked.append((ack, Meta(base)))
+        return ack
+
+    def ack_all(self) -> None:
+        for ack, meta in self.unacked:
+            ack.set_result(meta)
+        self.unacked = []
+
+    async def begin_transaction(self) -> None:
+        self.transactions.append("begin")
+
+    async def commit_transaction(self) -> None:
+        self.transactions.append("commit")
+
+    async def abort_transaction(self) -> None:
+        self.transactions.append("abort")
+
+
+def test_a_state_topics_reader_gets_its_records_once_acknowledged_in_order_with_their_last_offset() -> None:
+    producer = Offsets(capacity=2)
+    out = BatchedOutput(lambda: producer, {"decisions": 1, "changelog": 2})
+    out.send_after_outputs("changelog")
+    read: list[tuple[int, list[Any], int]] = []
+    out.on_written("changelog", lambda partition, records, last: read.append((partition, records, last)))
+
+    async def scenario() -> None:
+        out.add("decisions", b"v", b"d")
+        out.add_to("changelog", 1, [(b'"a"', b"1"), (b'"b"', b"2"), (b'"a"', None)])  # two batches
+        flush = asyncio.ensure_future(out.flush())
+        await asyncio.sleep(0)
+        assert read == []  # the outputs are not acknowledged: the state is not even sent
+        producer.ack_all()
+        await flush
+        assert read == []  # sent, not acknowledged
+        producer.ack_all()
+        await out.settle()
+        assert read == [(1, [(b'"a"', b"1"), (b'"b"', b"2")], 1), (1, [(b'"a"', None)], 2)]
+        out.add_to("changelog", 1, [(b'"c"', b"3")])
+        await out.flush()
+        producer.ack_all()
+        await out.settle()
+        assert read[-1] == (1, [(b'"c"', b"3")], 3)
+
+    asyncio.run(scenario())
+
+
+def test_in_a_transaction_the_reader_gets_the_state_only_once_it_is_committed_and_never_if_aborted() -> None:
+    producer = Offsets()
+    out = BatchedOutput(lambda: producer, {"decisions": 1, "changelog": 1}, transactional=True)
+    out.send_after_outputs("changelog")
+    read: list[tuple[int, list[Any], int]] = []
+    out.on_written("changelog", lambda partition, records, last: read.append((partition, records, last)))
+    committing = asyncio.Event()
+
+    async def commit_after_check() -> None:
+        assert read == []  # acknowledged, not yet committed
+        producer.transactions.append("commit")
+        committing.set()
+
+    async def fail_commit() -> None:
+        raise ConnectionError("the coordinator is gone")
+
+    async def scenario() -> None:
+        producer.commit_transaction = commit_after_check  # type: ignore[method-assign]
+        out.add("decisions", b"v", b"d")
+        out.add_to("changelog", 0, [(b'"a"', b"1")])
+        write = asyncio.ensure_future(out.flush())
+        await asyncio.sleep(0.01)
+        producer.ack_all()
+        await write
+        assert committing.is_set() and read == [(0, [(b'"a"', b"1")], 0)]
+        producer.commit_transaction = fail_commit  # type: ignore[method-assign]
+        out.add_to("changelog", 0, [(b'"b"', b"2")])
+        write = asyncio.ensure_future(out.flush())
+        await asyncio.sleep(0.01)
+        producer.ack_all()
+        with pytest.raises(ConnectionError):
+            await write
+        assert read == [(0, [(b'"a"', b"1")], 0)] and producer.transactions[-1] == "abort"
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_state_write_is_never_handed_to_the_reader() -> None:
+    read: list[Any] = []
+
+    class Failing(FakeProducer):
+        async def send_batch(self, batch: FakeBatch, topic: str, partition: int) -> asyncio.Future[None]:
+            ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            ack.set_exception(ConnectionError("not written"))
+            return ack
+
+    out = BatchedOutput(lambda: Failing(), {"changelog": 1})
+    out.send_after_outputs("changelog")
+    out.on_written("changelog", lambda *args: read.append(args))
+
+    async def scenario() -> None:
+        out.add_to("changelog", 0, [(b'"a"', b"1")])
+        await out.flush()
+        with pytest.raises(ConnectionError):
+            await out.settle()
+        with pytest.raises(ConnectionError):
+            await out.settle()
+
+    asyncio.run(scenario())
+    assert read == []
