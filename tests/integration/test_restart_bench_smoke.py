@@ -16,5 +16,6 @@ def test_the_restart_benchmark_times_two_starts_of_a_worker_on_a_filled_changelo
     result = CliRunner().invoke(restart.main, ["--keys", "2000"])
     assert result.exit_code == 0, result.output
     memory, rocksdb = result.output.strip().splitlines()
-    assert memory.startswith("2,000 keys, memory store: first start ready in ") and "recovery None" not in memory, memory
+    assert memory.startswith("2,000 keys, memory store: first start ready in "), memory
+    assert "recovery None" not in memory, memory
     assert rocksdb.startswith("2,000 keys, rocksdb store: first start ready in "), rocksdb
