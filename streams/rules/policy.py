@@ -53,6 +53,14 @@ class Params:
     rectify_deadline_hours: float  # a finding's default deadline after it is opened (Closed-loop supervision)
     lookback_days: float  # a verified finding is looked back at this long after its verification
     auto_finding_violations: int  # a checkpoint's violation windows in a local day that open a finding
+    dwell_minutes: float | None  # how long a scan here counts as a visit (Source tracing); None: not a visit
+    traced_contact_action: str  # deny or report: a traced contact scanned here
+    # Source tracing, set in a version's defaults only (read from :meth:`Policy.defaults_at`):
+    trace_on_nat_positive: bool  # a positive NAT read by the worker starts a trace
+    visit_retention_days: float  # a visit is kept this long after its event_time
+    trace_lookback_days: float  # a trace reads the case's visits from this long before onset
+    contact_min_overlap_minutes: float  # one visit's least shared time with the case's
+    contact_flag_days: float  # a contact is flagged this long after their last overlap
 
 
 PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Params))

@@ -93,7 +93,7 @@ def test_reason_codes_decisions_alert_kinds_and_dead_letter_reasons_are_the_code
 
 
 def test_every_policy_parameter_is_described() -> None:
-    params = set(schema("policy.v1.json")["definitions"]["params"]["properties"])
+    params = set(schema("policy.v1.json")["definitions"]["defaults_params"]["properties"])
     text = section("`hcs.policy.v1` (`policy.v1.json`)", "### ")
     described = {name for row in table_rows(text) for name in names(row[0])}
     assert params <= described and described - params <= {"schema", "versions"}

@@ -91,6 +91,9 @@ def test_a_district_override_changes_the_decision(two_versions: Path) -> None:
     ([{"version": "x", "valid_from": "2022-01-01T00:00:00+08:00", "defaults": {"fever_treshold_c": 37.5}}],
      "versions.0.defaults: must not contain {'fever_treshold_c'} properties"),
     ([{"version": "x"}], "versions.0: must contain ['valid_from'] properties"),
+    # Source tracing's horizon is one for the whole district: set in defaults only.
+    ([{"version": "x", "valid_from": "2022-01-01T00:00:00+08:00", "venue_types": {"mall": {"visit_retention_days": 30}}}],
+     "versions.0.venue_types.mall: must not contain {'visit_retention_days'} properties"),
     ([{"version": "x", "valid_from": "2022-01-01T00:00:00"}],
      "versions.0.valid_from: must be an RFC 3339 timestamp with an explicit offset"),
     ([{"version": "x", "valid_from": "2022-01-01T00:00:00Z"}, {"version": "x", "valid_from": "2022-02-01T00:00:00Z"}],
@@ -135,6 +138,13 @@ def test_the_packaged_policy_matches_the_contract_table() -> None:
     assert table["transport_hub"].itinerary_required and table["transport_hub"].vaccination_required
     assert [vt for vt, p in table.items() if p.popup_action == "deny"] == [
         "school", "kindergarten", "nursing_home", "hospital", "isolation_point", "government"]
+    assert {vt: p.dwell_minutes for vt, p in table.items()} == {
+        "school": 480, "kindergarten": 480, "office": 480, "government": 240, "hotel": 720, "hospital": 120,
+        "nursing_home": 120, "mall": 90, "transport_hub": 60, "other": 60, "supermarket": 45, "isolation_point": None}
+    assert [vt for vt, p in table.items() if p.traced_contact_action == "report"] == ["hospital"]
+    defaults = policy.defaults_at(T0.timestamp())
+    assert (defaults.trace_on_nat_positive, defaults.visit_retention_days, defaults.trace_lookback_days,
+            defaults.contact_min_overlap_minutes, defaults.contact_flag_days) == (True, 14, 4, 10, 7)
 
 
 @pytest.mark.parametrize(("version", "message"), [
