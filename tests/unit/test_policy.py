@@ -92,7 +92,8 @@ def test_a_district_override_changes_the_decision(two_versions: Path) -> None:
      "versions.0.defaults: must not contain {'fever_treshold_c'} properties"),
     ([{"version": "x"}], "versions.0: must contain ['valid_from'] properties"),
     # Source tracing's horizon is one for the whole district: set in defaults only.
-    ([{"version": "x", "valid_from": "2022-01-01T00:00:00+08:00", "venue_types": {"mall": {"visit_retention_days": 30}}}],
+    ([{"version": "x", "valid_from": "2022-01-01T00:00:00+08:00",
+       "venue_types": {"mall": {"visit_retention_days": 30}}}],
      "versions.0.venue_types.mall: must not contain {'visit_retention_days'} properties"),
     ([{"version": "x", "valid_from": "2022-01-01T00:00:00"}],
      "versions.0.valid_from: must be an RFC 3339 timestamp with an explicit offset"),

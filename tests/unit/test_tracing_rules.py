@@ -46,7 +46,8 @@ def test_the_case_is_never_its_own_contact_and_every_other_person_is_judged_alon
 
 def test_the_trace_window_reaches_back_from_onset_else_the_sample_and_includes_both_ends() -> None:
     day = t.DAY_S
-    assert t.trace_window(sampled_at=T, onset_at=T - day, reported_at=T + day, lookback_days=4) == (T - 5 * day, T + day)
+    by_onset = t.trace_window(sampled_at=T, onset_at=T - day, reported_at=T + day, lookback_days=4)
+    assert by_onset == (T - 5 * day, T + day)
     window = t.trace_window(sampled_at=T, onset_at=None, reported_at=T + day, lookback_days=4)
     assert window == (T - 4 * day, T + day)
     assert t.in_window(T - 4 * day, window) and t.in_window(T + day, window)
