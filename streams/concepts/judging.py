@@ -30,6 +30,7 @@ from streams.concepts.minutes import DistrictMinutes
 from streams.concepts.rechecks import Recheck, Rechecks, recheck_key
 from streams.concepts.register import Register
 from streams.concepts.silence import Checkpoints
+from streams.concepts.visits import Visits
 from streams.concepts.windows import ComplianceWindows, WindowHandle
 from streams.contract import topics
 from streams.contract.codec import decode_scans
@@ -43,6 +44,7 @@ from streams.rules.compliance import MINUTE_S, DistrictMinute, StreamClock, wind
 from streams.rules.judge import Judgement, is_late, judge
 from streams.rules.management import PhaseOn, alert_details, phase_on, restriction
 from streams.rules.policy import Params, Policy
+from streams.rules.tracing import Visit
 from streams.times import shanghai_day, utc_rfc3339
 
 MANAGEMENT_ALERTS = frozenset((ISOLATION_BREACH_ALERT, MONITORING_RESTRICTED))  # with the plan's details
@@ -54,7 +56,7 @@ class Judging:
     def __init__(self, policy: Policy, intake: Intake, alerts: Alerts, rechecks: Rechecks,
                  windows: ComplianceWindows, checkpoints: Checkpoints, minutes: DistrictMinutes,
                  register: Register, clock: StreamClock, uploads: StreamClock, metrics: Metrics,
-                 sink: Sink) -> None:
+                 sink: Sink, visits: Visits | None = None) -> None:
         self.policy = policy
         self.intake = intake
         self.alerts = alerts
@@ -67,6 +69,7 @@ class Judging:
         self.uploads = uploads
         self.metrics = metrics
         self.sink = sink
+        self.visits = visits  # every decided scan a visit (None: not kept, as in some tests)
         self._decided_at: tuple[float, str] = (0.0, "")  # `now` is one value per batch: format it once
 
     def inputs(self) -> Sequence[Input]:
@@ -119,6 +122,8 @@ class _Run:
         self.lo = self.hi = 0.0
         self.version, self.params = "", cast(Params, None)
         self.recheck_s = self.window_s = 0.0
+        self.dwell_s: float | None = None  # the venue type's visit length (None: a scan there is no visit)
+        self.visits: list[Visit] = []
         self.venue, self.venue_key, self.decisions = "", b"", cast(list[bytes], [])
         self.minute_district, self.minute_lo, self.minute_hi = "", 0.0, 0.0
         self.minute, self.reattributed = cast(DistrictMinute, None), False
@@ -134,6 +139,7 @@ class _Run:
         opened_at, plans, metrics = self.j.rechecks.opened_at, self.j.register.plans, self.j.metrics
         stream_now, policy_for, lo, hi = self.stream_now, self.policy_for, self.lo, self.hi
         params, version, recheck_s, window_s = self.params, self.version, self.recheck_s, self.window_s
+        dwell_s, visits = self.dwell_s, self.visits
         venue, decisions, minute_district, minute_lo, minute_hi = self.venue, self.decisions, "", 0.0, 0.0
         for scan in scans:
             t, district, venue_type = scan.event_time, scan.district, scan.venue_type
@@ -142,7 +148,7 @@ class _Run:
             if policy_for is None or not (lo <= t < hi and policy_for == (district, venue_type)):
                 self._policy(t, district, venue_type)
                 policy_for, lo, hi, params, version = self.policy_for, self.lo, self.hi, self.params, self.version
-                recheck_s, window_s = self.recheck_s, self.window_s
+                recheck_s, window_s, dwell_s = self.recheck_s, self.window_s, self.dwell_s
             open_key = recheck_key(scan.venue_id, scan.person_ref)
             opened = opened_at(open_key)
             plan = plans.get(scan.person_ref) if plans else None
@@ -160,6 +166,8 @@ class _Run:
             decisions.append(encode(Decision(
                 scan.event_id, scan.checkpoint_id, venue, venue_type, district, scan.event_time_at, decided_at,
                 verdict.decision, verdict.reasons, version, late)))
+            if dwell_s is not None:
+                visits.append(Visit(venue, int(t), scan.event_id, scan.person_ref, int(t + dwell_s)))
             if not (minute_lo <= t < minute_hi and district == minute_district):
                 self._minute(t, district, venue_type)
                 minute_district, minute_lo, minute_hi = district, self.minute_lo, self.minute_hi
@@ -193,6 +201,8 @@ class _Run:
         self.policy_for = (district, venue_type)
         self.recheck_s = self.params.recheck_window_minutes * 60
         self.window_s = self.params.compliance_window_seconds
+        dwell = self.params.dwell_minutes
+        self.dwell_s = None if dwell is None else dwell * 60
         if self.minute_district:  # a new venue type or policy within the minute in hand
             self.counts.group(district, venue_type, self.minute, self.reattributed)
 
@@ -228,6 +238,8 @@ class _Run:
         """Write what the run holds: the last venue's decisions, the clocks, windows, checkpoints, counts."""
         j, partition, now = self.j, self.partition, self.now
         j.sink.send_many(topics.DECISIONS, self.venue_key, self.decisions)
+        if self.visits and j.visits is not None:
+            j.visits.add(partition, self.visits)
         j.clock.observe(partition, self.stream_now, now)
         j.uploads.observe(partition, uploaded, now)
         for window in self.windows.values():

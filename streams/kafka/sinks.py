@@ -6,6 +6,7 @@ its state and its changelog records are written together (one transaction in exa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from streams.contract import topics
@@ -59,5 +60,22 @@ def changelog_writer(output: BatchedOutput, table: Any, on_disk: bool = False) -
     def send(partition: int, records: list[tuple[str, Any]]) -> None:
         output.add_to(topic, partition, [(encode(key), None if value is None else encode(value))
                                          for key, value in records])
+
+    return send
+
+
+def raw_changelog_writer(output: BatchedOutput, table: Any) -> Callable[[int, list[Record]], None]:
+    """Writes a table's changelog records already encoded (the visits'); the table's store
+    (:class:`streams.kafka.visits.VisitStore`) is told what Kafka holds of them."""
+    topic = table.changelog_topic.get_topic_name()
+    output.send_after_outputs(topic)
+
+    def written(partition: int, records: list[Record], last_offset: int) -> None:
+        table.data.apply_written(partition, records, last_offset)
+
+    output.on_written(topic, written)
+
+    def send(partition: int, records: list[Record]) -> None:
+        output.add_to(topic, partition, records)
 
     return send

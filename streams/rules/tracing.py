@@ -14,10 +14,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 DAY_S = 86_400.0
 
 Span = tuple[float, float]  # [start, end] of a visit, epoch seconds
+
+
+class Visit(NamedTuple):
+    """One visit: a person at a venue over ``[start, end]`` (whole epoch seconds), made by a scan."""
+
+    venue_id: str
+    start: int
+    event_id: str
+    person_ref: str
+    end: int
 
 
 def visit_span(event_time: float, dwell_minutes: float | None) -> Span | None:

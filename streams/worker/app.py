@@ -14,6 +14,7 @@ from faust.types import TP
 
 from streams.concepts.policies import PolicyFeed
 from streams.concepts.register import Register
+from streams.concepts.visits import VisitLog, Visits
 from streams.contract import topics
 from streams.kafka.bulk import Batch
 from streams.kafka.cluster import PRODUCER_BATCH_BYTES, transactional_producer
@@ -24,11 +25,13 @@ from streams.kafka.patches.consumer import Consumer
 from streams.kafka.patches.recovery import TableManager
 from streams.kafka.readiness import Readiness
 from streams.kafka.sensor import faust_monitor
-from streams.kafka.sinks import PartialsSink, TopicSink, changelog_writer
+from streams.kafka.sinks import PartialsSink, TopicSink, changelog_writer, raw_changelog_writer
 from streams.kafka.state import DedupMarks, PartitionedState
 from streams.kafka.views import ReplicatedView
+from streams.kafka.visits import changelog_record, tombstone
 from streams.metrics import Metrics
 from streams.rules.policy import Policy, load_policy
+from streams.rules.tracing import DAY_S
 from streams.settings import ROCKSDB, Settings
 from streams.worker.drains import Drains
 from streams.worker.web import wire_web
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 
 CONSUMER_FETCH_BYTES = 1024 * 1024
 FAUST_METRICS_PREFIX = "faust"
+VISITS_SEGMENT_MS = 6 * 3600 * 1000  # the visits changelog's segments: time retention deletes whole segments
 
 
 class HcsApp(AtLeastOnceApp):
@@ -212,6 +216,7 @@ def _wiring(app: HcsApp, settings: Settings, policy: Policy, metrics: Metrics) -
 
     partials = topics.partials_topic_name(settings.topic_prefix, settings.app_id)
     on_disk = settings.table_store == ROCKSDB
+    visits = _visits(app, policy)
     return Wiring(policy, PartitionedState(state, changelog_writer(output, state, on_disk)),
                   DedupMarks(seen, changelog_writer(output, seen, on_disk)),
                   PartitionedState(stats, changelog_writer(output, stats, on_disk)),
@@ -221,7 +226,24 @@ def _wiring(app: HcsApp, settings: Settings, policy: Policy, metrics: Metrics) -
                   # Every managed person's plan and the policy versions published meanwhile: read
                   # whole before the first scan is judged, and followed after.
                   register=Register(topics.topic_name(topics.MANAGEMENT, settings.topic_prefix)),
-                  policies=PolicyFeed(topics.topic_name(topics.POLICIES, settings.topic_prefix), policy))
+                  policies=PolicyFeed(topics.topic_name(topics.POLICIES, settings.topic_prefix), policy),
+                  visits=visits)
+
+
+def _visits(app: HcsApp, policy: Policy) -> Visits:
+    """Every decided scan's visit, in a table on disk whatever HCS_TABLE_STORE says (two weeks of
+    a city's visits do not fit in memory). Its changelog is compacted (the sweep's tombstones
+    remove expired visits) and deletes by time too, after the retention in force at start."""
+    settings = app.hcs_settings
+    retention_s = policy.defaults_at(time.time()).visit_retention_days * DAY_S
+    changelog = app.topic(topics.changelog_topic_name(settings.app_id, "visits"), partitions=topics.SCANS.partitions,
+                          retention=retention_s, compacting=True, deleting=True, internal=True, allow_empty=True,
+                          config={"segment.ms": str(VISITS_SEGMENT_MS)})
+    table = app.Table("visits", partitions=topics.SCANS.partitions, key_type=str, store="hcs-visits:visits",
+                      changelog_topic=changelog,
+                      help="every decided scan's visit (source tracing), until visit_retention_days")
+    return Visits(lambda: cast(VisitLog, table.data), raw_changelog_writer(app.output, table), changelog_record,
+                  tombstone, policy, lambda: app.wiring.owned(), time.time)
 
 
 def _drains(app: HcsApp, wiring: Wiring) -> Drains:

@@ -26,6 +26,7 @@ from streams.concepts.refusals import ViewRefusals
 from streams.concepts.register import Register
 from streams.concepts.silence import Checkpoints
 from streams.concepts.supervision import Supervision
+from streams.concepts.visits import Visits
 from streams.concepts.windows import ComplianceWindows
 from streams.contract import topics
 from streams.kafka.state import DedupMarks, PartitionedState
@@ -41,7 +42,8 @@ class Wiring:
     def __init__(self, policy: Policy, state: PartitionedState, seen: DedupMarks, stats: PartitionedState,
                  sink: Sink, partials: PartialsSink, metrics: Metrics, dedup_horizon_s: float,
                  is_active: Callable[[int], bool] = lambda p: True, idle_s: float = 10.0,
-                 register: Register | None = None, policies: PolicyFeed | None = None) -> None:
+                 register: Register | None = None, policies: PolicyFeed | None = None,
+                 visits: Visits | None = None) -> None:
         self.policy, self.state, self.seen, self.metrics = policy, state, seen, metrics
         self.is_active = is_active  # does this worker own the partition now (for timers)?
         self.register = register if register is not None else Register()  # every managed person's plan
@@ -57,8 +59,9 @@ class Wiring:
         self.rechecks = Rechecks(state, self.alerts, self.minutes, self.clock, policy, owned)
         self.windows = ComplianceWindows(state, self.alerts, self.minutes, metrics, self.clock, owned)
         self.checkpoints = Checkpoints(state, self.alerts, self.minutes, self.clock, self.uploads, policy, owned)
+        self.visits = visits  # every decided scan's visit, on disk (None: not kept)
         self.judging = Judging(policy, self.intake, self.alerts, self.rechecks, self.windows, self.checkpoints,
-                               self.minutes, self.register, self.clock, self.uploads, metrics, sink)
+                               self.minutes, self.register, self.clock, self.uploads, metrics, sink, visits)
         self.entries = EntryCounts(policy, self.intake, self.windows, self.checkpoints, self.clock, self.uploads,
                                    metrics)
         self.isolation = IsolationPoints(state, self.register, self.intake, self.alerts, self.minutes, metrics, sink,
@@ -71,7 +74,8 @@ class Wiring:
         # In the order their timers run within a tick of one interval.
         self.concepts: tuple[Concept, ...] = (
             self.judging, self.entries, self.windows, self.checkpoints, self.minutes, self.isolation,
-            self.refusals, self.rechecks, self.supervision, self.intake, self.alerts, self.stats)
+            self.refusals, self.rechecks, self.supervision, self.intake, self.alerts, self.stats,
+            *((visits,) if visits is not None else ()))
 
     def owned(self) -> set[int]:
         """The venue partitions this worker owns now (asked once per timer run, not per key)."""
@@ -114,6 +118,8 @@ class Wiring:
     def flush(self) -> None:
         """Send state changes to the changelogs (before the batch's offsets can be committed)."""
         self.minutes.flush()
+        if self.visits is not None:
+            self.visits.flush()
         self.seen.flush()
         self.state.flush()
         self.stats.state.flush()

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import tempfile
 import uuid
 import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
 from unittest.mock import MagicMock
 
@@ -59,8 +61,10 @@ class RecordingPartials:
 
 
 def make_app(policy: Policy | None = None) -> tuple[HcsApp, RecordingSink, MagicMock]:
-    app = create_app(Settings(app_id=f"agent-test-{uuid.uuid4().hex[:8]}", table_store=MEMORY), policy or load_policy(),
-                     Metrics())
+    # The visits are on disk whatever the store: in a directory of the test's own.
+    settings = Settings(app_id=f"agent-test-{uuid.uuid4().hex[:8]}", table_store=MEMORY,
+                        data_dir=Path(tempfile.mkdtemp(prefix="hcs-agent-")))
+    app = create_app(settings, policy or load_policy(), Metrics())
     app.finalize()
     app.conf.store = "memory://"  # type: ignore[assignment]  # Faust parses it into a URL
     app.flow_control.resume()
@@ -78,6 +82,8 @@ def make_app(policy: Policy | None = None) -> tuple[HcsApp, RecordingSink, Magic
 
     for state in (app.wiring.state, app.wiring.seen, app.wiring.stats.state):
         state.send = send
+    assert app.wiring.visits is not None
+    app.wiring.visits.send = MagicMock(name="send_visits")  # its raw changelog records, apart
     return app, sink, changelog
 
 
