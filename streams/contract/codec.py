@@ -20,6 +20,7 @@ import orjson
 
 from streams.contract import wire
 from streams.contract.models import (
+    CaseReport,
     EntryCount,
     FindingEvent,
     Itinerary,
@@ -438,7 +439,10 @@ def decode_observation(raw: bytes | None, now: float | None = None) -> Observati
 
 
 FINDING_EVENT_SCHEMA = "hcs.finding-event.v1"
-AUTO_PREFIX = "auto|"  # automatic findings' ids (auto|<venue_id>|<date>): the worker's alone to open
+AUTO_PREFIX = "auto|"
+# Cases the worker starts from a positive NAT it read (nat|<event_id>), published on hcs.cases.v1
+# as reported cases are, so that every worker traces them.
+NAT_CASE_PREFIX = "nat|"  # automatic findings' ids (auto|<venue_id>|<date>): the worker's alone to open
 
 
 def decode_finding_event(raw: bytes | None, now: float | None = None) -> FindingEvent | Rejected:
@@ -465,3 +469,26 @@ def decode_finding_event(raw: bytes | None, now: float | None = None) -> Finding
         return Rejected("SCHEMA_INVALID", f"deadline: only open sets a deadline, not {record.action}", raw)
     return FindingEvent(record.finding_id, record.venue_id, record.venue_type, record.district, record.action, at,
                  record.problem, deadline, record.event_id)
+
+
+CASE_SCHEMA = "hcs.case.v1"
+
+
+def decode_case(raw: bytes | None, now: float | None = None) -> CaseReport | Rejected:
+    """Decode one ``hcs.case.v1`` record (``now``: as for :func:`decode_scans`)."""
+    raw = raw or b""
+    record = _decode_record(wire.CASE, raw, CASE_SCHEMA, wire.CaseRecord)
+    if isinstance(record, Rejected):
+        return record
+    refused = _not_a_pseudonym(record.person_ref, raw) or _id_in(record, ("event_id", "case_id"), raw)
+    if refused is not None:
+        return refused
+    sampled, reported = record.sampled_at.timestamp(), record.reported_at.timestamp()
+    onset = None if record.onset_at is None else record.onset_at.timestamp()
+    if reported < sampled:
+        return Rejected("SCHEMA_INVALID", "reported_at: is before sampled_at", raw)
+    if now is not None and reported > now + MAX_FUTURE_S:
+        return Rejected("SCHEMA_INVALID", f"reported_at: more than {MAX_FUTURE_S:.0f} s after it was read "
+                        "(a clock ahead)", raw)
+    return CaseReport(record.case_id, record.person_ref, record.district, record.classification, sampled, onset,
+                      reported, record.event_id)

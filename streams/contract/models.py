@@ -123,3 +123,16 @@ class FindingEvent(NamedTuple):
     problem: str | None = None  # for open
     deadline: float | None = None  # for open; default at + rectify_deadline_hours
     event_id: str = ""  # its idempotency key (the intake's, not the rules')
+
+
+class CaseReport(NamedTuple):
+    """A case to trace (``hcs.case.v1``, or a positive NAT the worker read), decoded."""
+
+    case_id: str
+    person_ref: str
+    district: str
+    classification: str
+    sampled_at: float
+    onset_at: float | None
+    reported_at: float
+    event_id: str = ""

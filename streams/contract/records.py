@@ -153,3 +153,44 @@ class Watermark(msgspec.Struct, frozen=True, gc=False):
 
     source: int
     through: float
+
+
+class Exposure(msgspec.Struct, frozen=True, gc=False, tag_field="schema", tag="hcs.exposure.v1"):
+    """A contact of a case at one venue (``hcs.exposure.v1``), written once."""
+
+    exposure_id: str  # case_id|person_ref|venue_id
+    case_id: str
+    person_ref: str
+    venue_id: str
+    venue_type: str
+    district: str  # the venue's
+    first_overlap_at: str
+    overlap_minutes: float  # the total both were there, when written
+    traced_at: str
+
+
+class Trace(msgspec.Struct, frozen=True, tag_field="schema", tag="hcs.trace.v1"):
+    """A case's trace (``hcs.trace.v1``): running until every venue partition reported."""
+
+    case_id: str
+    person_ref: str
+    district: str
+    status: str  # running | complete
+    visits: int  # the case's, in its window
+    venues: int
+    contacts: int
+    started_at: str
+    completed_at: str | None
+
+
+class TraceReport(msgspec.Struct, frozen=True, gc=False):
+    """One venue partition's part of a case's trace (internal topic, keyed by case_id)."""
+
+    case_id: str
+    person_ref: str
+    district: str
+    source: int  # the venue partition
+    visits: int
+    venues: list[str]
+    contacts: list[str]  # pseudonyms: counted, never listed outside the worker
+    started_at: float

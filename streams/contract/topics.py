@@ -30,8 +30,13 @@ FINDINGS = TopicSpec("hcs.findings.v1", 8, "venue_id")
 FINDING_STATUS = TopicSpec("hcs.finding-status.v1", 4, "finding_id", compacted=True)
 # Policy versions published to the running workers, read whole by every worker.
 POLICIES = TopicSpec("hcs.policies.v1", 1, "version", compacted=True)
+# Source tracing: cases reported (read whole by every worker), the exposures found (read whole
+# by every worker too: a contact is stopped at every checkpoint), and each case's trace.
+CASES = TopicSpec("hcs.cases.v1", 4, "person_ref")
+EXPOSURES = TopicSpec("hcs.exposures.v1", 4, "person_ref")
+TRACES = TopicSpec("hcs.traces.v1", 4, "case_id", compacted=True)
 ALL: tuple[TopicSpec, ...] = (SCANS, ENTRIES, DECISIONS, ALERTS, DISTRICT_STATS, DLQ, MANAGEMENT, OBSERVATIONS,
-                              ISOLATION_STATUS, FINDINGS, FINDING_STATUS, POLICIES)
+                              ISOLATION_STATUS, FINDINGS, FINDING_STATUS, POLICIES, CASES, EXPOSURES, TRACES)
 
 # The worker's internal topic of district-minute partials (step one of the district stats),
 # named after the worker's app id: not part of the contract.
@@ -39,7 +44,10 @@ PARTIALS = TopicSpec("district-partials", DISTRICT_STATS.partitions, "district")
 # ... and of recurrences raised at one venue for another's findings (an isolation point's
 # resident breaching isolation elsewhere), keyed by the finding's venue, as the findings are.
 RECURRENCES = TopicSpec("finding-recurrences", FINDINGS.partitions, "venue_id")
-INTERNAL: tuple[TopicSpec, ...] = (PARTIALS, RECURRENCES)
+# ... and of each venue partition's report of a case's trace, keyed by the case: the owner of
+# the case's partition puts the reports together into its Trace.
+TRACE_REPORTS = TopicSpec("trace-reports", SCANS.partitions, "case_id")
+INTERNAL: tuple[TopicSpec, ...] = (PARTIALS, RECURRENCES, TRACE_REPORTS)
 
 
 def topic_name(spec: TopicSpec, prefix: str = "") -> str:

@@ -147,3 +147,19 @@ ENTRIES = msgspec.json.Decoder(EntryCountRecord | _NoRecord)
 MANAGEMENT = msgspec.json.Decoder(ManagementRecord | _NoRecord)
 OBSERVATION = msgspec.json.Decoder(ObservationRecord | _NoRecord)
 FINDING_EVENT = msgspec.json.Decoder(FindingEventRecord | _NoRecord)
+
+
+class CaseRecord(Struct, frozen=True, gc=False, tag_field="schema", tag="hcs.case.v1"):
+    """A case reported by disease control (``hcs.cases.v1``)."""
+
+    event_id: Id
+    case_id: Id
+    person_ref: Annotated[str, Meta(min_length=16, max_length=128)]  # its form: checked by the codec
+    district: District
+    classification: Literal["confirmed", "asymptomatic"]
+    sampled_at: Timestamp
+    reported_at: Timestamp
+    onset_at: Timestamp | None = None
+
+
+CASE = msgspec.json.Decoder(CaseRecord | _NoRecord)

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = (ROOT / "docs/interface.md").read_text()
 RECORD_SCHEMAS = ["scan.v1.json", "scan-batch.v1.json", "entries.v1.json", "decision.v1.json", "alert.v1.json",
                   "district-stats.v1.json", "deadletter.v1.json", "policy.v1.json", "finding-event.v1.json",
-                  "finding-status.v1.json", "policy-version.v1.json"]
+                  "finding-status.v1.json", "policy-version.v1.json", "case.v1.json", "exposure.v1.json",
+                  "trace.v1.json"]
 
 
 def section(title: str, level: str = "## ") -> str:
