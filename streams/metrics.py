@@ -23,6 +23,7 @@ from streams.rules.findings import STATUSES
 # Seconds; scan processing is sub-millisecond, event lag spans seconds to hours for late uploads.
 PROCESSING_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 86400.0)
+TRACE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 class _CounterChild:
@@ -150,6 +151,21 @@ class Metrics:
         self.lag = _Family(
             "hcs_event_lag_seconds", "Time from a scan's event_time to its judgement.",
             ["district"], r, buckets=LAG_BUCKETS)
+        self.traces = _Family(
+            "hcs_traces_total", "Cases whose trace completed (every venue partition reported), by the case's district.",
+            ["district"], r)
+        self.exposures = _Family(
+            "hcs_exposures_total", "Exposures written (a case's contact at a venue), by the venue's district.",
+            ["district"], r)
+        self.trace_seconds = _Family(
+            "hcs_trace_seconds", "Time from a case read to its trace complete.",
+            [], r, buckets=TRACE_BUCKETS)()
+
+    def watch_visits(self, stored: Callable[[], int]) -> None:
+        """Export about how many visits this worker's partitions hold (``hcs_visits_stored``;
+        each worker its own partitions': sum them)."""
+        self.registry.register(_GaugeCollector("hcs_visits_stored", "Visits stored for source tracing on this "
+                                               "worker's venue partitions (RocksDB's estimate).", stored))
 
     def watch_kafka(self, reachable: Callable[[], bool], outages: Callable[[], int]) -> None:
         """Export whether Kafka is reachable (``hcs_kafka_reachable``) and how often it was lost."""
@@ -215,6 +231,16 @@ class _FindingsCollector:
         for district in sorted({d for d, _ in by_status}):
             late.add_metric([district], float(overdue.get(district, 0)))
         yield late
+
+
+class _GaugeCollector:
+    """One unlabelled gauge, read when scraped."""
+
+    def __init__(self, name: str, doc: str, read: Callable[[], float]) -> None:
+        self._name, self._doc, self._read = name, doc, read
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(self._name, self._doc, value=float(self._read()))
 
 
 class _PolicyCollector:

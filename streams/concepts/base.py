@@ -79,3 +79,8 @@ class Concept(Protocol):
     def timers(self) -> Sequence[Timer]:
         """Its time-driven work."""
         ...
+
+
+# A positive NAT read (a scan's certificate, an isolation point's sample): (event_id, person_ref,
+# district, sampled_at, source partition, now) -> whether it started a case (source tracing).
+NatPositive = Callable[[str, str, str, float, int, float], bool]

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from streams.concepts.alerting import Alerts
-from streams.concepts.base import Input, RecordRef, Sink, Timer
+from streams.concepts.base import Input, NatPositive, RecordRef, Sink, Timer
 from streams.concepts.intake import Intake
 from streams.concepts.minutes import DistrictMinutes
 from streams.concepts.register import Register
@@ -69,6 +69,7 @@ class IsolationPoints:
         self.clock = clock
         self.policy = policy
         self.owned = owned
+        self.nat_positive: NatPositive | None = None  # source tracing's, set by the wiring
 
     def inputs(self) -> Sequence[Input]:
         return (Input("observe_isolation_points", topics.OBSERVATIONS, self.on_record),)
@@ -116,6 +117,8 @@ class IsolationPoints:
             draft = AlertDraft(kind, severity, person_dedup_key(kind, ref, point), obs.district, point, version,
                                person_ref=ref, reasons=(reason,), details=details)
             self.alerts.raise_alert(draft, obs.event_id, t, params.alert_dedup_minutes, partition, minute)
+            if positive and self.nat_positive is not None:
+                self.nat_positive(obs.event_id, ref, obs.district, t, partition, now)
 
     def close(self, now: float) -> int:
         """Close every day whose grace has passed by its partition's stream time; returns how many."""

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from streams.concepts.alerting import Alerts
-from streams.concepts.base import Input, RecordRef, Sink, Timer
+from streams.concepts.base import Input, NatPositive, RecordRef, Sink, Timer
 from streams.concepts.intake import Intake
 from streams.concepts.minutes import DistrictMinutes
 from streams.concepts.rechecks import Recheck, Rechecks, recheck_key
@@ -39,12 +39,12 @@ from streams.contract.models import Plan, ScanEvent
 from streams.contract.records import Decision
 from streams.metrics import Metrics
 from streams.rules.alerts import AlertDraft, person_dedup_key
-from streams.rules.codes import ISOLATION_BREACH_ALERT, MONITORING_RESTRICTED
+from streams.rules.codes import CONTACT_DETECTED, ISOLATION_BREACH_ALERT, MONITORING_RESTRICTED
 from streams.rules.compliance import MINUTE_S, DistrictMinute, StreamClock, window_start
 from streams.rules.judge import Judgement, is_late, judge
 from streams.rules.management import PhaseOn, alert_details, phase_on, restriction
 from streams.rules.policy import Params, Policy
-from streams.rules.tracing import Visit
+from streams.rules.tracing import ContactFlag, Visit, flag
 from streams.times import shanghai_day, utc_rfc3339
 
 MANAGEMENT_ALERTS = frozenset((ISOLATION_BREACH_ALERT, MONITORING_RESTRICTED))  # with the plan's details
@@ -70,6 +70,8 @@ class Judging:
         self.metrics = metrics
         self.sink = sink
         self.visits = visits  # every decided scan a visit (None: not kept, as in some tests)
+        self.contacts: dict[str, ContactFlag] = {}  # traced contacts (source tracing's view), set by the wiring
+        self.nat_positive: NatPositive | None = None  # a positive NAT read starts a case (source tracing)
         self._decided_at: tuple[float, str] = (0.0, "")  # `now` is one value per batch: format it once
 
     def inputs(self) -> Sequence[Input]:
@@ -124,6 +126,7 @@ class _Run:
         self.recheck_s = self.window_s = 0.0
         self.dwell_s: float | None = None  # the venue type's visit length (None: a scan there is no visit)
         self.visits: list[Visit] = []
+        self.venue_meta: dict[str, tuple[str, str]] = {}  # venue -> (type, district), as its scans said
         self.venue, self.venue_key, self.decisions = "", b"", cast(list[bytes], [])
         self.minute_district, self.minute_lo, self.minute_hi = "", 0.0, 0.0
         self.minute, self.reattributed = cast(DistrictMinute, None), False
@@ -137,9 +140,10 @@ class _Run:
         and kept in locals meanwhile: this loop is the worker's hottest code."""
         now, decided_at, windows, reports, counts = self.now, self.decided_at, self.windows, self.reports, self.counts
         opened_at, plans, metrics = self.j.rechecks.opened_at, self.j.register.plans, self.j.metrics
+        contacts, nat_positive = self.j.contacts, self.j.nat_positive
         stream_now, policy_for, lo, hi = self.stream_now, self.policy_for, self.lo, self.hi
         params, version, recheck_s, window_s = self.params, self.version, self.recheck_s, self.window_s
-        dwell_s, visits = self.dwell_s, self.visits
+        dwell_s, visits, venue_meta = self.dwell_s, self.visits, self.venue_meta
         venue, decisions, minute_district, minute_lo, minute_hi = self.venue, self.decisions, "", 0.0, 0.0
         for scan in scans:
             t, district, venue_type = scan.event_time, scan.district, scan.venue_type
@@ -152,10 +156,12 @@ class _Run:
             open_key = recheck_key(scan.venue_id, scan.person_ref)
             opened = opened_at(open_key)
             plan = plans.get(scan.person_ref) if plans else None
-            plan_phase = managed = None
+            plan_phase = managed = contact = None
             if plan is not None and (phase := phase_on(plan, shanghai_day(t))) is not None:
                 managed = restriction(plan, phase, scan.venue_id, params.isolation_action, params.monitoring_action)
                 plan_phase = (plan, phase)
+            elif contacts and (contact := contacts.get(scan.person_ref)) is not None:  # judged by a plan first
+                managed = flag(contact, t, params.traced_contact_action)
             verdict = judge(scan, params, opened is not None and 0 <= t - opened <= recheck_s, managed)
             if verdict.ends_recheck or verdict.starts_recheck:
                 self._recheck(verdict, open_key, scan, t)
@@ -168,11 +174,15 @@ class _Run:
                 verdict.decision, verdict.reasons, version, late)))
             if dwell_s is not None:
                 visits.append(Visit(venue, int(t), scan.event_id, scan.person_ref, int(t + dwell_s)))
+                venue_meta[venue] = (venue_type, district)  # the venue as its last scan says
             if not (minute_lo <= t < minute_hi and district == minute_district):
                 self._minute(t, district, venue_type)
                 minute_district, minute_lo, minute_hi = district, self.minute_lo, self.minute_hi
             if verdict.alerts:
-                self._alerts(scan, verdict, plan_phase)
+                self._alerts(scan, verdict, plan_phase, contact)
+            nat = scan.nat
+            if nat is not None and nat.result == "positive" and nat_positive is not None:
+                nat_positive(scan.event_id, scan.person_ref, district, nat.sampled_at, self.partition, now)
             start = window_start(t, window_s)
             window = windows.get((scan.checkpoint_id, start))
             if window is None:
@@ -217,10 +227,14 @@ class _Run:
         self.minute_hi = self.minute_lo + MINUTE_S
         self.counts.group(district, venue_type, self.minute, self.reattributed)
 
-    def _alerts(self, scan: ScanEvent, verdict: Judgement, plan_phase: tuple[Plan, PhaseOn] | None) -> None:
+    def _alerts(self, scan: ScanEvent, verdict: Judgement, plan_phase: tuple[Plan, PhaseOn] | None,
+                contact: ContactFlag | None) -> None:
         for spec in verdict.alerts:
             details = (alert_details(plan_phase[0], plan_phase[1])
                        if plan_phase is not None and spec.kind in MANAGEMENT_ALERTS else None)
+            if contact is not None and spec.kind == CONTACT_DETECTED:
+                details = {"case_ids": list(contact.case_ids),
+                           "last_exposure_at": utc_rfc3339(contact.last_exposure_at)}
             draft = AlertDraft(spec.kind, spec.severity, person_dedup_key(spec.kind, scan.person_ref, self.venue),
                                scan.district, self.venue, self.version, checkpoint_id=scan.checkpoint_id,
                                person_ref=scan.person_ref, reasons=spec.reasons, details=details)
@@ -239,7 +253,7 @@ class _Run:
         j, partition, now = self.j, self.partition, self.now
         j.sink.send_many(topics.DECISIONS, self.venue_key, self.decisions)
         if self.visits and j.visits is not None:
-            j.visits.add(partition, self.visits)
+            j.visits.add(partition, self.visits, self.venue_meta)
         j.clock.observe(partition, self.stream_now, now)
         j.uploads.observe(partition, uploaded, now)
         for window in self.windows.values():

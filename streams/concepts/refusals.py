@@ -1,4 +1,4 @@
-"""Records the replicated views refused (the register's, the policy versions'): dead-lettered
+"""Records the replicated views refused (the register's, the policy versions', the cases'): dead-lettered
 once across the workers, and a refused policy version raises ``POLICY_REJECTED`` once.
 
 Every worker reads those topics whole, so each refused record is dead-lettered by the owner of
@@ -31,8 +31,10 @@ TICK_S = 1.0
 
 class ViewRefusals:
     def __init__(self, policy: Policy, register: Register, policies: PolicyFeed | None, intake: Intake,
-                 alerts: Alerts, owned: Callable[[], set[int]]) -> None:
+                 alerts: Alerts, owned: Callable[[], set[int]],
+                 cases: Callable[[], list[tuple[Rejected, Where]]] | None = None) -> None:
         self.policy = policy
+        self.cases = cases  # the refused case reports (source tracing), taken
         self.register = register
         self.policies = policies
         self.intake = intake
@@ -52,6 +54,8 @@ class ViewRefusals:
             return 0  # the views keep them meanwhile
         refused: list[tuple[Rejected, Where, str | None, topics.TopicSpec]] = [
             (rejected, where, None, topics.MANAGEMENT) for rejected, where in self.register.take_refused()]
+        if self.cases is not None:
+            refused += [(rejected, where, None, topics.CASES) for rejected, where in self.cases()]
         if self.policies is not None:
             refused += [(rejected, where, version, topics.POLICIES)
                         for rejected, where, version in self.policies.take_refused()]

@@ -10,10 +10,13 @@ reach past the retention either (:mod:`streams.kafka.visits`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol
 
+import msgspec
+
 from streams.concepts.base import Input, Timer
+from streams.kafka.state import PartitionedState
 from streams.rules.policy import Policy
 from streams.rules.tracing import DAY_S, Visit
 
@@ -22,6 +25,20 @@ SWEEP_LIMIT = 50_000  # visits deleted per partition per sweep at most (the next
 
 # Writes changelog records (raw key, raw value or None) of one partition, in order.
 RawChangelogSend = Callable[[int, list[tuple[bytes | None, bytes | None]]], None]
+
+
+VENUE_PREFIX = "vm|"  # in the state table: venue_id -> VenueMeta, on the venue's partition
+
+
+class VenueMeta(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """What an exposure says of the venue where it happened (a visit keeps only its venue_id)."""
+
+    venue_type: str
+    district: str
+
+
+# Told of each flush's visits of a partition, once they are on disk: (partition, visits, now).
+VisitObserver = Callable[[int, list[Visit], float], None]
 
 
 class VisitLog(Protocol):
@@ -37,14 +54,21 @@ class VisitLog(Protocol):
 
     def estimate(self, partition: int) -> int: ...
 
+    def of_person(self, partition: int, person_ref: str, since: float, until: float) -> Iterator[Visit]: ...
+
+    def at_venue(self, partition: int, venue_id: str, since: float, until: float) -> Iterator[Visit]: ...
+
 
 class Visits:
     """Every decided scan's visit, written per partition once per batch, and swept at retention."""
 
     def __init__(self, log: Callable[[], VisitLog], send: RawChangelogSend,
                  record: Callable[[Visit], tuple[bytes, bytes]], tombstone: Callable[[Visit], tuple[bytes, None]],
-                 policy: Policy, owned: Callable[[], set[int]], clock: Callable[[], float]) -> None:
+                 state: PartitionedState, policy: Policy, owned: Callable[[], set[int]],
+                 clock: Callable[[], float]) -> None:
         self._log = log  # the store, made once the app is finalized
+        self.venues = state.typed(VENUE_PREFIX, VenueMeta)
+        self.observers: list[VisitObserver] = []
         self.send, self.record, self.tombstone = send, record, tombstone
         self.policy = policy
         self.owned = owned
@@ -74,7 +98,20 @@ class Visits:
         now = self.clock()
         return now - self.retention_s(now)
 
-    def add(self, partition: int, visits: list[Visit]) -> None:
+    def tell(self, observer: VisitObserver) -> None:
+        """Tell ``observer`` of every flush's visits from now on (the worker's wiring does)."""
+        self.observers.append(observer)
+
+    def venue(self, venue_id: str) -> VenueMeta | None:
+        return self.venues.get(VENUE_PREFIX + venue_id)
+
+    def add(self, partition: int, visits: list[Visit], venues: dict[str, tuple[str, str]] | None = None) -> None:
+        """A record's visits; ``venues``: each venue's (type, district) as its scans said."""
+        if venues:
+            for venue_id, (venue_type, district) in venues.items():
+                known = self.venues.get(VENUE_PREFIX + venue_id)
+                if known is None or known.venue_type != venue_type or known.district != district:
+                    self.venues.set(VENUE_PREFIX + venue_id, VenueMeta(venue_type, district), partition)
         pending = self._pending.get(partition)
         if pending is None:
             self._pending[partition] = visits
@@ -82,15 +119,19 @@ class Visits:
             pending.extend(visits)
 
     def flush(self) -> int:
-        """Write the visits added since the last flush: to the store, and to its changelog."""
+        """Write the visits added since the last flush: to the store and to its changelog; then
+        tell the observers (source tracing: late visits at a traced venue)."""
         if not self._pending:
             return 0
         pending, self._pending = self._pending, {}
         log, record, written = self.log, self.record, 0
+        now = self.clock()
         for partition, visits in pending.items():
             log.put(partition, visits)
             self.send(partition, [record(visit) for visit in visits])
             written += len(visits)
+            for observe in self.observers:
+                observe(partition, visits, now)
         return written
 
     def sweep(self, now: float) -> int:

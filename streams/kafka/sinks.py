@@ -22,7 +22,8 @@ class TopicSink:
         self._output = output
         self._names = {spec.name: topics.topic_name(spec, prefix) for spec in topics.ALL}
         # ... and the internal topics written record by record (the partials have their own sink).
-        self._names[topics.RECURRENCES.name] = topics.internal_topic_name(topics.RECURRENCES, prefix, app_id)
+        for spec in (topics.RECURRENCES, topics.TRACE_REPORTS):
+            self._names[spec.name] = topics.internal_topic_name(spec, prefix, app_id)
 
     def send(self, spec: topics.TopicSpec, key: bytes | None, value: bytes) -> None:
         self._output.add(self._names[spec.name], key, value)

@@ -158,6 +158,8 @@ def _alerts(reasons: tuple[str, ...], fever_confirmed: bool, managed_alert: str 
         out.append(AlertSpec(c.ISOLATION_BREACH_ALERT, c.CRITICAL, (c.ISOLATION_BREACH,)))
     elif managed_alert == c.MONITORING_RESTRICTED:
         out.append(AlertSpec(c.MONITORING_RESTRICTED, c.WARNING, (c.UNDER_HEALTH_MONITORING,)))
+    elif managed_alert == c.CONTACT_DETECTED:
+        out.append(AlertSpec(c.CONTACT_DETECTED, c.CRITICAL, (c.TRACED_CONTACT,)))
     key_reasons = tuple(r for r in reasons if r in _KEY_PERSON_SEVERITY)
     if key_reasons:
         severity = max((_KEY_PERSON_SEVERITY[r] for r in key_reasons), key=c.SEVERITY_RANK.__getitem__)

@@ -58,7 +58,7 @@ def centralized_day(plan: Plan, day: int) -> int | None:
 class Restriction(NamedTuple):
     """What a managed person's phase means for a scan at a venue."""
 
-    reason: str  # ISOLATION_BREACH or UNDER_HEALTH_MONITORING
+    reason: str  # ISOLATION_BREACH, UNDER_HEALTH_MONITORING, or TRACED_CONTACT (rules.tracing.flag)
     deny: bool  # deny-level (else report-level)
     alert: str | None  # the alert kind it raises, if any
 

@@ -16,6 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from streams.rules import codes as c
+from streams.rules.management import Restriction
+
 DAY_S = 86_400.0
 
 Span = tuple[float, float]  # [start, end] of a visit, epoch seconds
@@ -110,3 +113,33 @@ def flagged_until(last_overlap_end: float, flag_days: float) -> float:
 def expired(event_time: float, now: float, retention_days: float) -> bool:
     """Whether a visit of ``event_time`` is past its retention at ``now`` (kept no longer)."""
     return event_time < now - retention_days * DAY_S
+
+
+class ContactFlag(NamedTuple):
+    """What every worker knows of a traced contact (from the exposures written for them)."""
+
+    since: float  # the first overlap with a case
+    until: float  # the last overlap's end plus contact_flag_days
+    case_ids: tuple[str, ...]
+    last_exposure_at: float  # when the last overlap ended
+
+
+def flag(flag: ContactFlag | None, event_time: float, action: str) -> Restriction | None:
+    """The reason a traced contact's scan at ``event_time`` gets under the venue's
+    ``traced_contact_action``; None outside the flagged span (or for no contact)."""
+    if flag is None or not flag.since <= event_time <= flag.until:
+        return None
+    return Restriction(c.TRACED_CONTACT, action == "deny", c.CONTACT_DETECTED)
+
+
+def flagged(previous: ContactFlag | None, case_id: str, first_overlap_at: float, overlap_s: float,
+            flag_days: float) -> ContactFlag:
+    """A contact's flag with one more exposure. An exposure says when the contact first met the
+    case there and for how long in all: its last overlap is taken to end ``overlap_s`` after the
+    first began (exact for one overlap; for several, the flag may end early by the gaps between)."""
+    last = first_overlap_at + overlap_s
+    if previous is None:
+        return ContactFlag(first_overlap_at, flagged_until(last, flag_days), (case_id,), last)
+    cases = previous.case_ids if case_id in previous.case_ids else (*previous.case_ids, case_id)
+    return ContactFlag(min(previous.since, first_overlap_at), max(previous.until, flagged_until(last, flag_days)),
+                       cases, max(previous.last_exposure_at, last))

@@ -109,6 +109,8 @@ class HcsApp(AtLeastOnceApp):
 
     def on_tables_recovered(self) -> None:
         self.wiring.state.reindex()  # the keyspaces' indexes miss what recovery put in the table
+        if self.wiring.tracing is not None:
+            self.wiring.tracing.reindex()
 
     async def before_commit(self) -> None:
         await self.output.settle()  # state written for acknowledged records is acknowledged too
@@ -133,6 +135,10 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     app.readiness = Readiness()
     app.views = []
     app.add_view(ReplicatedView(wiring.register.replica, settings.client_kwargs()))
+    if wiring.tracing is not None and wiring.contacts is not None:  # cases and exposures, on every worker
+        app.add_view(ReplicatedView(wiring.tracing.cases, settings.client_kwargs()))
+        app.add_view(ReplicatedView(wiring.contacts.replica, settings.client_kwargs()))
+        metrics.watch_visits(wiring.tracing.visits.stored)
     if wiring.policies is not None:
         app.add_view(ReplicatedView(wiring.policies.replica, settings.client_kwargs()))
     metrics.watch_policy(lambda: policy.params(time.time(), "", "")[0])
@@ -216,8 +222,9 @@ def _wiring(app: HcsApp, settings: Settings, policy: Policy, metrics: Metrics) -
 
     partials = topics.partials_topic_name(settings.topic_prefix, settings.app_id)
     on_disk = settings.table_store == ROCKSDB
-    visits = _visits(app, policy)
-    return Wiring(policy, PartitionedState(state, changelog_writer(output, state, on_disk)),
+    venue_state = PartitionedState(state, changelog_writer(output, state, on_disk))
+    visits = _visits(app, policy, venue_state)
+    return Wiring(policy, venue_state,
                   DedupMarks(seen, changelog_writer(output, seen, on_disk)),
                   PartitionedState(stats, changelog_writer(output, stats, on_disk)),
                   TopicSink(output, settings.topic_prefix, settings.app_id),
@@ -227,10 +234,11 @@ def _wiring(app: HcsApp, settings: Settings, policy: Policy, metrics: Metrics) -
                   # whole before the first scan is judged, and followed after.
                   register=Register(topics.topic_name(topics.MANAGEMENT, settings.topic_prefix)),
                   policies=PolicyFeed(topics.topic_name(topics.POLICIES, settings.topic_prefix), policy),
-                  visits=visits)
+                  visits=visits, cases_topic=topics.topic_name(topics.CASES, settings.topic_prefix),
+                  exposures_topic=topics.topic_name(topics.EXPOSURES, settings.topic_prefix))
 
 
-def _visits(app: HcsApp, policy: Policy) -> Visits:
+def _visits(app: HcsApp, policy: Policy, state: PartitionedState) -> Visits:
     """Every decided scan's visit, in a table on disk whatever HCS_TABLE_STORE says (two weeks of
     a city's visits do not fit in memory). Its changelog is compacted (the sweep's tombstones
     remove expired visits) and deletes by time too, after the retention in force at start."""
@@ -243,7 +251,7 @@ def _visits(app: HcsApp, policy: Policy) -> Visits:
                       changelog_topic=changelog,
                       help="every decided scan's visit (source tracing), until visit_retention_days")
     return Visits(lambda: cast(VisitLog, table.data), raw_changelog_writer(app.output, table), changelog_record,
-                  tombstone, policy, lambda: app.wiring.owned(), time.time)
+                  tombstone, state, policy, lambda: app.wiring.owned(), time.time)
 
 
 def _drains(app: HcsApp, wiring: Wiring) -> Drains:

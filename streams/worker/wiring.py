@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Sequence
 from streams.concepts.aggregation import StatsOwner
 from streams.concepts.alerting import Alerts
 from streams.concepts.base import Concept, Input, Sink, Timer
+from streams.concepts.contacts import Contacts
 from streams.concepts.entries import EntryCounts
 from streams.concepts.intake import Intake
 from streams.concepts.isolation import IsolationPoints
@@ -26,6 +27,7 @@ from streams.concepts.refusals import ViewRefusals
 from streams.concepts.register import Register
 from streams.concepts.silence import Checkpoints
 from streams.concepts.supervision import Supervision
+from streams.concepts.tracing import Tracing
 from streams.concepts.visits import Visits
 from streams.concepts.windows import ComplianceWindows
 from streams.contract import topics
@@ -43,7 +45,7 @@ class Wiring:
                  sink: Sink, partials: PartialsSink, metrics: Metrics, dedup_horizon_s: float,
                  is_active: Callable[[int], bool] = lambda p: True, idle_s: float = 10.0,
                  register: Register | None = None, policies: PolicyFeed | None = None,
-                 visits: Visits | None = None) -> None:
+                 visits: Visits | None = None, cases_topic: str = "", exposures_topic: str = "") -> None:
         self.policy, self.state, self.seen, self.metrics = policy, state, seen, metrics
         self.is_active = is_active  # does this worker own the partition now (for timers)?
         self.register = register if register is not None else Register()  # every managed person's plan
@@ -69,13 +71,23 @@ class Wiring:
         self.supervision = Supervision(state, self.intake, self.alerts, self.minutes, metrics, sink, self.clock,
                                        policy, owned)
         self.alerts.tell(self.supervision.alerted)  # recurrences and automatic findings
-        self.refusals = ViewRefusals(policy, self.register, policies, self.intake, self.alerts, owned)
+        # Source tracing (with the visits): cases traced over this worker's partitions, contacts flagged.
+        self.tracing = self.contacts = None
+        if visits is not None:
+            self.tracing = Tracing(policy, visits, state, self.alerts, sink, metrics, owned, cases_topic)
+            self.contacts = Contacts(policy, exposures_topic)
+            visits.tell(self.tracing.visited)  # late visits at a traced venue, or of a case
+            self.judging.contacts = self.contacts.flags
+            self.judging.nat_positive = self.isolation.nat_positive = self.tracing.nat_positive
+        self.refusals = ViewRefusals(policy, self.register, policies, self.intake, self.alerts, owned,
+                                     self.tracing.take_refused if self.tracing is not None else None)
         self.stats = StatsOwner(stats, sink, sources=topics.SCANS.partitions)
         # In the order their timers run within a tick of one interval.
         self.concepts: tuple[Concept, ...] = (
             self.judging, self.entries, self.windows, self.checkpoints, self.minutes, self.isolation,
             self.refusals, self.rechecks, self.supervision, self.intake, self.alerts, self.stats,
-            *((visits,) if visits is not None else ()))
+            *((visits, self.tracing, self.contacts) if self.tracing is not None and self.contacts is not None
+              else ()))
 
     def owned(self) -> set[int]:
         """The venue partitions this worker owns now (asked once per timer run, not per key)."""
@@ -104,7 +116,8 @@ class Wiring:
     @sink.setter
     def sink(self, sink: Sink) -> None:
         """Where every output goes, for every concept (tests record them)."""
-        for holder in (self.intake, self.alerts, self.judging, self.isolation, self.supervision, self.stats):
+        for holder in (self.intake, self.alerts, self.judging, self.isolation, self.supervision, self.stats,
+                       *((self.tracing,) if self.tracing is not None else ())):
             holder.sink = sink
 
     @property

@@ -59,3 +59,22 @@ def test_a_visit_is_kept_exactly_its_retention_and_no_longer() -> None:
     assert not t.expired(T, now, 14)
     assert t.expired(T - 1, now, 14)
     assert t.flagged_until(T, 7) == T + 7 * t.DAY_S
+
+
+def test_a_contact_is_flagged_from_the_first_overlap_to_flag_days_after_the_last_and_denied_or_reported() -> None:
+    first = t.flagged(None, "case-1", T, 20 * MIN, 7)
+    assert first == t.ContactFlag(T, T + 20 * MIN + 7 * t.DAY_S, ("case-1",), T + 20 * MIN)
+    assert t.flag(first, T - 1, "deny") is None  # a scan from before they met
+    deny = t.flag(first, T + 20 * MIN + 7 * t.DAY_S, "deny")  # the last second of the flag
+    assert deny is not None and (deny.reason, deny.deny, deny.alert) == ("TRACED_CONTACT", True, "CONTACT_DETECTED")
+    report = t.flag(first, T, "report")
+    assert report is not None and not report.deny
+    assert t.flag(first, T + 20 * MIN + 7 * t.DAY_S + 1, "deny") is None
+    assert t.flag(None, T, "deny") is None
+
+
+def test_a_second_exposure_widens_the_flag_and_adds_its_case_once() -> None:
+    first = t.flagged(None, "case-1", T, 20 * MIN, 7)
+    later = t.flagged(first, "case-2", T + t.DAY_S, 15 * MIN, 7)
+    assert later == t.ContactFlag(T, T + t.DAY_S + 15 * MIN + 7 * t.DAY_S, ("case-1", "case-2"), T + t.DAY_S + 15 * MIN)
+    assert t.flagged(later, "case-1", T + 60, 10 * MIN, 7).case_ids == ("case-1", "case-2")
