@@ -289,9 +289,12 @@ def policy_rollback(version: str, note: str | None) -> None:
               "residents of isolation points get their staff's observations on hcs.observations.v1.")
 @click.option("--findings/--no-findings", default=True, show_default=True,
               help="Also send inspectors' findings and their rectification and verification to hcs.findings.v1.")
+@click.option("--case-every", type=click.FloatRange(0), default=0, show_default=True,
+              help="Report a case to hcs.cases.v1 every this many seconds (the first 45 s in): someone scanned in "
+              "the last hour, so the workers trace their contacts, who are stopped at their next scans.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def simulate(count: int | None, rate: float | None, batch: int, seed: int, entries: bool, run_id: str | None,
-             managed: int, findings: bool, quiet: bool) -> None:
+             managed: int, findings: bool, case_every: float, quiet: bool) -> None:
     """Publish simulated checkpoint scans of Hangzhou's districts to hcs.scans.v1."""
     import os
     import uuid
@@ -307,18 +310,20 @@ def simulate(count: int | None, rate: float | None, batch: int, seed: int, entri
     except HcsError as exc:
         _fail(exc)
     run = run_id if run_id is not None else uuid.uuid4().hex[:8]
-    sim = (Simulator(seed=seed, run_id=run, managed=managed) if key is None
-           else Simulator(seed=seed, key=key, run_id=run, managed=managed))
+    sim = (Simulator(seed=seed, run_id=run, managed=managed, case_every_s=case_every) if key is None
+           else Simulator(seed=seed, key=key, run_id=run, managed=managed, case_every_s=case_every))
     topic = topics.topic_name(topics.SCANS, settings.topic_prefix)
     entries_topic = topics.topic_name(topics.ENTRIES, settings.topic_prefix) if entries else None
     management_topic = topics.topic_name(topics.MANAGEMENT, settings.topic_prefix) if managed else None
     # Residents of the simulated isolation points get their staff's observations.
     observations_topic = topics.topic_name(topics.OBSERVATIONS, settings.topic_prefix) if managed else None
     findings_topic = topics.topic_name(topics.FINDINGS, settings.topic_prefix) if findings else None
+    cases_topic = topics.topic_name(topics.CASES, settings.topic_prefix) if case_every else None
     with click.progressbar(length=count or 0, label=f"scans -> {topic}", file=sys.stderr,
                            hidden=quiet or count is None) as bar:
         counts = _run_client(settings, publish(sim, client, topic, count, rate, batch, bar.update, entries_topic,
-                                               management_topic, observations_topic, findings_topic))
+                                               management_topic, observations_topic, findings_topic,
+                                               cases_topic))
     for on_purpose in ("duplicate_records", "malformed_records"):  # always said, even when none
         counts.setdefault(on_purpose, 0)
     click.echo(f"sent (run {run}): " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
@@ -429,6 +434,51 @@ for _action, _help in (("rectify", "The venue says it rectified the problem (OPE
     _command.__doc__ = _help
     finding.command(_action)(click.argument("finding_id")(click.option(
         "--at", default=None, help="When it was done (RFC 3339; default: now).")(_command)))
+
+
+@cli.group()
+def case() -> None:
+    """Disease control's case reports (written to hcs.cases.v1): every worker traces them."""
+
+
+@case.command("report")
+@click.option("--person", "person_ref", required=True, help="The case's pseudonym (person_ref), never a name or ID.")
+@click.option("--sampled-at", required=True, help="When the positive sample was taken (RFC 3339 with an offset).")
+@click.option("--onset", default=None, help="Symptom onset (RFC 3339); the trace reaches back from it if given.")
+@click.option("--classification", default="confirmed", show_default=True,
+              type=click.Choice(["confirmed", "asymptomatic"]))
+@click.option("--district", default="330106", show_default=True, help="The reporting district's 6-digit code.")
+@click.option("--id", "case_id", default=None, help="The case's id (default: district-date-random).")
+@click.option("--at", default=None, help="When it was reported (RFC 3339; default: now).")
+def case_report(person_ref: str, sampled_at: str, onset: str | None, classification: str, district: str,
+                case_id: str | None, at: str | None) -> None:
+    """Report a case; prints its id. Checked as the worker checks it before it is written."""
+    from streams.contract import topics
+    from streams.ops import cases
+
+    settings, client = _client_settings()
+    try:
+        value = cases.case_record(person_ref, district, _when(sampled_at), _when(at),
+                                  None if onset is None else _when(onset), classification, case_id)
+    except HcsError as exc:
+        _fail(exc)
+    _run_client(settings, cases.publish(client, topics.topic_name(topics.CASES, settings.topic_prefix), value))
+    click.echo(f"reported {value['case_id']}: `hcs trace {value['case_id']}` shows its trace")
+
+
+@cli.command()
+@click.argument("case_id")
+def trace(case_id: str) -> None:
+    """A case's trace and its contacts counted per venue and venue type (never a list of people)."""
+    from streams.contract import topics
+    from streams.ops import cases
+
+    settings, client = _client_settings()
+    found, exposures = _run_client(settings, cases.read_trace(
+        client, topics.topic_name(topics.TRACES, settings.topic_prefix),
+        topics.topic_name(topics.EXPOSURES, settings.topic_prefix), case_id))
+    for line in cases.summary(case_id, found, exposures):
+        click.echo(line)
 
 
 @cli.command()

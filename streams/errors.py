@@ -34,3 +34,7 @@ class DecodeError(HcsError):
 
 class InspectionError(HcsError):
     """A finding action that would be refused, said before anything is written."""
+
+
+class CaseError(HcsError):
+    """A case report that would be refused, said before anything is written."""

@@ -42,6 +42,7 @@ def _wait_until_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float
 
 
 MANAGED = 100  # key personnel on the simulated register: breaches and restrictions show in `hcs tail`
+CASE_EVERY_S = 300  # a case reported every 5 minutes (the first 45 s in): traces and contacts stopped show
 SCHEDULED_IN_S = 120  # a policy version published at the start takes effect this long after
 
 
@@ -85,7 +86,8 @@ def run_local(rate: float, port: int) -> None:
         print(f"hcs: worker ready; metrics at {base}/metrics", flush=True)
         _schedule_policy(env, settings.data_dir)
         children.append(subprocess.Popen(
-            [sys.executable, "-m", "streams", "simulate", "--rate", str(rate), "--managed", str(MANAGED), "--quiet"],
+            [sys.executable, "-m", "streams", "simulate", "--rate", str(rate), "--managed", str(MANAGED),
+             "--case-every", str(CASE_EVERY_S), "--quiet"],
             env=env,
             preexec_fn=die_with_parent))
         print(f"hcs: simulating {rate:g} scans/s; `hcs tail` shows alerts; Ctrl-C stops", flush=True)

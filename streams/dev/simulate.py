@@ -24,6 +24,8 @@ import orjson
 from streams.dev.device import person_ref
 from streams.times import SHANGHAI
 
+CASE_FIRST_S = 45.0  # the simulator's first case report, this long after it started
+
 DISTRICTS = {
     "330102": "Shangcheng", "330105": "Gongshu", "330106": "Xihu",
     "330108": "Binjiang", "330109": "Xiaoshan", "330110": "Yuhang",
@@ -101,6 +103,8 @@ class Simulator:
     run_id: str = ""
     # People (of ``people``) under management on the key-personnel register: :meth:`plans`.
     managed: int = 0
+    # A case reported every this many seconds (0: none), the first 45 s in: :meth:`cases`.
+    case_every_s: float = 0.0
 
     def __post_init__(self) -> None:
         self._run = f"{self.run_id}-" if self.run_id else ""  # the event ids' run part
@@ -128,6 +132,9 @@ class Simulator:
         self._isolated_at: dict[int, tuple[Venue, float, float]] = {}  # person -> (point, from, until)
         self._observed_until: float | None = None  # staff observations sent up to then
         self.inspections = Inspections(self.venues, self.seed, self._run, self.counts, self.next_seq)
+        self._scanned: dict[int, float] = {}  # person -> when last scanned (the candidates for a case)
+        self._next_case_at: float | None = None
+        self._case_rng = random.Random(self.seed + 1)  # cases fall due by the wall clock: not the scans' draws
 
     def _person(self, n: int) -> str:
         ref = self._refs.get(n)
@@ -215,6 +222,34 @@ class Simulator:
         """Inspectors' and supervisors' actions due by ``now`` (:class:`Inspections`)."""
         return self.inspections.due(now)
 
+    def cases(self, now: datetime) -> Iterator[tuple[bytes, bytes]]:
+        """A case report (``hcs.cases.v1``) when one is due: a person scanned in the last hour,
+        sampled two hours ago. The people who shared a venue with them keep scanning, so the
+        worker's trace and its contacts stopped at their next scans show within a minute."""
+        t = now.timestamp()
+        if not self.case_every_s:
+            return
+        if self._next_case_at is None:
+            self._next_case_at = t + CASE_FIRST_S
+        if t < self._next_case_at:
+            return
+        self._next_case_at = t + self.case_every_s
+        recent = sorted(p for p, at in self._scanned.items() if at >= t - 3600)
+        self._scanned = {p: at for p, at in self._scanned.items() if at >= t - 3600}
+        if not recent:
+            return
+        rng = self._case_rng
+        person = rng.choice(recent)
+        self.counts["cases"] += 1
+        case_id = f"sim-case-{self.seed}-{self._run}{self.next_seq():06d}"
+        ref = self._person(person)
+        value = {"schema": "hcs.case.v1", "event_id": case_id, "case_id": case_id, "person_ref": ref,
+                 "district": rng.choice(sorted(DISTRICTS)),
+                 "classification": rng.choice(["confirmed", "asymptomatic"]),
+                 "sampled_at": (now - timedelta(hours=2)).isoformat(), "onset_at": None,
+                 "reported_at": now.isoformat()}
+        yield ref.encode(), orjson.dumps(value)
+
     def next_seq(self) -> int:
         """The next number of the run's event ids (one sequence for every kind of record)."""
         self._seq += 1
@@ -255,6 +290,8 @@ class Simulator:
                             (at - timedelta(days=rng.randint(30, 400))).isoformat(), "exemption": False},
             "itinerary": {"as_of": at.isoformat(), "cities": cities},
         }
+        if self.case_every_s:
+            self._scanned[person] = at.timestamp()
         minute = (at.timestamp() // 60) * 60
         if minute + 60 > self._reported_before:  # a late upload's person was counted when passing
             self._passed[(value["checkpoint_id"], minute)] += 1
@@ -399,13 +436,14 @@ class Inspections:
 async def publish(sim: Simulator, client: Mapping[str, Any], topic: str, count: int | None, rate: float | None,
                   batch: int = 1, on_progress: Callable[[int], None] | None = None,
                   entries_topic: str | None = None, management_topic: str | None = None,
-                  observations_topic: str | None = None, findings_topic: str | None = None) -> Counter[str]:
+                  observations_topic: str | None = None, findings_topic: str | None = None,
+                  cases_topic: str | None = None) -> Counter[str]:
     """Send ``count`` scans (forever if None) to ``topic``, at ``rate`` scans/s or as fast as possible,
     and to ``entries_topic`` each checkpoint's people count once its minute is over; first, to
     ``management_topic``, the register's plans of the simulator's managed people; and to
     ``observations_topic`` the isolation points' staff observations of their residents as they
     fall due; to ``findings_topic`` inspectors' findings and what follows them
-    (:meth:`Simulator.findings`).
+    (:meth:`Simulator.findings`); to ``cases_topic`` a case now and then (:meth:`Simulator.cases`).
 
     As a device does, it outlives a cluster gone away: records that could not be delivered are
     sent again, with backoff, once it is back (one line when it is lost, one when it is back).
@@ -435,7 +473,7 @@ async def publish(sim: Simulator, client: Mapping[str, Any], topic: str, count: 
                     await out.send(management_topic, key, value)
                 await out.settle()  # the register first, as it would be before the scans
             await _send_scans(sim, out, stop, topic, count, rate, batch, on_progress, entries_topic,
-                              observations_topic, findings_topic)
+                              observations_topic, findings_topic, cases_topic)
             if entries_topic and not stop.is_set():
                 for key, value in sim.entry_counts(float("inf")):
                     await out.send(entries_topic, key, value)
@@ -450,8 +488,9 @@ async def publish(sim: Simulator, client: Mapping[str, Any], topic: str, count: 
 
 async def _send_scans(sim: Simulator, out: _Delivery, stop: asyncio.Event, topic: str, count: int | None,
                       rate: float | None, batch: int, on_progress: Callable[[int], None] | None,
-                      entries_topic: str | None, observations_topic: str | None, findings_topic: str | None) -> None:
-    """The scans at ``rate``, and what falls due meanwhile: people counts, observations, findings."""
+                      entries_topic: str | None, observations_topic: str | None, findings_topic: str | None,
+                      cases_topic: str | None = None) -> None:
+    """The scans at ``rate``, and what falls due meanwhile: people counts, observations, findings, cases."""
     started = time.monotonic()
     sent = 0
     for key, value, n in sim.records(count, batch):
@@ -472,6 +511,8 @@ async def _send_scans(sim: Simulator, out: _Delivery, stop: asyncio.Event, topic
             due.append((observations_topic, sim.observations(datetime.now(SHANGHAI))))
         if findings_topic and sent % 100 < n:
             due.append((findings_topic, sim.findings(datetime.now(SHANGHAI))))
+        if cases_topic and sent % 100 < n:
+            due.append((cases_topic, sim.cases(datetime.now(SHANGHAI))))
         for to, records in due:
             for key, value in records:
                 await out.send(to, key, value)

@@ -174,3 +174,18 @@ def test_findings_come_as_inspections_would_and_each_event_is_one_the_worker_acc
     assert not refused, refused[:1]
     assert all(k.decode() == orjson.loads(v)["venue_id"] for k, v in sent)
     assert_valid("finding-event.v1", [orjson.loads(v) for _, v in sent])
+
+
+def test_a_case_is_reported_45_s_in_and_then_every_interval_of_someone_scanned_in_the_last_hour() -> None:
+    from streams.contract.codec import decode_case
+
+    sim = Simulator(seed=3, case_every_s=300)
+    start = datetime.now(SHANGHAI)
+    scanned = {sim.scan(start)[1]["person_ref"] for _ in range(200)}
+    assert list(sim.cases(start)) == [] and list(sim.cases(start + timedelta(seconds=44))) == []
+    ((key, value),) = list(sim.cases(start + timedelta(seconds=45)))
+    case = decode_case(value, now=(start + timedelta(seconds=45)).timestamp())
+    assert not isinstance(case, Rejected) and case.person_ref in scanned and key == case.person_ref.encode()
+    assert list(sim.cases(start + timedelta(seconds=300))) == []
+    assert len(list(sim.cases(start + timedelta(seconds=345)))) == 1
+    assert list(Simulator(seed=3).cases(start + timedelta(hours=1))) == []  # none unless asked for
