@@ -77,6 +77,19 @@ CITY = dashboard("hcs-city", "hcs — city overview", [
     panel("Findings closed this week by district",
           'sum by (district) (increase(hcs_finding_transitions_total{action="close"}[7d]))', "{{district}}",
           description="findings whose look-back passed without a recurrence, in the last 7 days"),
+    Row("Source tracing"),
+    panel("Cases traced by district (1 h)", "sum by (district) (increase(hcs_traces_total[1h]))", "{{district}}",
+          description="cases whose trace completed (every venue partition reported), by the case's district"),
+    panel("Exposures found by district (1 h)", "sum by (district) (increase(hcs_exposures_total[1h]))",
+          "{{district}}", description="a case's contacts at a venue, each written once, by the venue's district"),
+    panel("Contacts stopped per second by district",
+          'sum by (district) (rate(hcs_scan_reasons_total{reason="TRACED_CONTACT"}[5m]))', "{{district}}", "ops",
+          description="scans of traced contacts judged TRACED_CONTACT (denied, or reported at hospitals)"),
+    panel("Trace time p99", "histogram_quantile(0.99, sum by (le) (rate(hcs_trace_seconds_bucket[1h])))", "p99",
+          "s", description="from a case read to its trace complete"),
+    panel("Visits stored", "sum(hcs_visits_stored)", "visits",
+          description="visits kept on disk for tracing, every worker's partitions (deleted after "
+          "visit_retention_days)"),
 ], [])
 
 DISTRICT_VARIABLE = (
@@ -134,6 +147,14 @@ DISTRICT = dashboard("hcs-district", "hcs — district drill-down", [
     panel("Findings closed this week",
           'sum(increase(hcs_finding_transitions_total{district="$district",action="close"}[7d]))', "closed",
           description="findings whose look-back passed without a recurrence, in the last 7 days"),
+    Row("Source tracing"),
+    panel("Cases traced (1 h)", 'sum(increase(hcs_traces_total{district="$district"}[1h]))', "cases",
+          description="the district's cases whose trace completed"),
+    panel("Exposures at the district's venues (1 h)", 'sum(increase(hcs_exposures_total{district="$district"}[1h]))',
+          "exposures", description="contacts of any case found at this district's venues"),
+    panel("Contacts stopped per second by venue type",
+          'sum by (venue_type) (rate(hcs_scan_reasons_total{district="$district",reason="TRACED_CONTACT"}[5m]))',
+          "{{venue_type}}", "ops", description="traced contacts' scans at this district's checkpoints"),
 ], [DISTRICT_VARIABLE])
 
 DASHBOARDS = {"hcs-city.json": CITY, "hcs-district.json": DISTRICT}

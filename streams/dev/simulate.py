@@ -103,7 +103,7 @@ class Simulator:
     run_id: str = ""
     # People (of ``people``) under management on the key-personnel register: :meth:`plans`.
     managed: int = 0
-    # A case reported every this many seconds (0: none), the first 45 s in: :meth:`cases`.
+    # A case reported every this many seconds (0: none), the first 45 s in (or sooner): :meth:`cases`.
     case_every_s: float = 0.0
 
     def __post_init__(self) -> None:
@@ -230,7 +230,7 @@ class Simulator:
         if not self.case_every_s:
             return
         if self._next_case_at is None:
-            self._next_case_at = t + CASE_FIRST_S
+            self._next_case_at = t + min(CASE_FIRST_S, self.case_every_s)
         if t < self._next_case_at:
             return
         self._next_case_at = t + self.case_every_s

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,22 @@ def test_every_dashboard_query_and_recording_rule_returns_data_from_a_real_worke
     prometheus = start_prometheus(tmp_path, [f"127.0.0.1:{worker.port}"], [ROOT / "deploy/prometheus/rules/hcs.yml"])
     simulator = subprocess.Popen([sys.executable, "-m", "streams", "simulate", "--rate", "300", "--count", "9000",
                                   "--managed", "600",  # plans, and the isolation points' observations
+                                  "--case-every", "5",  # cases, traced
                                   "--seed", "5", "--quiet"], env=env, stdout=subprocess.DEVNULL)
     produce(kafka_bootstrap, name(topics.SCANS, topic_prefix), [(b"bad", b"not json")])
+    # A case of district 330106 at a 330106 venue with someone beside them, who scans again once
+    # exposed: the district dashboard's tracing panels have data for certain.
+    case_ref, contact_ref = f.pseudonym(424242), f.pseudonym(434343)
+    venue = dict(venue_id="330106-trace-1", venue_type="mall", checkpoint_id="330106-trace-1-a")
+    now = datetime.now(UTC).replace(microsecond=0)
+    produce(kafka_bootstrap, name(topics.SCANS, topic_prefix), [
+        (b"330106-trace-1", f.encode(f.scan(**venue, person_ref=ref, at=now - timedelta(minutes=30))))
+        for ref in (case_ref, contact_ref)])
+    report = {"schema": "hcs.case.v1", "event_id": "mon-case", "case_id": "mon-case", "person_ref": case_ref,
+              "district": "330106", "classification": "confirmed", "sampled_at": f.ts(now - timedelta(hours=1)),
+              "onset_at": None, "reported_at": f.ts(now)}
+    produce(kafka_bootstrap, name(topics.CASES, topic_prefix), [(case_ref.encode(), orjson.dumps(report))])
+    contact_scanned = False
     try:
         expressions = [(f"recording rule {r}", r) for r in recording_rules()] + dashboard_queries()
         missing = dict(expressions)
@@ -59,6 +73,10 @@ def test_every_dashboard_query_and_recording_rule_returns_data_from_a_real_worke
             for label, expr in list(missing.items()):
                 if query(prometheus, expr):
                     del missing[label]
+            if not contact_scanned and query(prometheus, 'hcs_exposures_total{district="330106"}'):
+                produce(kafka_bootstrap, name(topics.SCANS, topic_prefix), [(b"330106-trace-1", f.encode(
+                    f.scan(**venue, person_ref=contact_ref, at=datetime.now(UTC).replace(microsecond=0))))])
+                contact_scanned = True
             time.sleep(1)
         assert not missing, f"no data for: {sorted(missing)}\n{worker.log_tail(20)}"
         # Every metric name passes Prometheus's own lint (Faust's "_events_runtime_ms" did not).

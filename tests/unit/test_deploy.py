@@ -92,6 +92,20 @@ def test_alertmanager_config_passes_amtool() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.parametrize(("labels", "receiver"), [
+    # A traced contact stopped at a checkpoint pages the venue district's on-call at once.
+    (["alertname=CONTACT_DETECTED", "severity=critical", "district=330106", "venue_id=330106-mall-001"],
+     "xihu-oncall-urgent"),
+    # A case traced goes to the case's district's on-call, grouped.
+    (["alertname=CASE_TRACED", "severity=warning", "district=330105", "venue_id=hcs.cases.v1"], "gongshu-oncall"),
+])
+def test_source_tracings_alerts_reach_the_district_on_call(labels: list[str], receiver: str) -> None:
+    result = subprocess.run([tool("amtool"), "config", "routes", "test",
+                             "--config.file=deploy/alertmanager/alertmanager.yml", *labels],
+                            cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0 and result.stdout.strip() == receiver, result.stdout + result.stderr
+
+
 KUBERNETES_VERSION = "1.31.0"  # the oldest Kubernetes still maintained when these were written
 
 
