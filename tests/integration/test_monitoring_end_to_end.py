@@ -127,13 +127,15 @@ def test_an_alert_from_a_scan_reaches_alertmanager_once_even_when_redelivered(
     bridge = WorkerProcess(env, tmp_path / "bridge.log", command="alerts-bridge").start()
     alertmanager = None
     try:
-        read(kafka_bootstrap, name(topics.ALERTS, topic_prefix), lambda v: len(v) >= 2)
+        # The positive NAT starts a case of its own (trace_on_nat_positive): its trace completes too.
+        read(kafka_bootstrap, name(topics.ALERTS, topic_prefix), lambda v: len(v) >= 3)
         time.sleep(2)
         alertmanager = start_alertmanager(tmp_path, ROOT / "deploy/alertmanager/alertmanager.yml", am_port)
-        got = wait_for(lambda: len(am_alerts(alertmanager.url)) >= 2 and am_alerts(alertmanager.url))
-        assert len(got) == 2, got
+        got = wait_for(lambda: len(am_alerts(alertmanager.url)) >= 3 and am_alerts(alertmanager.url))
+        assert len(got) == 3, got
         by_kind = {a["labels"]["kind"]: a for a in got}
-        assert set(by_kind) == {"KEY_PERSON_DETECTED", "NAT_POSITIVE"}
+        assert set(by_kind) == {"KEY_PERSON_DETECTED", "NAT_POSITIVE", "CASE_TRACED"}
+        assert by_kind["CASE_TRACED"]["receivers"] == [{"name": "xihu-oncall"}]
         key_person = by_kind["KEY_PERSON_DETECTED"]
         assert {k: key_person["labels"][k] for k in ("alertname", "severity", "district", "venue_id",
                                                      "checkpoint_id", "scope")} == {
@@ -148,7 +150,7 @@ def test_an_alert_from_a_scan_reaches_alertmanager_once_even_when_redelivered(
                               command="alerts-bridge").start()
         try:
             time.sleep(5)
-            assert len(am_alerts(alertmanager.url)) == 2
+            assert len(am_alerts(alertmanager.url)) == 3
         finally:
             again.stop()
         log = (tmp_path / "bridge.log").read_text()

@@ -42,6 +42,9 @@ def probe(port: int, path: str) -> tuple[int, Any]:
 
 def test_a_restarted_worker_is_live_at_once_ready_only_once_its_tables_are_recovered_and_says_how_far_it_got(
         worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+    # Restarted so that it reads its changelogs whole: the in-memory store (as a worker with its
+    # tables on disk does when its data dir is lost, or when it takes partitions over).
+    worker_env = {**worker_env, "HCS_TABLE_STORE": "memory"}
     create_topics(kafka_bootstrap, topic_prefix)
     clock = (f.T0 + timedelta(milliseconds=5 * i) for i in range(10**9))
     records = [(key, value) for key, value, _ in Simulator(seed=5).records(SCANS, batch=100, clock=clock)]

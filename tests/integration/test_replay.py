@@ -26,11 +26,13 @@ pytestmark = pytest.mark.integration
 def test_replay_reports_what_workers_under_each_policy_decided(
         worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
     create_topics(kafka_bootstrap, topic_prefix)
-    in_force = f.policy_file(tmp_path, "in-force", fever_threshold_c=37.3)
+    # Replay judges the rules, not the traces: the simulator's positive NATs start none here (a
+    # traced contact's flag depends on when its exposure was written, which a replay cannot know).
+    in_force = f.policy_file(tmp_path, "in-force", fever_threshold_c=37.3, trace_on_nat_positive=False)
     candidate = tmp_path / "candidate.json"
     candidate.write_text(json.dumps({"schema": "hcs.policy.v1", "versions": [
         {"version": "candidate", "valid_from": "2099-01-01T00:00:00+08:00",  # its rules apply to the whole range
-         "defaults": {"fever_threshold_c": 37.0, "vaccination_required": True},
+         "defaults": {"fever_threshold_c": 37.0, "vaccination_required": True, "trace_on_nat_positive": False},
          "venue_types": {"mall": {"nat_window_hours": 24}}}]}))
     sim = Simulator(seed=11, run_id=topic_prefix.strip("."))
     started = time.time()

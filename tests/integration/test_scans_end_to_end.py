@@ -51,7 +51,9 @@ def test_a_mixed_stream_yields_one_decision_per_unique_scan_with_alerts_and_dead
     worker = WorkerProcess(worker_env, tmp_path / "worker.log").start()
     try:
         decisions = read(kafka_bootstrap, name(topics.DECISIONS, topic_prefix), lambda v: len(v) >= 7, settle_s=3)
-        alerts = read(kafka_bootstrap, name(topics.ALERTS, topic_prefix), lambda v: len(v) >= 3, settle_s=1)
+        # The positive NAT also starts a case (trace_on_nat_positive), traced at once: CASE_TRACED.
+        alerts = read(kafka_bootstrap, name(topics.ALERTS, topic_prefix), lambda v: len(v) >= 4, settle_s=1)
+        cases = read(kafka_bootstrap, name(topics.CASES, topic_prefix), lambda v: len(v) >= 1, settle_s=1)
         dead = read(kafka_bootstrap, name(topics.DLQ, topic_prefix), lambda v: len(v) >= 3, settle_s=1)
         metrics = worker.metrics_text()
     finally:
@@ -69,12 +71,14 @@ def test_a_mixed_stream_yields_one_decision_per_unique_scan_with_alerts_and_dead
         late["event_id"]: ("ALLOW", []),
     }
     assert all(d["late"] for d in decisions)
-    assert {(a["kind"], a["severity"], a["person_ref"]) for a in alerts} == {
+    assert {(a["kind"], a["severity"], a.get("person_ref")) for a in alerts} == {
         ("KEY_PERSON_DETECTED", "critical", red["person_ref"]),
         ("NAT_POSITIVE", "critical", positive["person_ref"]),
         ("KEY_PERSON_DETECTED", "warning", hub_risk["person_ref"]),
+        ("CASE_TRACED", "warning", None),
     }
-    assert len(alerts) == 3
+    assert len(alerts) == 4
+    assert [(c["case_id"], c["person_ref"]) for c in cases] == [(f"nat|{positive['event_id']}", positive["person_ref"])]
     assert sorted((d["reason"], d["detail"].split(":")[0]) for d in dead) == [
         ("NOT_JSON", "not UTF-8 JSON"), ("SCHEMA_INVALID", "scans[2].temperature_c"), ("UNSUPPORTED_SCHEMA", "schema")]
     assert_valid("decision.v1", decisions)
