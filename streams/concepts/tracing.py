@@ -242,15 +242,22 @@ class Tracing:
                     self._late_case_visit(case_id, partition, visit, now)
 
     def _late_contact(self, case_id: str, partition: int, visit: Visit, now: float) -> None:
+        """A visit at a venue the case visited: the exposure it makes, if any, from the person's own
+        visits there (their index), never a read of the whole venue again."""
         case, mark = self.cases.data.get(case_id), self.marks.get(self._mark_key(case_id, partition))
         if case is None or mark is None or visit.person_ref == case.person_ref:
             return
         params = self.policy.defaults_at(case.reported_at)
         case_spans = [(start, end) for start, end in mark.spans.get(visit.venue_id, ())]
-        if contact_at_venue(case_spans, [(float(visit.start), float(visit.end))],
-                            params.contact_min_overlap_minutes * 60) is None:
+        min_overlap_s = params.contact_min_overlap_minutes * 60
+        if contact_at_venue(case_spans, [(float(visit.start), float(visit.end))], min_overlap_s) is None:
             return
-        self._contacts_at(case, partition, visit.venue_id, case_spans, params, now)
+        low, high = min(s for s, _ in case_spans) - MAX_DWELL_S, max(e for _, e in case_spans)
+        own = [(float(v.start), float(v.end)) for v in self.visits.log.of_person(partition, visit.person_ref, low, high)
+               if v.venue_id == visit.venue_id]
+        contact = contact_at_venue(case_spans, own, min_overlap_s)
+        if contact is not None:
+            self._expose(case, partition, visit.venue_id, {visit.person_ref: contact}, params, now)
 
     def _late_case_visit(self, case_id: str, partition: int, visit: Visit, now: float) -> None:
         case, key = self.cases.data.get(case_id), self._mark_key(case_id, partition)

@@ -126,7 +126,11 @@ class Visits:
         pending, self._pending = self._pending, {}
         log, record, written = self.log, self.record, 0
         now = self.clock()
+        kept_since = now - self.retention_s(now)
         for partition, visits in pending.items():
+            visits = [visit for visit in visits if visit.start >= kept_since]  # a late upload's may be: never kept
+            if not visits:
+                continue
             log.put(partition, visits)
             self.send(partition, [record(visit) for visit in visits])
             written += len(visits)

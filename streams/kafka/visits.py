@@ -152,18 +152,15 @@ class VisitStore(rocksdb.Store):
             yield Visit(venue_id, int(start), event_id.decode(), person.decode(), int(end))
 
     def started_before(self, partition: int, before: float, limit: int) -> list[Visit]:
-        """Up to ``limit`` visits of ``partition`` that started before ``before``, oldest first."""
+        """Up to ``limit`` visits of ``partition`` that started before ``before``, oldest first
+        (their keys, for deletion: ``end`` is not read, and is 0)."""
         found: list[Visit] = []
         for key, value in self._range(partition, b"t", b"t" + _t(before)):
             start, venue, event_id = key[1:].split(SEP, 2)
             found.append(Visit(venue.decode(), int(start), event_id.decode(), value.decode(), 0))
             if len(found) >= limit:
                 break
-        ends = []
-        for visit in found:  # the end is on the venue key (retention needs it for the keys only)
-            full = self._get_visit(partition, visit.venue_id, visit.start, visit.event_id)
-            ends.append(full if full is not None else visit)
-        return ends
+        return found
 
     def estimate(self, partition: int) -> int:
         """About how many visits ``partition`` holds (RocksDB's estimate of its keys, / 3)."""

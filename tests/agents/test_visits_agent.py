@@ -66,3 +66,11 @@ def test_a_visit_past_retention_is_not_read_even_before_the_sweep(hcs_app: tuple
     assert len(list(store.at_venue(0, "mall-1", 0, T0 * 2))) == 1
     visits.clock = lambda: T0 + 14 * DAY_S + 1
     assert list(store.at_venue(0, "mall-1", 0, T0 * 2)) == []
+
+
+def test_a_scan_already_past_retention_makes_no_visit(hcs_app: tuple[HcsApp, Any, Any]) -> None:
+    app = hcs_app[0]
+    visits, store, send = parts(app)
+    visits.clock = lambda: T0 + 14 * DAY_S + 1  # the scan's upload came late: its visit is already too old
+    run(app, b"mall-1", f.scan(venue_id="mall-1", venue_type="mall"))
+    assert store.started_before(0, T0 * 2, limit=10) == [] and send.call_args_list == []
