@@ -45,9 +45,9 @@ def test_retention_finds_the_oldest_and_deleting_removes_every_key(tmp_path: Pat
     _, store = visit_store(tmp_path)
     old, new = Visit("mall-1", T, "e1", "pa", T + 60), Visit("mall-1", T + 100, "e2", "pb", T + 160)
     store.put(0, [old, new])
-    assert store.started_before(0, T + 100, limit=10) == [old]
-    store.delete(0, [old])
-    assert store.started_before(0, T + 1000, limit=10) == [new]
+    assert store.started_before(0, T + 100, limit=10) == [old._replace(end=0)]  # the keys, for deletion
+    store.delete(0, store.started_before(0, T + 100, limit=10))
+    assert store.started_before(0, T + 1000, limit=10) == [new._replace(end=0)]
     assert list(store.of_person(0, "pa", 0, T * 2)) == [] and list(store.at_venue(0, "mall-1", 0, T * 2)) == [new]
     store.kept_since = lambda: T + 50.0
     assert list(store.at_venue(0, "mall-1", 0, T * 2)) == [new]  # reads never reach before retention
@@ -69,5 +69,5 @@ def test_recovery_rebuilds_every_key_from_the_changelog_but_never_an_expired_vis
     assert list(store.at_venue(1, "mall-1", 0, T * 2)) == [kept]
     assert list(store.of_person(1, "pa", 0, T * 2)) == [] and list(store.of_person(1, "pc", 0, T * 2)) == []
     store.kept_since = lambda: 0.0  # even where retention would allow it, the expired one never came in
-    assert store.started_before(1, T * 2, limit=10) == [kept]
+    assert store.started_before(1, T * 2, limit=10) == [kept._replace(end=0)]
     assert store.persisted_offset(tp) == 13
