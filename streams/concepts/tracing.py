@@ -46,6 +46,7 @@ from streams.times import utc_rfc3339
 log = logging.getLogger(__name__)
 
 TICK_S = 1.0  # cases not yet traced on an owned partition are traced this often
+FORGET_S = 600.0  # what tracing keeps past its use is forgotten this often
 TRACE_PREFIX = "tr|"  # state: case_id -> TraceMark, on each venue partition that traced it
 COMBINE_PREFIX = "tc|"  # state: case_id -> Combined, on the case's trace-reports partition
 EXPOSED_PREFIX = "x|"  # state: case_id|person_ref|venue_id of an exposure written -> until when kept
@@ -92,6 +93,13 @@ class Tracing:
         # dedup marks, whose sweep expects the order they were made to be the order they expire).
         self.exposed = state.keyspace(EXPOSED_PREFIX)
         self.nat_made = state.keyspace(NAT_CASE_MARK)
+        # Each kept until it can no longer matter, by due-time indexes: an exposure's mark until
+        # its contact's flag and the visits it came from are gone; a trace's mark and its reports
+        # as long as visits are kept after it.
+        self._expiring = [space.due_index(lambda until: float(until), monotone=True)
+                          for space in (self.exposed, self.nat_made)]
+        self._marks_expiring = self.marks.due_index(self._mark_until, monotone=True)
+        self._combined_expiring = self.combined.due_index(self._combined_until, monotone=True)
         self.by_person: dict[str, list[str]] = {}  # a case's person -> its case ids
         self._nat_cases: dict[tuple[str, float], str] = {}  # (person, sampled_at) -> the NAT case kept
         self._done: set[tuple[int, str]] = set()  # (partition, case_id) known traced
@@ -102,7 +110,41 @@ class Tracing:
         return (Input("combine_traces", topics.TRACE_REPORTS, self.on_report),)
 
     def timers(self) -> Sequence[Timer]:
-        return (Timer(TICK_S, self.trace_pending),)
+        return (Timer(TICK_S, self.trace_pending), Timer(FORGET_S, self.forget))
+
+    def _retention_s(self, at: float) -> float:
+        return self.policy.defaults_at(at).visit_retention_days * DAY_S
+
+    def _mark_until(self, mark: TraceMark) -> float:
+        return mark.started_at + self._retention_s(mark.started_at)
+
+    def _combined_until(self, combined: Combined) -> float:
+        return combined.started_at + self._retention_s(combined.started_at)
+
+    def forget(self, now: float) -> int:
+        """Forget what tracing keeps past its use: exposure and NAT-case marks past their expiry,
+        trace marks and reports past the visit retention after them, cases reported before it
+        (this worker's copy: the topic keeps its own retention)."""
+        forgotten = 0
+        for partition in sorted(self.owned()):
+            for space, due in ((self.exposed, self._expiring[0]), (self.nat_made, self._expiring[1]),
+                               (self.marks, self._marks_expiring), (self.combined, self._combined_expiring)):
+                for key in due.pop_due(partition, now):
+                    space.delete(key)
+                    forgotten += 1
+        old = [case_id for case_id, case in self.cases.data.items()
+               if case.reported_at < now - self._retention_s(now)]
+        for case_id in old:
+            case = self.cases.data.pop(case_id)
+            cases = self.by_person.get(case.person_ref, [])
+            if case_id in cases:
+                cases.remove(case_id)
+                if not cases:
+                    del self.by_person[case.person_ref]
+            self._done = {(p, c) for p, c in self._done if c != case_id}
+        if forgotten or old:
+            self._at_venue = None  # the venues of traced cases, read anew
+        return forgotten + len(old)
 
     # -- the cases, on every worker ----------------------------------------------------------
 
@@ -141,7 +183,10 @@ class Tracing:
     def trace_pending(self, now: float) -> int:
         """Trace every case not yet traced on a partition this worker owns."""
         owned, done, traced = sorted(self.owned()), self._done, 0
+        reported_since = now - self._retention_s(now)  # before: every visit it could have is gone
         for case_id, case in list(self.cases.data.items()):
+            if case.reported_at < reported_since:
+                continue
             for partition in owned:
                 if (partition, case_id) in done:
                     continue

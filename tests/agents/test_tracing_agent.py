@@ -148,3 +148,20 @@ def test_a_positive_nat_read_starts_one_case_per_person_and_sample(
     (reported,) = sink.of(topics.CASES)
     assert (reported["case_id"], reported["person_ref"], reported["_key"], reported["district"]) == (
         f"nat|{first['event_id']}", CASE, CASE, "330106")
+
+
+def test_what_tracing_keeps_is_forgotten_after_the_retention_and_an_old_case_is_never_traced_again(
+        traced: tuple[HcsApp, RecordingSink, Tracing]) -> None:
+    app, sink, tracing = traced
+    scans(app, b"mall-1", f.scan(**MALL, person_ref=CASE, at=at(0)), f.scan(**MALL, person_ref=f.pseudonym(1), at=at(5)))
+    tracing.apply(CASE.encode(), case())
+    now = T0 + 3 * 86400
+    tick(app, tracing, now)
+    assert len(tracing.exposed) == 1 and len(tracing.marks) == 1 and tracing.cases.data
+    assert tracing.forget(now + 86400) == 0  # all still of use
+    later = now + 22 * 86400  # past the retention (14 days) and the flag (7 days) after them
+    assert tracing.forget(later) == 3  # the exposure's mark, the trace's mark, the case
+    app.wiring.flush()
+    assert len(tracing.exposed) == 0 and len(tracing.marks) == 0 and not tracing.cases.data
+    tracing.apply(CASE.encode(), case())  # read again (a restart reads the cases topic whole)
+    assert tick(app, tracing, later) == 0 and len(sink.of(topics.EXPOSURES)) == 1
