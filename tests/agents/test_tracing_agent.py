@@ -153,7 +153,8 @@ def test_a_positive_nat_read_starts_one_case_per_person_and_sample(
 def test_what_tracing_keeps_is_forgotten_after_the_retention_and_an_old_case_is_never_traced_again(
         traced: tuple[HcsApp, RecordingSink, Tracing]) -> None:
     app, sink, tracing = traced
-    scans(app, b"mall-1", f.scan(**MALL, person_ref=CASE, at=at(0)), f.scan(**MALL, person_ref=f.pseudonym(1), at=at(5)))
+    scans(app, b"mall-1", f.scan(**MALL, person_ref=CASE, at=at(0)),
+          f.scan(**MALL, person_ref=f.pseudonym(1), at=at(5)))
     tracing.apply(CASE.encode(), case())
     now = T0 + 3 * 86400
     tick(app, tracing, now)
