@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import gc
 import itertools
+import shutil
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import click
 from aiokafka.partitioner import murmur2
@@ -62,7 +65,9 @@ def drop_pending(output: BatchedOutput) -> Counter[str]:
 
 
 def run(scans: int, batch: int, seed: int = 3) -> PipelineRun:
-    app = create_app(Settings(app_id="pipeline-bench"), metrics=Metrics())
+    # Its own data dir: the tables' and the visits' stores on disk, written as the worker writes them.
+    data_dir = Path(tempfile.mkdtemp(prefix="hcs-pipeline-"))
+    app = create_app(Settings(app_id="pipeline-bench", data_dir=data_dir), metrics=Metrics())
     pipeline, output = app.wiring, app.output
     outputs: Counter[str] = Counter()
     clock = (datetime.now(SHANGHAI) + timedelta(milliseconds=20 * i) for i in itertools.count())
@@ -99,6 +104,7 @@ def run(scans: int, batch: int, seed: int = 3) -> PipelineRun:
     finally:
         gc.callbacks.remove(on_gc)
         gc.unfreeze()
+        shutil.rmtree(data_dir, ignore_errors=True)
     return PipelineRun(scans, batch, wall, cpu / scans * 1e6, outputs.total(), outputs[topics.DECISIONS.name],
                        collections, paused["total"],
                        paused["worst"] * 1000)

@@ -44,7 +44,7 @@ from streams.rules.compliance import MINUTE_S, DistrictMinute, StreamClock, wind
 from streams.rules.judge import Judgement, is_late, judge
 from streams.rules.management import PhaseOn, alert_details, phase_on, restriction
 from streams.rules.policy import Params, Policy
-from streams.rules.tracing import ContactFlag, Visit, flag
+from streams.rules.tracing import ContactFlag, flag
 from streams.times import shanghai_day, utc_rfc3339
 
 MANAGEMENT_ALERTS = frozenset((ISOLATION_BREACH_ALERT, MONITORING_RESTRICTED))  # with the plan's details
@@ -125,8 +125,8 @@ class _Run:
         self.version, self.params = "", cast(Params, None)
         self.recheck_s = self.window_s = 0.0
         self.dwell_s: float | None = None  # the venue type's visit length (None: a scan there is no visit)
-        self.visits: list[Visit] = []
-        self.venue_meta: dict[str, tuple[str, str]] = {}  # venue -> (type, district), as its scans said
+        self.visit_scans: list[ScanEvent] = []  # the scans that are visits, and each one's dwell
+        self.visit_dwells: list[float] = []
         self.venue, self.venue_key, self.decisions = "", b"", cast(list[bytes], [])
         self.minute_district, self.minute_lo, self.minute_hi = "", 0.0, 0.0
         self.minute, self.reattributed = cast(DistrictMinute, None), False
@@ -143,7 +143,7 @@ class _Run:
         contacts, nat_positive = self.j.contacts, self.j.nat_positive
         stream_now, policy_for, lo, hi = self.stream_now, self.policy_for, self.lo, self.hi
         params, version, recheck_s, window_s = self.params, self.version, self.recheck_s, self.window_s
-        dwell_s, visits, venue_meta = self.dwell_s, self.visits, self.venue_meta
+        dwell_s, visit_scans, visit_dwells = self.dwell_s, self.visit_scans, self.visit_dwells
         venue, decisions, minute_district, minute_lo, minute_hi = self.venue, self.decisions, "", 0.0, 0.0
         for scan in scans:
             t, district, venue_type = scan.event_time, scan.district, scan.venue_type
@@ -172,9 +172,9 @@ class _Run:
             decisions.append(encode(Decision(
                 scan.event_id, scan.checkpoint_id, venue, venue_type, district, scan.event_time_at, decided_at,
                 verdict.decision, verdict.reasons, version, late)))
-            if dwell_s is not None:
-                visits.append(Visit(venue, int(t), scan.event_id, scan.person_ref, int(t + dwell_s)))
-                venue_meta[venue] = (venue_type, district)  # the venue as its last scan says
+            if dwell_s is not None:  # a visit: made into keys when written (no object per scan here)
+                visit_scans.append(scan)
+                visit_dwells.append(dwell_s)
             if not (minute_lo <= t < minute_hi and district == minute_district):
                 self._minute(t, district, venue_type)
                 minute_district, minute_lo, minute_hi = district, self.minute_lo, self.minute_hi
@@ -252,8 +252,8 @@ class _Run:
         """Write what the run holds: the last venue's decisions, the clocks, windows, checkpoints, counts."""
         j, partition, now = self.j, self.partition, self.now
         j.sink.send_many(topics.DECISIONS, self.venue_key, self.decisions)
-        if self.visits and j.visits is not None:
-            j.visits.add(partition, self.visits, self.venue_meta)
+        if self.visit_scans and j.visits is not None:
+            j.visits.add(partition, self.visit_scans, self.visit_dwells)
         j.clock.observe(partition, self.stream_now, now)
         j.uploads.observe(partition, uploaded, now)
         for window in self.windows.values():

@@ -16,7 +16,9 @@ from typing import Protocol
 import msgspec
 
 from streams.concepts.base import Input, Timer
+from streams.contract.models import ScanEvent
 from streams.kafka.state import PartitionedState
+from streams.kafka.visit_keys import Keys, visit_keys
 from streams.rules.policy import Policy
 from streams.rules.tracing import DAY_S, Visit
 
@@ -48,6 +50,8 @@ class VisitLog(Protocol):
 
     def put(self, partition: int, visits: Iterable[Visit]) -> None: ...
 
+    def put_keys(self, partition: int, keys: Iterable[Keys]) -> None: ...
+
     def delete(self, partition: int, visits: Iterable[Visit]) -> None: ...
 
     def started_before(self, partition: int, before: float, limit: int) -> list[Visit]: ...
@@ -63,17 +67,17 @@ class Visits:
     """Every decided scan's visit, written per partition once per batch, and swept at retention."""
 
     def __init__(self, log: Callable[[], VisitLog], send: RawChangelogSend,
-                 record: Callable[[Visit], tuple[bytes, bytes]], tombstone: Callable[[Visit], tuple[bytes, None]],
-                 state: PartitionedState, policy: Policy, owned: Callable[[], set[int]],
-                 clock: Callable[[], float]) -> None:
+                 tombstone: Callable[[Visit], tuple[bytes, None]], state: PartitionedState, policy: Policy,
+                 owned: Callable[[], set[int]], clock: Callable[[], float]) -> None:
         self._log = log  # the store, made once the app is finalized
         self.venues = state.typed(VENUE_PREFIX, VenueMeta)
         self.observers: list[VisitObserver] = []
-        self.send, self.record, self.tombstone = send, record, tombstone
+        self._wanted: list[Callable[[], bool]] = []
+        self.send, self.tombstone = send, tombstone
         self.policy = policy
         self.owned = owned
         self.clock = clock  # the wall clock: retention of personal data is by real time
-        self._pending: dict[int, list[Visit]] = {}
+        self._pending: dict[int, list[tuple[list[ScanEvent], list[float]]]] = {}  # (scans, dwells) per record
         self._bound = False
 
     @property
@@ -98,25 +102,35 @@ class Visits:
         now = self.clock()
         return now - self.retention_s(now)
 
-    def tell(self, observer: VisitObserver) -> None:
-        """Tell ``observer`` of every flush's visits from now on (the worker's wiring does)."""
+    def tell(self, observer: VisitObserver, wanted: Callable[[], bool] = lambda: True) -> None:
+        """Tell ``observer`` of every flush's visits from now on, while ``wanted()`` (the worker's
+        wiring does: source tracing, while it has cases)."""
         self.observers.append(observer)
+        self._wanted.append(wanted)
+
+    def watched(self) -> bool:
+        return any(wanted() for wanted in self._wanted)
 
     def venue(self, venue_id: str) -> VenueMeta | None:
         return self.venues.get(VENUE_PREFIX + venue_id)
 
-    def add(self, partition: int, visits: list[Visit], venues: dict[str, tuple[str, str]] | None = None) -> None:
-        """A record's visits; ``venues``: each venue's (type, district) as its scans said."""
-        if venues:
-            for venue_id, (venue_type, district) in venues.items():
-                known = self.venues.get(VENUE_PREFIX + venue_id)
-                if known is None or known.venue_type != venue_type or known.district != district:
-                    self.venues.set(VENUE_PREFIX + venue_id, VenueMeta(venue_type, district), partition)
+    def add(self, partition: int, scans: list[ScanEvent], dwells: list[float]) -> None:
+        """A record's decided scans whose venue type makes a visit, with each one's dwell (seconds)."""
         pending = self._pending.get(partition)
         if pending is None:
-            self._pending[partition] = visits
+            self._pending[partition] = [(scans, dwells)]
         else:
-            pending.extend(visits)
+            pending.append((scans, dwells))
+        venues = self.venues
+        seen: set[str] = set()
+        for scan in reversed(scans):  # each venue as its last scan says
+            venue_id = scan.venue_id
+            if venue_id in seen:
+                continue
+            seen.add(venue_id)
+            known = venues.get(VENUE_PREFIX + venue_id)
+            if known is None or known.venue_type != scan.venue_type or known.district != scan.district:
+                venues.set(VENUE_PREFIX + venue_id, VenueMeta(scan.venue_type, scan.district), partition)
 
     def flush(self) -> int:
         """Write the visits added since the last flush: to the store and to its changelog; then
@@ -124,18 +138,29 @@ class Visits:
         if not self._pending:
             return 0
         pending, self._pending = self._pending, {}
-        log, record, written = self.log, self.record, 0
+        log, written = self.log, 0
         now = self.clock()
         kept_since = now - self.retention_s(now)
-        for partition, visits in pending.items():
-            visits = [visit for visit in visits if visit.start >= kept_since]  # a late upload's may be: never kept
-            if not visits:
+        watched = self.watched()
+        for partition, chunks in pending.items():
+            keys, made = [], []
+            for scans, dwells in chunks:
+                for scan, dwell in zip(scans, dwells, strict=True):
+                    t = scan.event_time
+                    if t < kept_since:
+                        continue  # a late upload's visit may be past retention already: never kept
+                    start, end = int(t), int(t + dwell)
+                    keys.append(visit_keys(scan.venue_id, start, scan.event_id, scan.person_ref, end))
+                    if watched:
+                        made.append(Visit(scan.venue_id, start, scan.event_id, scan.person_ref, end))
+            if not keys:
                 continue
-            log.put(partition, visits)
-            self.send(partition, [record(visit) for visit in visits])
-            written += len(visits)
-            for observe in self.observers:
-                observe(partition, visits, now)
+            log.put_keys(partition, keys)
+            self.send(partition, [pairs[0] for pairs in keys])  # the venue key and value: the changelog record
+            written += len(keys)
+            if made:
+                for observe in self.observers:
+                    observe(partition, made, now)
         return written
 
     def sweep(self, now: float) -> int:

@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 from faust.stores import rocksdb
 from faust.types import TP, AppT, CollectionT, EventT
-from rocksdict import WriteBatch
+from rocksdict import WriteBatch, WriteOptions
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 OPTIONS = {"write_buffer_size": 8 * 1024 * 1024, "max_write_buffer_number": 2,
            "block_cache_size": 16 * 1024 * 1024, "block_cache_compressed_size": 0}
 LOAD_YIELD_EVERY = 20_000  # keys loaded between two yields to the event loop
+# No write-ahead log: the changelog is the log. After a crash the database holds a prefix of what
+# was written to it (memtables are flushed in order), its persisted offset included: recovery reads
+# the changelog from there.
+_NO_WAL = WriteOptions()
+_NO_WAL.disable_wal = True  # type: ignore[method-assign,assignment]  # a property at run time, a method in the stubs
 
 
 class Store(rocksdb.Store):
@@ -65,6 +70,11 @@ class Store(rocksdb.Store):
                 batch.put(key, value)
         batch.put(self.offset_key, str(last_offset).encode())
         self._db_for_partition(partition).write(batch)
+
+    def _open_for_partition(self, partition: int) -> Any:
+        db = super()._open_for_partition(partition)
+        db.set_write_options(_NO_WAL)
+        return db
 
     def apply_changelog_batch(self, batch: Iterable[EventT[Any]], to_key: Callable[[Any], Any],
                               to_value: Callable[[Any], Any]) -> None:

@@ -10,9 +10,13 @@ and for retention:
 - ``t`` start ``\\0`` venue ``\\0`` event_id -> person           (oldest first: retention)
 
 ``start``/``end`` are whole epoch seconds, zero-padded so that bytes order is time order. The
-changelog holds one record per visit (JSON key ``[venue, start, event_id]``, value
-``[person, end]``; a null value when retention removed it), from which recovery rebuilds all
-three keys; a visit past retention is never restored from the changelog, whatever it still holds.
+changelog holds one record per visit, its venue key and value as they are (a null value when
+retention removed it), from which recovery rebuilds all three keys; a visit past retention is
+never restored from the changelog, whatever it still holds.
+
+The databases are written without RocksDB's write-ahead log: the changelog is the log. A crash
+loses at most what was not yet flushed from memory, and what is on disk is then a prefix of what
+was written, the persisted offset included, so recovery reads the changelog from there.
 
 Visits are written to the database when they are made (a visit is identified by its scan's
 ``event_id``: writing one again, as a redelivered scan after a crash would, changes nothing); the
@@ -24,36 +28,38 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-import orjson
 from faust.stores import rocksdb
 from faust.types import TP, AppT, CollectionT, EventT
-from rocksdict import WriteBatch
+from rocksdict import WriteBatch, WriteOptions
 
+from streams.kafka.visit_keys import Keys, visit_keys
+from streams.kafka.visit_keys import time_key as _t
 from streams.rules.tracing import Visit
 
 SEP = b"\0"
+_NO_WAL = WriteOptions()
+_NO_WAL.disable_wal = True  # type: ignore[method-assign,assignment]  # a property at run time, a method in the stubs
 OPTIONS = {"write_buffer_size": 16 * 1024 * 1024, "max_write_buffer_number": 2,
            "block_cache_size": 32 * 1024 * 1024, "block_cache_compressed_size": 0}
 
 
-def _t(seconds: float) -> bytes:
-    return b"%010d" % max(0, int(seconds))
-
-
-def _keys(visit: Visit) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes], tuple[bytes, bytes]]:
-    venue, person, event = visit.venue_id.encode(), visit.person_ref.encode(), visit.event_id.encode()
-    start, end = _t(visit.start), _t(visit.end)
-    return ((b"v" + venue + SEP + start + SEP + event, person + SEP + end),
-            (b"p" + person + SEP + start + SEP + venue + SEP + event, end),
-            (b"t" + start + SEP + venue + SEP + event, person))
+def _keys(visit: Visit) -> Keys:
+    return visit_keys(visit.venue_id, visit.start, visit.event_id, visit.person_ref, visit.end)
 
 
 def changelog_record(visit: Visit) -> tuple[bytes, bytes]:
-    return orjson.dumps([visit.venue_id, visit.start, visit.event_id]), orjson.dumps([visit.person_ref, visit.end])
+    """A visit's changelog record: its venue key and value, as the store holds them."""
+    return _keys(visit)[0]
 
 
 def tombstone(visit: Visit) -> tuple[bytes, None]:
-    return orjson.dumps([visit.venue_id, visit.start, visit.event_id]), None
+    return _keys(visit)[0][0], None
+
+
+def _from_venue_key(key: bytes, value: bytes) -> Visit:
+    venue, start, event_id = key[1:].split(SEP, 2)
+    person, end = value.split(SEP)
+    return Visit(venue.decode(), int(start), event_id.decode(), person.decode(), int(end))
 
 
 class VisitStore(rocksdb.Store):
@@ -64,13 +70,24 @@ class VisitStore(rocksdb.Store):
         super().__init__(url, app, table, options=options, **kwargs)
         self.kept_since: Callable[[], float] = lambda: 0.0  # visits that started before are not kept
 
+    def _open_for_partition(self, partition: int) -> Any:
+        db = super()._open_for_partition(partition)
+        db.set_write_options(_NO_WAL)
+        return db
+
     # -- writes ------------------------------------------------------------------------------
 
     def put(self, partition: int, visits: Iterable[Visit]) -> None:
+        self.put_keys(partition, [_keys(visit) for visit in visits])
+
+    def put_keys(self, partition: int, keys: Iterable[Keys]) -> None:
+        """Visits already made into their keys (:func:`visit_keys`): one write."""
         batch = WriteBatch(raw_mode=True)
-        for visit in visits:
-            for key, value in _keys(visit):
-                batch.put(key, value)
+        put = batch.put
+        for (k1, v1), (k2, v2), (k3, v3) in keys:
+            put(k1, v1)
+            put(k2, v2)
+            put(k3, v3)
         self._db_for_partition(partition).write(batch)
 
     def delete(self, partition: int, visits: Iterable[Visit]) -> None:
@@ -96,14 +113,14 @@ class VisitStore(rocksdb.Store):
             offsets[message.tp] = max(message.offset, offsets.get(message.tp, -1))
             if message.key is None:
                 continue
-            venue, start, event_id = orjson.loads(message.key)
+            venue, start, event_id = message.key[1:].split(SEP, 2)
+            ident = (venue.decode(), int(start), event_id.decode())
             visit = None
             if message.value is not None:
-                if start < kept_since:
+                if ident[1] < kept_since:
                     continue
-                person, end = orjson.loads(message.value)
-                visit = Visit(venue, start, event_id, person, end)
-            latest.setdefault(message.partition, {})[(venue, start, event_id)] = visit
+                visit = _from_venue_key(message.key, message.value)
+            latest.setdefault(message.partition, {})[ident] = visit
         for partition, visits in latest.items():
             gone = [self._get_visit(partition, *key) for key, visit in visits.items() if visit is None]
             self.delete(partition, [visit for visit in gone if visit is not None])
@@ -112,12 +129,9 @@ class VisitStore(rocksdb.Store):
             self.set_persisted_offset(tp, offset)
 
     def _get_visit(self, partition: int, venue: str, start: int, event_id: str) -> Visit | None:
-        value = self._db_for_partition(partition).get(
-            b"v" + venue.encode() + SEP + _t(start) + SEP + event_id.encode())
-        if value is None:
-            return None
-        person, end = value.split(SEP)
-        return Visit(venue, start, event_id, person.decode(), int(end))
+        key = b"v" + venue.encode() + SEP + _t(start) + SEP + event_id.encode()
+        value = self._db_for_partition(partition).get(key)
+        return None if value is None else _from_venue_key(key, value)
 
     # -- reads -------------------------------------------------------------------------------
 

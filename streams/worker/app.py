@@ -28,7 +28,7 @@ from streams.kafka.sensor import faust_monitor
 from streams.kafka.sinks import PartialsSink, TopicSink, changelog_writer, raw_changelog_writer
 from streams.kafka.state import DedupMarks, PartitionedState
 from streams.kafka.views import ReplicatedView
-from streams.kafka.visits import changelog_record, tombstone
+from streams.kafka.visits import tombstone
 from streams.metrics import Metrics
 from streams.rules.policy import Policy, load_policy
 from streams.rules.tracing import DAY_S
@@ -250,8 +250,8 @@ def _visits(app: HcsApp, policy: Policy, state: PartitionedState) -> Visits:
     table = app.Table("visits", partitions=topics.SCANS.partitions, key_type=str, store="hcs-visits:visits",
                       changelog_topic=changelog,
                       help="every decided scan's visit (source tracing), until visit_retention_days")
-    return Visits(lambda: cast(VisitLog, table.data), raw_changelog_writer(app.output, table), changelog_record,
-                  tombstone, state, policy, lambda: app.wiring.owned(), time.time)
+    return Visits(lambda: cast(VisitLog, table.data), raw_changelog_writer(app.output, table), tombstone, state,
+                  policy, lambda: app.wiring.owned(), time.time)
 
 
 def _drains(app: HcsApp, wiring: Wiring) -> Drains:

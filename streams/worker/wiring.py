@@ -76,7 +76,9 @@ class Wiring:
         if visits is not None:
             self.tracing = Tracing(policy, visits, state, self.alerts, sink, metrics, owned, cases_topic)
             self.contacts = Contacts(policy, exposures_topic)
-            visits.tell(self.tracing.visited)  # late visits at a traced venue, or of a case
+            tracing = self.tracing
+            # Late visits, at a traced venue or of a case: told while there are cases.
+            visits.tell(tracing.visited, lambda: bool(tracing.cases.data))
             self.judging.contacts = self.contacts.flags
             self.judging.nat_positive = self.isolation.nat_positive = self.tracing.nat_positive
         self.refusals = ViewRefusals(policy, self.register, policies, self.intake, self.alerts, owned,
