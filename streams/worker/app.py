@@ -244,9 +244,10 @@ def _visits(app: HcsApp, policy: Policy, state: PartitionedState) -> Visits:
     remove expired visits) and deletes by time too, after the retention in force at start."""
     settings = app.hcs_settings
     retention_s = policy.defaults_at(time.time()).visit_retention_days * DAY_S
+    # Its records are the store's own bytes (streams.kafka.visits), read back as they are: raw.
     changelog = app.topic(topics.changelog_topic_name(settings.app_id, "visits"), partitions=topics.SCANS.partitions,
                           retention=retention_s, compacting=True, deleting=True, internal=True, allow_empty=True,
-                          config={"segment.ms": str(VISITS_SEGMENT_MS)})
+                          key_serializer="raw", value_serializer="raw", config={"segment.ms": str(VISITS_SEGMENT_MS)})
     table = app.Table("visits", partitions=topics.SCANS.partitions, key_type=str, store="hcs-visits:visits",
                       changelog_topic=changelog,
                       help="every decided scan's visit (source tracing), until visit_retention_days")
