@@ -20,6 +20,7 @@ import orjson
 
 from streams.contract import wire
 from streams.contract.models import (
+    AlertAction,
     CaseReport,
     EntryCount,
     FindingEvent,
@@ -492,3 +493,21 @@ def decode_case(raw: bytes | None, now: float | None = None) -> CaseReport | Rej
                         "(a clock ahead)", raw)
     return CaseReport(record.case_id, record.person_ref, record.district, record.classification, sampled, onset,
                       reported, record.event_id)
+
+
+ALERT_ACTION_SCHEMA = "hcs.alert-action.v1"
+
+
+def decode_alert_action(raw: bytes | None, now: float | None = None) -> AlertAction | Rejected:
+    """Decode one ``hcs.alert-action.v1`` record (``now``: as for :func:`decode_scans`). Whether
+    the action is allowed is its incident's state's to say (:func:`streams.rules.incidents.act`)."""
+    raw = raw or b""
+    record = _decode_record(wire.ALERT_ACTION, raw, ALERT_ACTION_SCHEMA, wire.AlertActionRecord)
+    if isinstance(record, Rejected):
+        return record
+    if (refused := _id_in(record, ("event_id",), raw)) is not None:
+        return refused
+    at = record.at.timestamp()
+    if now is not None and at > now + MAX_FUTURE_S:
+        return Rejected("SCHEMA_INVALID", f"at: more than {MAX_FUTURE_S:.0f} s after it was read (a clock ahead)", raw)
+    return AlertAction(record.event_id, record.dedup_key, record.action, at, record.level)

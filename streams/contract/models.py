@@ -136,3 +136,13 @@ class CaseReport(NamedTuple):
     onset_at: float | None
     reported_at: float
     event_id: str = ""
+
+
+class AlertAction(NamedTuple):
+    """An on-call action (``hcs.alert-action.v1``), decoded."""
+
+    event_id: str
+    dedup_key: str
+    action: str  # ack | resolve
+    at: float
+    level: int  # of who acted

@@ -194,3 +194,36 @@ class TraceReport(msgspec.Struct, frozen=True, gc=False):
     venues: list[str]
     contacts: list[str]  # pseudonyms: counted, never listed outside the worker
     started_at: float
+
+
+class Escalated(msgspec.Struct, frozen=True, gc=False):
+    level: int
+    at: str
+
+
+class IncidentStep(msgspec.Struct, frozen=True, gc=False):
+    action: str  # trigger append escalate ack timeout resolve
+    at: str
+    level: int
+    by_level: int | None
+
+
+class IncidentRecord(msgspec.Struct, frozen=True, tag_field="schema", tag="hcs.incident.v1"):
+    """An incident after its latest change (``hcs.incident.v1``, compacted by dedup_key)."""
+
+    incident_id: str
+    dedup_key: str
+    kind: str
+    severity: str
+    district: str
+    status: str
+    level: int
+    alert_ids: list[str]
+    alert_count: int
+    triggered_at: str
+    acknowledged_at: str | None
+    resolved_at: str | None
+    escalations: list[Escalated]
+    updated_at: str
+    history: list[IncidentStep]
+    alert: Alert

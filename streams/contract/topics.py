@@ -35,8 +35,13 @@ POLICIES = TopicSpec("hcs.policies.v1", 1, "version", compacted=True)
 CASES = TopicSpec("hcs.cases.v1", 4, "person_ref")
 EXPOSURES = TopicSpec("hcs.exposures.v1", 4, "person_ref")
 TRACES = TopicSpec("hcs.traces.v1", 4, "case_id", compacted=True)
+# The on-call loop: actions on alerts' incidents (keyed by dedup_key: co-partitioned with the
+# alerts, so an incident's alerts and actions meet on one worker), and each incident's state.
+ALERT_ACTIONS = TopicSpec("hcs.alert-actions.v1", ALERTS.partitions, "dedup_key")
+INCIDENTS = TopicSpec("hcs.incidents.v1", ALERTS.partitions, "dedup_key", compacted=True)
 ALL: tuple[TopicSpec, ...] = (SCANS, ENTRIES, DECISIONS, ALERTS, DISTRICT_STATS, DLQ, MANAGEMENT, OBSERVATIONS,
-                              ISOLATION_STATUS, FINDINGS, FINDING_STATUS, POLICIES, CASES, EXPOSURES, TRACES)
+                              ISOLATION_STATUS, FINDINGS, FINDING_STATUS, POLICIES, CASES, EXPOSURES, TRACES,
+                              ALERT_ACTIONS, INCIDENTS)
 
 # The worker's internal topic of district-minute partials (step one of the district stats),
 # named after the worker's app id: not part of the contract.
@@ -90,9 +95,10 @@ def worker_topics(prefix: str, app_id: str) -> dict[str, int]:
 
 
 # The worker's tables (name -> partitions): each changelog must have as many partitions as the
-# topic whose partitions its keys follow (seen and state: the venue topics; stats: districts).
+# topic whose partitions its keys follow (seen and state: the venue topics; stats: districts;
+# incidents: the alerts' dedup keys).
 TABLES: dict[str, int] = {"seen": SCANS.partitions, "state": SCANS.partitions,
-                          "district-stats": DISTRICT_STATS.partitions}
+                          "district-stats": DISTRICT_STATS.partitions, "incidents": ALERTS.partitions}
 
 
 def changelog_topic_name(app_id: str, table: str) -> str:

@@ -163,3 +163,16 @@ class CaseRecord(Struct, frozen=True, gc=False, tag_field="schema", tag="hcs.cas
 
 
 CASE = msgspec.json.Decoder(CaseRecord | _NoRecord)
+
+
+class AlertActionRecord(Struct, frozen=True, gc=False, tag_field="schema", tag="hcs.alert-action.v1"):
+    """An on-call action on an alert's incident (``hcs.alert-actions.v1``)."""
+
+    event_id: Id
+    dedup_key: Annotated[str, Meta(min_length=1, max_length=512)]  # kind|person|venue: longer than an id
+    action: Literal["ack", "resolve"]
+    at: Timestamp
+    level: Annotated[int, Meta(ge=1, le=10)]
+
+
+ALERT_ACTION = msgspec.json.Decoder(AlertActionRecord | _NoRecord)

@@ -22,6 +22,7 @@ from typing import Any
 from streams.contract.validation import SchemaViolation, validate
 from streams.errors import ConfigError
 from streams.rules.codes import VENUE_TYPES
+from streams.rules.incidents import Escalation, parse_plans
 
 DEFAULT_POLICY_PATH = Path(__file__).with_name("default_policy.json")
 
@@ -61,6 +62,8 @@ class Params:
     trace_lookback_days: float  # a trace reads the case's visits from this long before onset
     contact_min_overlap_minutes: float  # one visit's least shared time with the case's
     contact_flag_days: float  # a contact is flagged this long after their last overlap
+    # Alert escalation, by severity, set in a version's defaults only (hashable: parse_plans).
+    escalation: tuple[tuple[str, Escalation], ...]
 
 
 PARAM_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Params))
@@ -151,6 +154,7 @@ class Policy:
         merged.update(version.districts.get(district, {}).get(venue_type, {}))
         values: dict[str, Any] = {name: merged[name] for name in PARAM_NAMES}
         values["nat_schedule_days"] = tuple(values["nat_schedule_days"])  # a JSON list; Params are hashable
+        values["escalation"] = parse_plans(values["escalation"])
         return Params(**values)
 
     def effective_table(self, version: PolicyVersion, district: str = "") -> dict[str, Params]:
@@ -185,6 +189,12 @@ def _incoherent(params: Mapping[str, Any]) -> tuple[str, str] | None:
                 "wait that long to close, and be held in memory meanwhile")
     if params.get("alert_dedup_minutes") == 0:
         return ("alert_dedup_minutes", "0 would emit every repeat of a person alert: use at least 1")
+    for severity, plan in (params.get("escalation") or {}).items():
+        levels = plan.get("levels", [0])
+        if levels[0] != 0:
+            return ("escalation", f"{severity}.levels: the first level is notified at the trigger: start at 0")
+        if any(b <= a for a, b in itertools.pairwise(levels)):
+            return ("escalation", f"{severity}.levels: minutes must increase from level to level")
     window = params.get("compliance_window_seconds")
     if window is not None and window > DAY_S:
         return ("compliance_window_seconds", f"{window:g} s is longer than a day: a window must fit a local day")
