@@ -18,12 +18,15 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
+from streams.rules import incidents
 from streams.rules.findings import STATUSES
 
 # Seconds; scan processing is sub-millisecond, event lag spans seconds to hours for late uploads.
 PROCESSING_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 86400.0)
 TRACE_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+# Seconds from an incident's trigger to its first ack: the on-call team's response time.
+ACK_BUCKETS = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 86400.0)
 
 
 class _CounterChild:
@@ -160,6 +163,13 @@ class Metrics:
         self.trace_seconds = _Family(
             "hcs_trace_seconds", "Time from a case read to its trace complete.",
             [], r, buckets=TRACE_BUCKETS)()
+        self.escalations = _Family(
+            "hcs_escalations_total", "Incident notifications by level: 1 for each trigger and each return to level 1 "
+            "after an ack timed out, 2 and 3 for escalations to the supervisors.",
+            ["district", "severity", "level"], r)
+        self.time_to_acknowledge = _Family(
+            "hcs_incident_ack_seconds", "Time from an incident's trigger to its first acknowledgement.",
+            ["district", "severity"], r, buckets=ACK_BUCKETS)
 
     def watch_visits(self, stored: Callable[[], int]) -> None:
         """Export about how many visits this worker's partitions hold (``hcs_visits_stored``;
@@ -180,6 +190,11 @@ class Metrics:
         """Export this worker's findings by district and status (``hcs_findings``) and the overdue
         ones by district (``hcs_findings_overdue``); each worker its own partitions': sum them."""
         self.registry.register(_FindingsCollector(counts))
+
+    def watch_incidents(self, counts: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        """Export this worker's incidents by district and status (``hcs_incidents``; each worker
+        its own partitions': sum them)."""
+        self.registry.register(_IncidentsCollector(counts))
 
     def watch_policy(self, in_force: Callable[[], str]) -> None:
         """Export the policy version in force at the wall clock (``hcs_policy_version_info``)."""
@@ -231,6 +246,20 @@ class _FindingsCollector:
         for district in sorted({d for d, _ in by_status}):
             late.add_metric([district], float(overdue.get(district, 0)))
         yield late
+
+
+class _IncidentsCollector:
+    def __init__(self, counts: Callable[[], Mapping[tuple[str, str], int]]) -> None:
+        self._counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self._counts()
+        family = GaugeMetricFamily("hcs_incidents", "Incidents by district and status (this worker's partitions; "
+                                   "resolved ones are kept 35 days).", labels=["district", "status"])
+        for district in sorted({d for d, _ in counts}):  # every status, zeros included
+            for status in incidents.STATUSES:
+                family.add_metric([district, status], float(counts.get((district, status), 0)))
+        yield family
 
 
 class _GaugeCollector:

@@ -109,6 +109,8 @@ class HcsApp(AtLeastOnceApp):
 
     def on_tables_recovered(self) -> None:
         self.wiring.state.reindex()  # the keyspaces' indexes miss what recovery put in the table
+        if self.wiring.incidents is not None:
+            self.wiring.incidents.state.reindex()
         if self.wiring.tracing is not None:
             self.wiring.tracing.reindex()
 
@@ -144,6 +146,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     metrics.watch_policy(lambda: policy.params(time.time(), "", "")[0])
     metrics.watch_register(lambda: wiring.managed_persons(time.time()))
     metrics.watch_findings(wiring.findings_counts)
+    metrics.watch_incidents(wiring.incidents_counts)
 
     app.drains = _drains(app, wiring)
 
@@ -215,10 +218,16 @@ def _wiring(app: HcsApp, settings: Settings, policy: Policy, metrics: Metrics) -
                       help="per-venue state: rechecks, alert memos, compliance windows, checkpoints, partials")
     stats = app.Table("district-stats", partitions=topics.DISTRICT_STATS.partitions, key_type=str,
                       help="per-district minute partials and source watermarks")
+    incidents = app.Table("incidents", partitions=topics.ALERTS.partitions, key_type=str,
+                          help="every alert dedup key's incident, by the alerts' partitions")
     scans_name = topics.topic_name(topics.SCANS, settings.topic_prefix)
+    alerts_name = topics.topic_name(topics.ALERTS, settings.topic_prefix)
 
     def is_active(partition: int) -> bool:
         return TP(scans_name, partition) in app.assignor.assigned_actives()
+
+    def owns_alerts(partition: int) -> bool:
+        return TP(alerts_name, partition) in app.assignor.assigned_actives()
 
     partials = topics.partials_topic_name(settings.topic_prefix, settings.app_id)
     on_disk = settings.table_store == ROCKSDB
@@ -235,7 +244,9 @@ def _wiring(app: HcsApp, settings: Settings, policy: Policy, metrics: Metrics) -
                   register=Register(topics.topic_name(topics.MANAGEMENT, settings.topic_prefix)),
                   policies=PolicyFeed(topics.topic_name(topics.POLICIES, settings.topic_prefix), policy),
                   visits=visits, cases_topic=topics.topic_name(topics.CASES, settings.topic_prefix),
-                  exposures_topic=topics.topic_name(topics.EXPOSURES, settings.topic_prefix))
+                  exposures_topic=topics.topic_name(topics.EXPOSURES, settings.topic_prefix),
+                  incidents=PartitionedState(incidents, changelog_writer(output, incidents, on_disk)),
+                  owns_alerts=owns_alerts)
 
 
 def _visits(app: HcsApp, policy: Policy, state: PartitionedState) -> Visits:

@@ -17,6 +17,7 @@ from streams.concepts.alerting import Alerts
 from streams.concepts.base import Concept, Input, Sink, Timer
 from streams.concepts.contacts import Contacts
 from streams.concepts.entries import EntryCounts
+from streams.concepts.incidents import Incidents
 from streams.concepts.intake import Intake
 from streams.concepts.isolation import IsolationPoints
 from streams.concepts.judging import Judging
@@ -45,7 +46,9 @@ class Wiring:
                  sink: Sink, partials: PartialsSink, metrics: Metrics, dedup_horizon_s: float,
                  is_active: Callable[[int], bool] = lambda p: True, idle_s: float = 10.0,
                  register: Register | None = None, policies: PolicyFeed | None = None,
-                 visits: Visits | None = None, cases_topic: str = "", exposures_topic: str = "") -> None:
+                 visits: Visits | None = None, cases_topic: str = "", exposures_topic: str = "",
+                 incidents: PartitionedState | None = None,
+                 owns_alerts: Callable[[int], bool] = lambda p: True) -> None:
         self.policy, self.state, self.seen, self.metrics = policy, state, seen, metrics
         self.is_active = is_active  # does this worker own the partition now (for timers)?
         self.register = register if register is not None else Register()  # every managed person's plan
@@ -84,16 +87,25 @@ class Wiring:
         self.refusals = ViewRefusals(policy, self.register, policies, self.intake, self.alerts, owned,
                                      self.tracing.take_refused if self.tracing is not None else None)
         self.stats = StatsOwner(stats, sink, sources=topics.SCANS.partitions)
+        # The on-call loop, over the alerts' partitions (None: no incidents kept).
+        self.owns_alerts = owns_alerts
+        self.incidents = (None if incidents is None else
+                          Incidents(incidents, self.intake, sink, metrics, policy, self.owned_alerts))
         # In the order their timers run within a tick of one interval.
         self.concepts: tuple[Concept, ...] = (
             self.judging, self.entries, self.windows, self.checkpoints, self.minutes, self.isolation,
             self.refusals, self.rechecks, self.supervision, self.intake, self.alerts, self.stats,
+            *((self.incidents,) if self.incidents is not None else ()),
             *((visits, self.tracing, self.contacts) if self.tracing is not None and self.contacts is not None
               else ()))
 
     def owned(self) -> set[int]:
         """The venue partitions this worker owns now (asked once per timer run, not per key)."""
         return {p for p in range(topics.SCANS.partitions) if self.is_active(p)}
+
+    def owned_alerts(self) -> set[int]:
+        """The alerts' partitions (incidents') this worker owns now."""
+        return {p for p in range(topics.ALERTS.partitions) if self.owns_alerts(p)}
 
     def inputs(self) -> list[Input]:
         return [i for concept in self.concepts for i in concept.inputs()]
@@ -119,7 +131,8 @@ class Wiring:
     def sink(self, sink: Sink) -> None:
         """Where every output goes, for every concept (tests record them)."""
         for holder in (self.intake, self.alerts, self.judging, self.isolation, self.supervision, self.stats,
-                       *((self.tracing,) if self.tracing is not None else ())):
+                       *((self.tracing,) if self.tracing is not None else ()),
+                       *((self.incidents,) if self.incidents is not None else ())):
             holder.sink = sink
 
     @property
@@ -138,6 +151,8 @@ class Wiring:
         self.seen.flush()
         self.state.flush()
         self.stats.state.flush()
+        if self.incidents is not None:
+            self.incidents.state.flush()
 
     def release(self, partitions: Collection[int]) -> None:
         """Forget what is cached of ``partitions``, which this worker gave up: another worker may
@@ -150,6 +165,10 @@ class Wiring:
     def managed_persons(self, now: float) -> Counter[tuple[str, str]]:
         """Persons under management on today's local date, by (managing district, phase)."""
         return self.register.managed_on(shanghai_day(now))
+
+    def incidents_counts(self) -> Counter[tuple[str, str]]:
+        """This worker's incidents by (district, status)."""
+        return Counter() if self.incidents is None else self.incidents.counts(self.owned_alerts())
 
     def findings_counts(self) -> tuple[Counter[tuple[str, str]], Counter[str]]:
         """This worker's findings by (district, status), and the overdue ones by district."""

@@ -80,7 +80,9 @@ def make_app(policy: Policy | None = None) -> tuple[HcsApp, RecordingSink, Magic
         for key, value in records:
             changelog(partition, key, value)
 
-    for state in (app.wiring.state, app.wiring.seen, app.wiring.stats.state):
+    assert app.wiring.incidents is not None
+    app.wiring.owns_alerts = lambda partition: partition == 0
+    for state in (app.wiring.state, app.wiring.seen, app.wiring.stats.state, app.wiring.incidents.state):
         state.send = send
     assert app.wiring.visits is not None
     app.wiring.visits.send = MagicMock(name="send_visits")  # its raw changelog records, apart

@@ -98,6 +98,7 @@ def test_every_drain_and_agent_stops_the_worker_when_it_fails_rather_than_skippi
     worker = create_app(Settings(app_id="supervisor-test"), load_policy(), Metrics())
     bridge = create_bridge_app(Settings(app_id="supervisor-test"))
     assert sorted(worker.drains.jobs) == ["aggregate_district_stats", "combine_traces", "count_entries",
+                                         "follow_alert_actions", "follow_alerts",
                                          "follow_recurrences", "judge_scans", "observe_isolation_points",
                                          "supervise_findings"]
     assert not worker.agents  # the worker's input topics are taken in bulk, not through agents

@@ -17,8 +17,10 @@ SCHEMAS = sorted(p.stem for p in Path(SCHEMA_DIR).glob("*.json"))
 
 
 def test_every_topic_value_and_the_policy_file_have_a_schema() -> None:
-    assert SCHEMAS == ["alert.v1", "case.v1", "deadletter.v1", "decision.v1", "district-stats.v1", "entries.v1",
-                       "exposure.v1", "finding-event.v1", "finding-status.v1", "isolation-day.v1", "management.v1",
+    assert SCHEMAS == ["alert-action.v1", "alert.v1", "case.v1", "deadletter.v1", "decision.v1", "district-stats.v1",
+                       "entries.v1",
+                       "exposure.v1", "finding-event.v1", "finding-status.v1", "incident.v1", "isolation-day.v1",
+                       "management.v1",
                        "observation.v1", "policy-version.v1", "policy.v1", "scan-batch.v1", "scan.v1", "trace.v1"]
 
 
