@@ -94,7 +94,8 @@ def worker(ctx: click.Context) -> None:
 @cli.command("alerts-bridge", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def alerts_bridge(ctx: click.Context) -> None:
-    """Post every alert of hcs.alerts.v1 to Alertmanager ($HCS_ALERTMANAGER_URL), retrying until accepted."""
+    """Post every incident of hcs.incidents.v1 (its latest alert, its level and status) to Alertmanager
+    ($HCS_ALERTMANAGER_URL), retrying until accepted; /metrics and probes on $HCS_BRIDGE_PORT."""
     from streams.kafka.cluster import wait_for_cluster
     from streams.ops.bridge import create_bridge_app
 
@@ -337,14 +338,15 @@ def simulate(count: int | None, rate: float | None, batch: int, seed: int, entri
 @click.option("--color/--no-color", default=None, help="Colour by severity (default: when on a terminal).")
 def tail(decisions: bool, from_beginning: bool, max_lines: int | None, timeout_s: float | None,
          color: bool | None) -> None:
-    """Follow hcs.alerts.v1 for the on-call team: one line per alert, newest last."""
+    """Follow the alerts for the on-call team: one line per alert with its incident's status and
+    level, and one per escalation, ack and resolve (hcs.incidents.v1), newest last."""
     from streams.contract import topics
     from streams.ops.tail import follow
 
     settings, client = _client_settings()
     colour = sys.stdout.isatty() if color is None else color
     _run_client(settings, follow(
-        client, topics.topic_name(topics.ALERTS, settings.topic_prefix),
+        client, topics.topic_name(topics.INCIDENTS, settings.topic_prefix),
         topics.topic_name(topics.DECISIONS, settings.topic_prefix) if decisions else None,
         from_beginning, lambda line: click.echo(line, color=colour), colour, max_lines, timeout_s))
 
@@ -553,6 +555,64 @@ def findings(district: str | None, status: str | None, overdue: bool) -> None:
     except HcsError as exc:
         _fail(exc)
     for line in inspection.table(latest.values(), district, status, overdue):
+        click.echo(line)
+
+
+def _oncall_action(action: str, name: str, level: int) -> None:
+    import time
+
+    from streams.contract import topics
+    from streams.ops import oncall
+
+    settings, client = _client_settings()
+    try:
+        latest = _run_client(settings, oncall.latest_incidents(
+            client, topics.topic_name(topics.INCIDENTS, settings.topic_prefix)))
+        incident = oncall.find(latest, name)
+        value = oncall.action_record(action, incident, level, time.time())
+        _run_client(settings, oncall.publish(client, topics.topic_name(topics.ALERT_ACTIONS, settings.topic_prefix),
+                                             value))
+    except HcsError as exc:
+        _fail(exc)
+    click.echo(f"{action} written for incident {incident['incident_id']} ({incident['kind']}, "
+               f"{incident['status']} L{incident['level']}, district {incident['district']})")
+
+
+@cli.command()
+@click.argument("name", metavar="ALERT_ID|DEDUP_KEY")
+@click.option("--level", type=click.IntRange(1, 10), default=1, show_default=True,
+              help="Your escalation level (1: the district's on-call; 2, 3: supervisors).")
+def ack(name: str, level: int) -> None:
+    """Acknowledge an alert's incident: escalation stops while the ack holds (hcs.alert-actions.v1)."""
+    _oncall_action("ack", name, level)
+
+
+@cli.command()
+@click.argument("name", metavar="ALERT_ID|DEDUP_KEY")
+@click.option("--level", type=click.IntRange(1, 10), default=1, show_default=True,
+              help="Your escalation level (1: the district's on-call; 2, 3: supervisors).")
+def resolve(name: str, level: int) -> None:
+    """Resolve an alert's incident: it is over; a new alert opens a new incident."""
+    _oncall_action("resolve", name, level)
+
+
+@cli.command()
+@click.option("--district", default=None, help="Only this district's incidents.")
+@click.option("--open", "open_only", is_flag=True, help="Only incidents not resolved (TRIGGERED, ACKNOWLEDGED).")
+def incidents(district: str | None, open_only: bool) -> None:
+    """List the incidents' latest states (hcs.incidents.v1) as a table, oldest first."""
+    import time
+
+    from streams.contract import topics
+    from streams.ops import oncall
+
+    settings, client = _client_settings()
+    try:
+        latest = _run_client(settings, oncall.latest_incidents(
+            client, topics.topic_name(topics.INCIDENTS, settings.topic_prefix)))
+    except HcsError as exc:
+        _fail(exc)
+    for line in oncall.table(latest.values(), time.time(), district, open_only):
         click.echo(line)
 
 

@@ -1,10 +1,20 @@
-"""``hcs alerts-bridge``: every alert of ``hcs.alerts.v1`` posted to Alertmanager's v2 API.
+"""``hcs alerts-bridge``: every incident of ``hcs.incidents.v1`` posted to Alertmanager's v2 API.
 
-Labels identify an alert in Alertmanager, so a re-delivered alert updates the same one instead
-of adding a second: kind, severity, district, venue, checkpoint, scope and ``dedup_id`` (a
-digest of the dedup key, distinguishing the people of one venue without naming them). The
-pseudonymous ``person_ref`` goes in annotations only, never in labels. Events are acknowledged
-only once Alertmanager accepted them; until then the bridge retries, so nothing is lost.
+An incident is posted as its latest alert with two more labels: ``level`` (who is notified:
+1 the district's on-call, 2 and 3 its supervisors, by Alertmanager's routes) and
+``incident_status`` (an ACKNOWLEDGED incident is routed to no receiver: shown, re-notifying
+nobody; a RESOLVED one ends). Labels identify an alert in Alertmanager, so a re-delivered
+record updates the same one instead of adding a second: kind, severity, district, venue,
+checkpoint, scope and ``dedup_id`` (a digest of the dedup key, distinguishing the people of one
+venue without naming them), level and status. When an incident's level or status changes, the
+alert posted for its previous ones is posted again as ended: one incident, one active alert.
+The pseudonymous ``person_ref`` goes in annotations only, never in labels. Records are
+acknowledged only once Alertmanager accepted them; until then the bridge retries, so nothing is
+lost, and a stop does not wait for Alertmanager (the batch is read again after a restart).
+
+The bridge serves ``/livez``, ``/readyz`` (ready once it has its partitions and Alertmanager
+answered its last post) and ``/metrics`` (posts, failures, records behind the incidents topic)
+on ``HCS_BRIDGE_PORT``.
 
 An alert fires for its useful life counted from when the worker raised it (its record's Kafka
 timestamp), not from when the bridge reads it: a finding for an hour, a silent checkpoint until
@@ -18,10 +28,13 @@ import asyncio
 import hashlib
 import logging
 import time
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, cast
 
 import orjson
 from mode import CrashingSupervisor
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from streams.contract import topics
 from streams.kafka import consuming
@@ -90,6 +103,46 @@ def to_alertmanager(alert: dict[str, Any], now: float, raised_at: float | None =
             "endsAt": utc_rfc3339(ends)}
 
 
+LIVE_STATUSES = ("TRIGGERED", "ACKNOWLEDGED")
+# The status an incident is in after each step of its history (None: as before the step).
+_STATUS_AFTER = {"trigger": "TRIGGERED", "escalate": "TRIGGERED", "timeout": "TRIGGERED", "append": None,
+                 "ack": "ACKNOWLEDGED", "resolve": "RESOLVED"}
+
+
+def incident_posts(incident: dict[str, Any], now: float, raised_at: float | None = None) -> list[dict[str, Any]]:
+    """The Alertmanager ``postableAlert``s for one ``hcs.incident.v1`` record, written at
+    ``raised_at`` (its Kafka timestamp): the incident as it is now and, when this change moved
+    its level or status, the alert posted for the previous ones, ended."""
+    raised = now if raised_at is None or raised_at <= 0 or raised_at > now else raised_at
+    alert = incident["alert"]
+    post = to_alertmanager(alert, now, raised_at)
+    status = incident["status"]
+    post["labels"].update(level=str(incident["level"]), incident_status=status)
+    post["annotations"].update(incident_id=incident["incident_id"], alert_count=str(incident["alert_count"]),
+                               triggered_at=incident["triggered_at"])
+    if status == "RESOLVED":
+        post["endsAt"] = utc_rfc3339(max(raised, parse_rfc3339(alert["first_event_time"])))
+    elif alert["status"] == "resolved":  # a resolved alert resolves the incident: not the case here
+        post["endsAt"] = utc_rfc3339(raised + EVENT_ALERT_VISIBLE_S)
+    posts = [post]
+    states = _states(incident["history"])
+    if len(states) >= 2 and states[-2] != states[-1]:
+        before = {**post, "labels": {**post["labels"], "incident_status": states[-2][0], "level": str(states[-2][1])},
+                  "endsAt": utc_rfc3339(max(raised, parse_rfc3339(alert["first_event_time"])))}
+        posts.insert(0, before)
+    return posts
+
+
+def _states(history: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """(status, level) after each step of an incident's history."""
+    states: list[tuple[str, int]] = []
+    status = "TRIGGERED"
+    for step in history:
+        status = _STATUS_AFTER.get(step["action"]) or status
+        states.append((status, int(step["level"])))
+    return states
+
+
 def _summary(alert: dict[str, Any]) -> str:
     where = f"venue {alert['venue_id']} (district {alert['district']})"
     if alert.get("checkpoint_id"):
@@ -100,12 +153,17 @@ def _summary(alert: dict[str, Any]) -> str:
 
 
 class AlertmanagerClient:
-    """Posts alerts to ``{url}/api/v2/alerts``, retrying until they are accepted."""
+    """Posts alerts to ``{url}/api/v2/alerts``, retrying until they are accepted; counts what it did."""
 
     def __init__(self, url: str, timeout_s: float = 10.0) -> None:
         self.url = url.rstrip("/") + "/api/v2/alerts"
         self.timeout_s = timeout_s
         self._session: Any = None
+        self.accepted = 0  # alerts Alertmanager took
+        self.refused = 0  # alerts it refused (4xx: never retried)
+        self.failures = 0  # posts that failed and were retried (unreachable, 5xx)
+        self.failing = False  # whether the latest post failed
+        self.last_success = 0.0  # when a post was last accepted (epoch seconds)
 
     async def post(self, alerts: list[dict[str, Any]]) -> int:
         """Post until accepted; return the number of attempts. A 4xx (a payload Alertmanager will
@@ -122,35 +180,86 @@ class AlertmanagerClient:
                 async with self._session.post(self.url, data=body,
                                               headers={"Content-Type": "application/json"}) as resp:
                     if resp.status < 300:
+                        self.accepted += len(alerts)
+                        self.failing, self.last_success = False, time.time()
                         return attempt
                     text = (await resp.text())[:300]
                     if 400 <= resp.status < 500:
                         log.error("Alertmanager refused %d alert(s) with %d: %s", len(alerts), resp.status, text)
+                        self.refused += len(alerts)
+                        self.failing = False
                         return attempt
                     log.warning("Alertmanager answered %d (attempt %d): %s", resp.status, attempt, text)
             except (TimeoutError, aiohttp.ClientError) as exc:
                 log.warning("Alertmanager unreachable at %s (attempt %d): %s", self.url, attempt, exc)
+            self.failures += 1
+            self.failing = True
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     async def close(self) -> None:
         if self._session is not None:
-            await self._session.close()
-            self._session = None
+            session, self._session = self._session, None
+            await session.close()
+
+
+class BridgeMetrics:
+    """The bridge's ``/metrics``: what it posted, what failed, how far behind the incidents it is."""
+
+    def __init__(self, client: AlertmanagerClient, lag: Callable[[], int | None]) -> None:
+        self.client = client
+        self.lag = lag
+        self.registry = CollectorRegistry()
+        self.registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        client = self.client
+        yield CounterMetricFamily("hcs_bridge_alerts_posted", "Alerts Alertmanager accepted from the bridge.",
+                                  value=float(client.accepted))
+        yield CounterMetricFamily("hcs_bridge_alerts_refused", "Alerts Alertmanager refused (4xx; not retried).",
+                                  value=float(client.refused))
+        yield CounterMetricFamily("hcs_bridge_post_failures", "Posts to Alertmanager that failed and were retried "
+                                  "(unreachable, 5xx).", value=float(client.failures))
+        yield GaugeMetricFamily("hcs_bridge_alertmanager_up", "1 unless the latest post to Alertmanager failed.",
+                                value=0.0 if client.failing else 1.0)
+        yield GaugeMetricFamily("hcs_bridge_last_success_timestamp_seconds", "When Alertmanager last accepted a post.",
+                                value=client.last_success)
+        lag = self.lag()
+        if lag is not None:
+            yield GaugeMetricFamily("hcs_bridge_lag_records", "Records of hcs.incidents.v1 the bridge has not posted "
+                                    "yet (its partitions' end offsets minus what it posted).", value=float(lag))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
 
 
 class BridgeApp(AtLeastOnceApp):
     """The alerts bridge; closes its HTTP session when it stops."""
 
     alertmanager: Any
+    posted: dict[Any, int]  # partition -> the next offset to post (what it acknowledged)
 
     async def on_stop(self) -> None:
         await self.alertmanager.close()
         await super().on_stop()
 
+    def lag(self) -> int | None:
+        """Records of its partitions not posted yet (None: no partitions yet)."""
+        consumer = cast(Any, self.consumer)
+        assigned = consumer.assignment()
+        if not assigned:
+            return None
+        behind = 0
+        for tp in assigned:
+            end = consumer.highwater(tp)
+            done = self.posted.get(tp, consumer._committed_offset.get(tp))
+            if end is not None and done is not None:
+                behind += max(0, end - done)
+        return behind
+
 
 def create_bridge_app(settings: Settings) -> BridgeApp:
-    """The ``hcs alerts-bridge`` app: its own consumer group on the alerts topic, no web server."""
+    """The ``hcs alerts-bridge`` app: its own consumer group on the incidents topic, and its web pages."""
     (settings.data_dir / "alerts-bridge").mkdir(parents=True, exist_ok=True)  # Faust makes only the leaf
     app = BridgeApp(
         f"{settings.app_id}-alerts-bridge",
@@ -160,32 +269,39 @@ def create_bridge_app(settings: Settings) -> BridgeApp:
         datadir=str(settings.data_dir / "alerts-bridge"),
         autodiscover=False,
         consumer_auto_offset_reset="earliest",
-        web_enabled=False,
+        web_port=settings.bridge_port,
+        web_bind=settings.web_bind,
+        web_host=settings.web_bind,
+        web_in_thread=False,
         Worker=QuietWorker,
         broker_session_timeout=20.0,
         broker_heartbeat_interval=3.0,
     )
-    alerts_topic = app.topic(topics.topic_name(topics.ALERTS, settings.topic_prefix),
-                             key_serializer="raw", value_serializer="raw")
+    app.posted = {}
+    incidents_topic = app.topic(topics.topic_name(topics.INCIDENTS, settings.topic_prefix),
+                                key_serializer="raw", value_serializer="raw")
     client = AlertmanagerClient(settings.alertmanager_url)
+    metrics = BridgeMetrics(client, app.lag)
     watch = ConnectionWatch(f"Kafka at {settings.bootstrap}").install()
 
     @app.timer(WATCH_TICK_S, name="watch_kafka")
     async def watch_kafka() -> None:
         watch.check()  # one log line when Kafka is back
 
-    @app.agent(alerts_topic, name="post_alerts", supervisor_strategy=CrashingSupervisor)
-    async def post_alerts(stream: Any) -> None:
-        """Post each batch of alerts; the batch is acknowledged only after Alertmanager took it."""
+    @app.agent(incidents_topic, name="post_incidents", supervisor_strategy=CrashingSupervisor)
+    async def post_incidents(stream: Any) -> None:
+        """Post each batch of incidents; the batch is acknowledged only after Alertmanager took it."""
         async for events in consuming.batches(stream, 100, 0.2):
             now = time.time()
             batch = []
             for event in events:
+                if event.value is None:
+                    continue  # a tombstone: nothing to post
                 try:
-                    # The record's timestamp is when the worker raised the alert: its age.
-                    batch.append(to_alertmanager(orjson.loads(event.value), now, event.message.timestamp))
+                    # The record's timestamp is when the worker changed the incident: its age.
+                    batch.extend(incident_posts(orjson.loads(event.value), now, event.message.timestamp))
                 except (ValueError, KeyError, TypeError) as exc:
-                    log.error("skipping an alert record that is not hcs.alert.v1: %s", type(exc).__name__)
+                    log.error("skipping a record that is not hcs.incident.v1: %s", type(exc).__name__)
 
             async def post(alerts: list[dict[str, Any]] = batch) -> None:
                 if alerts:
@@ -194,6 +310,23 @@ def create_bridge_app(settings: Settings) -> BridgeApp:
             # A stop does not wait for an unreachable Alertmanager: the batch stays unacknowledged
             # and is posted again after a restart (Alertmanager merges the repeat).
             await consuming.complete(consuming.stream_ack(stream), events, post, finish_on_stop=False)
+            for event in events:
+                app.posted[event.message.tp] = event.message.offset + 1
+
+    @app.page("/metrics")
+    async def metrics_page(web: Any, request: Any) -> Any:
+        return web.bytes(metrics.exposition(), content_type="text/plain; version=0.0.4")
+
+    @app.page("/livez")
+    async def livez(web: Any, request: Any) -> Any:
+        return web.text("ok\n")  # the event loop answers: alive (Kafka's and Alertmanager's states are not asked)
+
+    @app.page("/readyz")
+    async def readyz(web: Any, request: Any) -> Any:
+        assigned = bool(cast(Any, app.consumer).assignment())
+        ready = assigned and not client.failing
+        return web.json({"ready": ready, "partitions_assigned": assigned, "alertmanager_failing": client.failing,
+                         "lag_records": app.lag()}, status=200 if ready else 503)
 
     app.alertmanager = client
     return app

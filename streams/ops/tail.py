@@ -1,4 +1,9 @@
-"""``hcs tail``: follow alerts (and optionally decisions) as one readable line each."""
+"""``hcs tail``: follow the alerts' incidents (and optionally decisions) as one readable line each.
+
+Every alert the worker raises reaches ``hcs.incidents.v1`` as a change of its incident (a
+trigger, or an alert appended to a live one), so following the incidents shows every alert with
+its incident's status and level, and the on-call team's acks and the escalations in between.
+"""
 
 from __future__ import annotations
 
@@ -35,6 +40,18 @@ def format_alert(alert: dict[str, Any], colour: bool = True) -> str:
             f"count {alert.get('count', 1)}  person {_short(alert.get('person_ref'))}{extra}")
 
 
+STEP_WORDS = {"trigger": "new", "append": "again", "escalate": "escalated", "ack": "acked",
+              "timeout": "ack timed out", "resolve": "resolved"}
+
+
+def format_incident(incident: dict[str, Any], colour: bool = True) -> str:
+    """An incident's change: its status, level and latest step, then its latest alert's line."""
+    history = incident.get("history") or [{}]
+    step = STEP_WORDS.get(str(history[-1].get("action")), "?")
+    state = f"{incident.get('status', '?'):<12} L{incident.get('level', '?')} {step:<13}"
+    return f"{state} {format_alert(incident.get('alert') or {}, colour)}"
+
+
 def format_decision(decision: dict[str, Any], colour: bool = True) -> str:
     kind = str(decision.get("decision", "?"))
     head = f"{kind:<17}"
@@ -47,12 +64,12 @@ def format_decision(decision: dict[str, Any], colour: bool = True) -> str:
             f"reasons {reasons}{late}")
 
 
-async def follow(client: Mapping[str, Any], alerts_topic: str, decisions_topic: str | None, from_beginning: bool,
+async def follow(client: Mapping[str, Any], incidents_topic: str, decisions_topic: str | None, from_beginning: bool,
                  emit: Callable[[str], None], colour: bool, max_lines: int | None, timeout_s: float | None) -> int:
     """Print records until ``max_lines`` were printed or ``timeout_s`` passed (forever if both None)."""
     from aiokafka import AIOKafkaConsumer
 
-    wanted = [alerts_topic] + ([decisions_topic] if decisions_topic else [])
+    wanted = [incidents_topic] + ([decisions_topic] if decisions_topic else [])
     # read_committed: the worker writes in transactions; an aborted one's records are no alerts.
     consumer = AIOKafkaConsumer(*wanted, **client, group_id=None, enable_auto_commit=False,
                                 isolation_level="read_committed",
@@ -66,13 +83,13 @@ async def follow(client: Mapping[str, Any], alerts_topic: str, decisions_topic: 
     # While the cluster is away the consumer retries by itself: one line then, one once it is back.
     try:
         async with watched(f"Kafka at {client.get('bootstrap_servers')}"):
-            printed = await _print(consumer, alerts_topic, emit, colour, max_lines, deadline)
+            printed = await _print(consumer, incidents_topic, emit, colour, max_lines, deadline)
     finally:
         await consumer.stop()
     return printed
 
 
-async def _print(consumer: Any, alerts_topic: str, emit: Callable[[str], None], colour: bool,
+async def _print(consumer: Any, incidents_topic: str, emit: Callable[[str], None], colour: bool,
                  max_lines: int | None, deadline: float | None) -> int:
     printed = 0
     while (max_lines is None or printed < max_lines) and (deadline is None or time.monotonic() < deadline):
@@ -84,8 +101,10 @@ async def _print(consumer: Any, alerts_topic: str, emit: Callable[[str], None], 
             except orjson.JSONDecodeError:
                 emit(f"(unreadable record on {record.topic} offset {record.offset})")
                 continue
-            is_alert = record.topic == alerts_topic
-            emit(format_alert(value, colour) if is_alert else format_decision(value, colour))
+            if record.value is None:
+                continue  # a compacted topic's tombstone
+            is_incident = record.topic == incidents_topic
+            emit(format_incident(value, colour) if is_incident else format_decision(value, colour))
             printed += 1
             if max_lines is not None and printed >= max_lines:
                 break

@@ -17,6 +17,7 @@ ENV_APP_ID = "HCS_APP_ID"
 ENV_POLICY_FILE = "HCS_POLICY_FILE"
 ENV_WEB_PORT = "HCS_WEB_PORT"
 ENV_WEB_BIND = "HCS_WEB_BIND"
+ENV_BRIDGE_PORT = "HCS_BRIDGE_PORT"
 ENV_DATA_DIR = "HCS_DATA_DIR"
 ENV_TOPIC_PREFIX = "HCS_TOPIC_PREFIX"
 ENV_DEDUP_HORIZON_HOURS = "HCS_DEDUP_HORIZON_HOURS"
@@ -47,6 +48,7 @@ class Settings:
         policy_file: a ``hcs.policy.v1`` JSON file; None means the packaged default policy.
         web_port: port of the worker's web server (``/metrics``).
         web_bind: address the web server binds; loopback unless deployed behind a scraper.
+        bridge_port: port of ``hcs alerts-bridge``'s web server (``/metrics``, probes).
         data_dir: where the worker keeps local state (table stores).
         topic_prefix: prepended to every topic name; empty in production, unique per test run.
         dedup_horizon_hours: how long a seen ``event_id`` is remembered for deduplication.
@@ -70,6 +72,7 @@ class Settings:
     policy_file: Path | None = None
     web_port: int = 6066
     web_bind: str = "127.0.0.1"
+    bridge_port: int = 6067
     data_dir: Path = Path(".hcs")
     topic_prefix: str = ""
     dedup_horizon_hours: float = 48.0
@@ -97,6 +100,7 @@ class Settings:
             policy_file=Path(policy) if policy else None,
             web_port=_int(env, ENV_WEB_PORT, defaults.web_port, 1, 65535),
             web_bind=env.get(ENV_WEB_BIND) or defaults.web_bind,
+            bridge_port=_int(env, ENV_BRIDGE_PORT, defaults.bridge_port, 1, 65535),
             data_dir=Path(env.get(ENV_DATA_DIR) or defaults.data_dir),
             topic_prefix=env.get(ENV_TOPIC_PREFIX, defaults.topic_prefix),
             dedup_horizon_hours=_float(env, ENV_DEDUP_HORIZON_HOURS, defaults.dedup_horizon_hours),

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from streams.ops.bridge import AlertmanagerClient, to_alertmanager
+from streams.ops.bridge import AlertmanagerClient, incident_posts, to_alertmanager
 
 PERSON = {"alert_id": "a1", "dedup_key": "KEY_PERSON_DETECTED|pseudonym-0000000001|venue-1",
           "kind": "KEY_PERSON_DETECTED", "severity": "critical", "district": "330106", "venue_id": "venue-1",
@@ -98,3 +98,45 @@ def test_the_client_retries_until_alertmanager_accepts() -> None:
 
     assert asyncio.run(scenario()) == 3
     assert len(received) == 3 and received[0] == received[2]
+
+
+def incident(status: str, level: int, steps: list[tuple[str, int]],
+             alert: dict[str, Any] | None = None) -> dict[str, Any]:
+    at = "2022-05-10T08:00:00.000+08:00"
+    return {"schema": "hcs.incident.v1", "incident_id": "inc-1", "dedup_key": PERSON["dedup_key"],
+            "kind": "KEY_PERSON_DETECTED", "severity": "critical", "district": "330106", "status": status,
+            "level": level, "alert_ids": ["a1"], "alert_count": 1, "triggered_at": at, "acknowledged_at": None,
+            "resolved_at": None, "escalations": [{"level": 1, "at": at}], "updated_at": at,
+            "history": [{"action": a, "at": at, "level": lv, "by_level": None} for a, lv in steps],
+            "alert": alert or PERSON}
+
+
+def test_an_incident_is_posted_with_its_level_and_status() -> None:
+    [posted] = incident_posts(incident("TRIGGERED", 1, [("trigger", 1)]), NOW)
+    assert (posted["labels"]["level"], posted["labels"]["incident_status"]) == ("1", "TRIGGERED")
+    assert posted["annotations"]["incident_id"] == "inc-1"
+    assert posted["endsAt"] == "2022-05-10T01:00:00.000+00:00"  # firing for its useful life
+    appended = incident_posts(incident("TRIGGERED", 1, [("trigger", 1), ("append", 1)]), NOW + 60)
+    assert [p["labels"] for p in appended] == [posted["labels"]]  # no change of level: one alert, updated
+
+
+def test_an_escalation_ends_the_alert_of_the_level_before() -> None:
+    ended, now = incident_posts(incident("TRIGGERED", 2, [("trigger", 1), ("escalate", 2)]), NOW + 300)
+    assert (ended["labels"]["level"], now["labels"]["level"]) == ("1", "2")
+    assert ended["endsAt"] == "2022-05-10T00:05:00.000+00:00" and now["endsAt"] == "2022-05-10T01:05:00.000+00:00"
+    assert {k: v for k, v in ended["labels"].items() if k != "level"} == {
+        k: v for k, v in now["labels"].items() if k != "level"}
+
+
+def test_an_acknowledged_incident_stays_shown_and_a_resolved_one_ends() -> None:
+    ended, acked = incident_posts(incident("ACKNOWLEDGED", 2, [("trigger", 1), ("escalate", 2), ("ack", 2)]),
+                                  NOW + 400)
+    assert (ended["labels"]["incident_status"], ended["endsAt"]) == ("TRIGGERED", "2022-05-10T00:06:40.000+00:00")
+    assert acked["labels"]["incident_status"] == "ACKNOWLEDGED" and acked["endsAt"] > acked["startsAt"]
+    was, resolved = incident_posts(incident("RESOLVED", 2, [("trigger", 1), ("ack", 1), ("resolve", 1)]), NOW + 500)
+    assert was["labels"]["incident_status"] == "ACKNOWLEDGED"
+    assert resolved["labels"]["incident_status"] == "RESOLVED"
+    assert resolved["endsAt"] == was["endsAt"] == "2022-05-10T00:08:20.000+00:00"
+    back = incident_posts(incident("TRIGGERED", 1, [("trigger", 1), ("ack", 1), ("timeout", 1)]), NOW + 900)
+    assert [(p["labels"]["incident_status"], p["endsAt"] > p["startsAt"]) for p in back] == [
+        ("ACKNOWLEDGED", True), ("TRIGGERED", True)]
