@@ -57,11 +57,16 @@ def test_the_worker_reaches_kafka_on_an_advertised_listener() -> None:
 
 def test_prometheus_finds_every_worker_replica_on_the_port_compose_exposes() -> None:
     prom = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
-    (job,) = prom["scrape_configs"]
+    job, bridge_job = prom["scrape_configs"]
     (sd,) = job["dns_sd_configs"]
     worker = compose()["services"]["worker"]
     assert sd["names"] == ["worker"] and str(sd["port"]) == worker["environment"]["HCS_WEB_PORT"]
     assert worker["expose"] == [worker["environment"]["HCS_WEB_PORT"]]
+    # The alerts bridge on its default port, bound where Prometheus reaches it.
+    bridge = compose()["services"]["alerts-bridge"]
+    assert bridge_job["job_name"] == "hcs-alerts-bridge"
+    assert bridge_job["static_configs"] == [{"targets": ["alerts-bridge:6067"]}]
+    assert bridge["environment"]["HCS_WEB_BIND"] == "0.0.0.0"
 
 
 def test_the_bridge_posts_to_the_alertmanager_compose_runs() -> None:
@@ -255,6 +260,22 @@ def test_promtool_unit_tests_cover_every_rule_and_pass() -> None:
      "gongshu-oncall-urgent,xihu-oncall-urgent"),
     ("district=330110 managing_district=330102 severity=warning kind=MONITORING_RESTRICTED",
      "shangcheng-oncall,yuhang-oncall"),
+    # Incidents: level 1 as before, level 2 the district's supervisors, level 3 its leadership,
+    # whatever the severity; an acknowledged incident notifies nobody.
+    ("district=330106 severity=critical kind=KEY_PERSON_DETECTED level=1 incident_status=TRIGGERED",
+     "xihu-oncall-urgent"),
+    ("district=330106 severity=critical kind=KEY_PERSON_DETECTED level=2 incident_status=TRIGGERED",
+     "xihu-supervisors"),
+    ("district=330108 severity=warning kind=CHECKPOINT_SILENT level=2 incident_status=TRIGGERED",
+     "binjiang-supervisors"),
+    ("district=330106 severity=critical kind=KEY_PERSON_DETECTED level=3 incident_status=TRIGGERED",
+     "xihu-leadership"),
+    ("district=330106 managing_district=330105 severity=critical kind=ISOLATION_BREACH level=2",
+     "gongshu-supervisors,xihu-supervisors"),
+    ("district=330106 severity=critical kind=KEY_PERSON_DETECTED level=2 incident_status=ACKNOWLEDGED",
+     "acknowledged"),
+    ("scope=service severity=critical alertname=POLICY_REJECTED level=1 incident_status=ACKNOWLEDGED",
+     "acknowledged"),
 ])
 def test_alerts_are_routed_by_district_and_severity(labels: str, receiver: str) -> None:
     amtool = tool("amtool")
@@ -268,3 +289,5 @@ def test_silent_checkpoints_inhibit_their_checkpoint_alerts() -> None:
     (rule,) = config["inhibit_rules"]
     assert rule["source_matchers"] == ['kind="CHECKPOINT_SILENT"'] and rule["equal"] == ["checkpoint_id"]
     assert 'scope="checkpoint"' in rule["target_matchers"]
+    config_receivers = {r["name"]: r for r in config["receivers"]}
+    assert "webhook_configs" not in config_receivers["acknowledged"]  # notifies nobody
