@@ -44,6 +44,7 @@ def worker_env(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> dict[
         "HCS_APP_ID": f"{topic_prefix}worker",
         "HCS_TOPIC_PREFIX": topic_prefix,
         "HCS_WEB_PORT": str(free_port()),
+        "HCS_BRIDGE_PORT": str(free_port()),
         "HCS_DATA_DIR": str(tmp_path / "data"),
     })
     return env

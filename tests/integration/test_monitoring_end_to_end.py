@@ -146,7 +146,8 @@ def test_an_alert_from_a_scan_reaches_alertmanager_once_even_when_redelivered(
         assert key_person["receivers"] == [{"name": "xihu-oncall-urgent"}]
 
         # Redelivery: a second bridge (a new consumer group) posts every alert again.
-        again = WorkerProcess({**env, "HCS_APP_ID": env["HCS_APP_ID"] + "-again"}, tmp_path / "bridge2.log",
+        again = WorkerProcess({**env, "HCS_APP_ID": env["HCS_APP_ID"] + "-again",
+                               "HCS_BRIDGE_PORT": str(free_port())}, tmp_path / "bridge2.log",
                               command="alerts-bridge").start()
         try:
             time.sleep(5)
@@ -173,10 +174,21 @@ def stream_alert(n: int, raised: float, kind: str = "KEY_PERSON_DETECTED") -> di
             "status": "firing", "policy_version": "default-v1", "details": None}
 
 
-def test_a_bridge_reading_old_alerts_pages_for_none_of_them(
+def stream_incident(alert: dict[str, Any]) -> dict[str, Any]:
+    """The incident the worker writes for ``alert``: triggered by it."""
+    at = alert["first_event_time"]
+    return {"schema": "hcs.incident.v1", "incident_id": f"inc-{alert['alert_id']}", "dedup_key": alert["dedup_key"],
+            "kind": alert["kind"], "severity": alert["severity"], "district": alert["district"],
+            "status": "TRIGGERED", "level": 1, "alert_ids": [alert["alert_id"]], "alert_count": 1,
+            "triggered_at": at, "acknowledged_at": None, "resolved_at": None, "escalations": [{"level": 1, "at": at}],
+            "updated_at": at, "history": [{"action": "trigger", "at": at, "level": 1, "by_level": None}],
+            "alert": alert}
+
+
+def test_a_bridge_reading_old_incidents_pages_for_none_of_them(
         worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
-    """A bridge on a new consumer group reads the alerts topic from its start: alerts raised past
-    their useful life reach Alertmanager as ended, not as active (they paged the urgent receivers)."""
+    """A bridge on a new consumer group reads the incidents topic from its start: incidents changed
+    past their useful life reach Alertmanager as ended, not as active (they paged the urgent receivers)."""
     from streams.dev.localkafka import free_port
 
     create_topics(kafka_bootstrap, topic_prefix)
@@ -186,8 +198,8 @@ def test_a_bridge_reading_old_alerts_pages_for_none_of_them(
     alerts = [stream_alert(1, raised["old finding"]), stream_alert(2, raised["old silence"], "CHECKPOINT_SILENT"),
               stream_alert(3, raised["recent silence"], "CHECKPOINT_SILENT"), stream_alert(4, raised["fresh finding"])]
     alerts[2]["checkpoint_id"] = alerts[2]["dedup_key"] = "gate-2"
-    produce(kafka_bootstrap, name(topics.ALERTS, topic_prefix),
-            [(a["dedup_key"].encode(), orjson.dumps(a)) for a in alerts], raised.values())
+    produce(kafka_bootstrap, name(topics.INCIDENTS, topic_prefix),
+            [(a["dedup_key"].encode(), orjson.dumps(stream_incident(a))) for a in alerts], raised.values())
     am_port = free_port()
     env = {**worker_env, "HCS_ALERTMANAGER_URL": f"http://127.0.0.1:{am_port}"}
     alertmanager = start_alertmanager(tmp_path, ROOT / "deploy/alertmanager/alertmanager.yml", am_port)
