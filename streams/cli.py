@@ -110,7 +110,7 @@ def alerts_bridge(ctx: click.Context) -> None:
         _fail(exc)
     except KeyboardInterrupt:  # stopped while waiting for the cluster
         sys.exit(0)
-    sys.argv = ["hcs alerts-bridge", "worker", "--without-web", *ctx.args]
+    sys.argv = ["hcs alerts-bridge", "worker", *ctx.args]  # with its web pages: probes, /metrics
     app.main()
 
 

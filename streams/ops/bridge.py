@@ -25,6 +25,7 @@ reading the topic from the start never pages anyone for last week's alerts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
@@ -152,6 +153,10 @@ def _summary(alert: dict[str, Any]) -> str:
     return text + (" — resolved" if alert["status"] == "resolved" else "")
 
 
+class Stopping(Exception):
+    """The bridge stops while a post is unaccepted: the post is given up, its records left unacknowledged."""
+
+
 class AlertmanagerClient:
     """Posts alerts to ``{url}/api/v2/alerts``, retrying until they are accepted; counts what it did."""
 
@@ -164,12 +169,15 @@ class AlertmanagerClient:
         self.failures = 0  # posts that failed and were retried (unreachable, 5xx)
         self.failing = False  # whether the latest post failed
         self.last_success = 0.0  # when a post was last accepted (epoch seconds)
+        self._stopping = asyncio.Event()
 
     async def post(self, alerts: list[dict[str, Any]]) -> int:
         """Post until accepted; return the number of attempts. A 4xx (a payload Alertmanager will
         never take) is logged and skipped rather than retried forever."""
         import aiohttp
 
+        if self._stopping.is_set():
+            raise Stopping
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
         backoff, attempt = 0.5, 0
@@ -194,10 +202,19 @@ class AlertmanagerClient:
                 log.warning("Alertmanager unreachable at %s (attempt %d): %s", self.url, attempt, exc)
             self.failures += 1
             self.failing = True
-            await asyncio.sleep(backoff)
+            # The backoff, cut short by a stop: nothing waits for an unreachable Alertmanager.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), backoff)
+            if self._stopping.is_set():
+                raise Stopping
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
+    def stop(self) -> None:
+        """Give up the post in progress at its next attempt (the bridge stops)."""
+        self._stopping.set()
+
     async def close(self) -> None:
+        self.stop()
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
@@ -206,9 +223,11 @@ class AlertmanagerClient:
 class BridgeMetrics:
     """The bridge's ``/metrics``: what it posted, what failed, how far behind the incidents it is."""
 
-    def __init__(self, client: AlertmanagerClient, lag: Callable[[], int | None]) -> None:
+    def __init__(self, client: AlertmanagerClient, lag: Callable[[], int | None],
+                 waiting_since: Callable[[], float | None]) -> None:
         self.client = client
         self.lag = lag
+        self.waiting_since = waiting_since
         self.registry = CollectorRegistry()
         self.registry.register(self)
 
@@ -227,7 +246,12 @@ class BridgeMetrics:
         lag = self.lag()
         if lag is not None:
             yield GaugeMetricFamily("hcs_bridge_lag_records", "Records of hcs.incidents.v1 the bridge has not posted "
-                                    "yet (its partitions' end offsets minus what it posted).", value=float(lag))
+                                    "yet: not fetched, and fetched but not accepted (measured every 5 s).",
+                                    value=float(lag))
+        since = self.waiting_since()
+        yield GaugeMetricFamily("hcs_bridge_oldest_unposted_seconds", "How long the oldest record the bridge holds "
+                                "has waited for Alertmanager to accept it since the worker wrote it (0: none waits).",
+                                value=0.0 if since is None else max(0.0, time.time() - since))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -237,25 +261,33 @@ class BridgeApp(AtLeastOnceApp):
     """The alerts bridge; closes its HTTP session when it stops."""
 
     alertmanager: Any
-    posted: dict[Any, int]  # partition -> the next offset to post (what it acknowledged)
+    behind: int | None = None  # records not fetched yet, at the latest measure (None: no partitions)
+    in_flight: int = 0  # records read and not yet accepted by Alertmanager
+    waiting_since: float | None = None  # when the oldest of them was written (its Kafka timestamp)
 
     async def on_stop(self) -> None:
-        await self.alertmanager.close()
+        self.alertmanager.stop()  # a post waiting out an unreachable Alertmanager gives up now
         await super().on_stop()
+
+    async def on_shutdown(self) -> None:
+        await super().on_shutdown()
+        await self.alertmanager.close()  # after the agent: no post is using the session any more
 
     def lag(self) -> int | None:
         """Records of its partitions not posted yet (None: no partitions yet)."""
+        return None if self.behind is None else self.behind + self.in_flight
+
+    async def measure_lag(self) -> None:
+        """Records not fetched yet: each partition's end offset minus the consumer's position (which
+        steps over the transactions' commit markers, as the end offset counts them)."""
         consumer = cast(Any, self.consumer)
         assigned = consumer.assignment()
-        if not assigned:
-            return None
         behind = 0
         for tp in assigned:
-            end = consumer.highwater(tp)
-            done = self.posted.get(tp, consumer._committed_offset.get(tp))
-            if end is not None and done is not None:
-                behind += max(0, end - done)
-        return behind
+            end, position = consumer.highwater(tp), await consumer.position(tp)
+            if end is not None and position is not None:
+                behind += max(0, end - position)
+        self.behind = behind if assigned else None
 
 
 def create_bridge_app(settings: Settings) -> BridgeApp:
@@ -276,17 +308,20 @@ def create_bridge_app(settings: Settings) -> BridgeApp:
         Worker=QuietWorker,
         broker_session_timeout=20.0,
         broker_heartbeat_interval=3.0,
+        # A stop does not wait for records not yet posted (Alertmanager may be down): they stay
+        # unacknowledged, uncommitted, and are read again at the next start.
+        stream_wait_empty=False,
     )
-    app.posted = {}
     incidents_topic = app.topic(topics.topic_name(topics.INCIDENTS, settings.topic_prefix),
                                 key_serializer="raw", value_serializer="raw")
     client = AlertmanagerClient(settings.alertmanager_url)
-    metrics = BridgeMetrics(client, app.lag)
+    metrics = BridgeMetrics(client, app.lag, lambda: app.waiting_since)
     watch = ConnectionWatch(f"Kafka at {settings.bootstrap}").install()
 
     @app.timer(WATCH_TICK_S, name="watch_kafka")
     async def watch_kafka() -> None:
         watch.check()  # one log line when Kafka is back
+        await app.measure_lag()
 
     @app.agent(incidents_topic, name="post_incidents", supervisor_strategy=CrashingSupervisor)
     async def post_incidents(stream: Any) -> None:
@@ -307,11 +342,18 @@ def create_bridge_app(settings: Settings) -> BridgeApp:
                 if alerts:
                     await client.post(alerts)
 
+            app.in_flight = len(events)
+            app.waiting_since = min((e.message.timestamp for e in events), default=now)
+
             # A stop does not wait for an unreachable Alertmanager: the batch stays unacknowledged
             # and is posted again after a restart (Alertmanager merges the repeat).
-            await consuming.complete(consuming.stream_ack(stream), events, post, finish_on_stop=False)
-            for event in events:
-                app.posted[event.message.tp] = event.message.offset + 1
+            try:
+                await consuming.complete(consuming.stream_ack(stream), events, post, finish_on_stop=False)
+            except Stopping:
+                log.info("stopping: %d incident record(s) not accepted by Alertmanager are left for the next "
+                         "start", len(events))
+                return
+            app.in_flight, app.waiting_since = 0, None
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:
