@@ -293,15 +293,19 @@ def policy_rollback(version: str, note: str | None) -> None:
 @click.option("--case-every", type=click.FloatRange(0), default=0, show_default=True,
               help="Report a case to hcs.cases.v1 every this many seconds (the first 45 s in): someone scanned in "
               "the last hour, so the workers trace their contacts, who are stopped at their next scans.")
+@click.option("--ack-after", type=click.FloatRange(0), default=20.0, show_default=True,
+              help="Act as the on-call team: acknowledge most new incidents about this many seconds after they "
+              "trigger, resolve most of those later, leave the rest to escalate (0: no acks).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def simulate(count: int | None, rate: float | None, batch: int, seed: int, entries: bool, run_id: str | None,
-             managed: int, findings: bool, case_every: float, quiet: bool) -> None:
+             managed: int, findings: bool, case_every: float, ack_after: float, quiet: bool) -> None:
     """Publish simulated checkpoint scans of Hangzhou's districts to hcs.scans.v1."""
     import os
     import uuid
 
     from streams.contract import topics
     from streams.dev.device import ENV_PERSON_KEY, person_key_from_env
+    from streams.dev.responder import Responder
     from streams.dev.simulate import Simulator, publish
 
     try:
@@ -320,11 +324,13 @@ def simulate(count: int | None, rate: float | None, batch: int, seed: int, entri
     observations_topic = topics.topic_name(topics.OBSERVATIONS, settings.topic_prefix) if managed else None
     findings_topic = topics.topic_name(topics.FINDINGS, settings.topic_prefix) if findings else None
     cases_topic = topics.topic_name(topics.CASES, settings.topic_prefix) if case_every else None
+    oncall = (Responder(ack_after, seed=seed), topics.topic_name(topics.INCIDENTS, settings.topic_prefix),
+              topics.topic_name(topics.ALERT_ACTIONS, settings.topic_prefix)) if ack_after else None
     with click.progressbar(length=count or 0, label=f"scans -> {topic}", file=sys.stderr,
                            hidden=quiet or count is None) as bar:
         counts = _run_client(settings, publish(sim, client, topic, count, rate, batch, bar.update, entries_topic,
                                                management_topic, observations_topic, findings_topic,
-                                               cases_topic))
+                                               cases_topic, oncall))
     for on_purpose in ("duplicate_records", "malformed_records"):  # always said, even when none
         counts.setdefault(on_purpose, 0)
     click.echo(f"sent (run {run}): " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

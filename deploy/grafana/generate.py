@@ -90,6 +90,17 @@ CITY = dashboard("hcs-city", "hcs — city overview", [
     panel("Visits stored", "sum(hcs_visits_stored)", "visits",
           description="visits kept on disk for tracing, every worker's partitions (deleted after "
           "visit_retention_days)"),
+    Row("On-call"),
+    panel("Open incidents by district and status",
+          'sum by (district, status) (hcs_incidents{status=~"TRIGGERED|ACKNOWLEDGED"})', "{{district}} {{status}}",
+          description="incidents nobody acknowledged yet (TRIGGERED) and those someone is on (ACKNOWLEDGED)"),
+    panel("Notifications by district and level (1 h)",
+          "sum by (district, level) (increase(hcs_escalations_total[1h]))", "{{district}} L{{level}}",
+          description="level 1: incidents triggered (or back from an ack that timed out); 2 and 3: escalated "
+          "to the district's supervisors and leadership because nobody acknowledged in time"),
+    panel("Time to acknowledge p90 by district",
+          "histogram_quantile(0.9, sum by (le, district) (rate(hcs_incident_ack_seconds_bucket[1h])))",
+          "{{district}}", "s", description="from an incident's trigger to its first ack, over the last hour"),
 ], [])
 
 DISTRICT_VARIABLE = (
@@ -155,6 +166,15 @@ DISTRICT = dashboard("hcs-district", "hcs — district drill-down", [
     panel("Contacts stopped per second by venue type",
           'sum by (venue_type) (rate(hcs_scan_reasons_total{district="$district",reason="TRACED_CONTACT"}[5m]))',
           "{{venue_type}}", "ops", description="traced contacts' scans at this district's checkpoints"),
+    Row("On-call"),
+    panel("Incidents by status", 'sum by (status) (hcs_incidents{district="$district"})', "{{status}}",
+          description="TRIGGERED: nobody has acknowledged; ACKNOWLEDGED: someone is on it; RESOLVED: kept 35 days"),
+    panel("Notifications by level and severity (1 h)",
+          'sum by (level, severity) (increase(hcs_escalations_total{district="$district"}[1h]))',
+          "L{{level}} {{severity}}", description="level 2 and 3: escalations nobody acknowledged in time"),
+    panel("Time to acknowledge",
+          'histogram_quantile(0.5, sum by (le) (rate(hcs_incident_ack_seconds_bucket{district="$district"}[1h])))',
+          "p50", "s", description="from an incident's trigger to its first ack, over the last hour"),
 ], [DISTRICT_VARIABLE])
 
 DASHBOARDS = {"hcs-city.json": CITY, "hcs-district.json": DISTRICT}

@@ -91,6 +91,9 @@ def run_local(rate: float, port: int) -> None:
             env=env,
             preexec_fn=die_with_parent))
         print(f"hcs: simulating {rate:g} scans/s; `hcs tail` shows alerts; Ctrl-C stops", flush=True)
+        print("hcs: the simulated on-call team acknowledges ~80% of incidents ~20 s after they trigger and "
+              "resolves most later; the rest escalate (critical: level 2 at 5 min, 3 at 15): `hcs tail` shows "
+              "each step, `hcs incidents --open` the open ones, `hcs ack ALERT_ID` acts", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(1)
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ seed reproduces the same stream. Person references are made as devices must make
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import random
@@ -22,6 +23,7 @@ from typing import Any
 import orjson
 
 from streams.dev.device import person_ref
+from streams.dev.responder import Responder, respond
 from streams.times import SHANGHAI
 
 CASE_FIRST_S = 45.0  # the simulator's first case report, this long after it started
@@ -437,13 +439,15 @@ async def publish(sim: Simulator, client: Mapping[str, Any], topic: str, count: 
                   batch: int = 1, on_progress: Callable[[int], None] | None = None,
                   entries_topic: str | None = None, management_topic: str | None = None,
                   observations_topic: str | None = None, findings_topic: str | None = None,
-                  cases_topic: str | None = None) -> Counter[str]:
+                  cases_topic: str | None = None, oncall: tuple[Responder, str, str] | None = None) -> Counter[str]:
     """Send ``count`` scans (forever if None) to ``topic``, at ``rate`` scans/s or as fast as possible,
     and to ``entries_topic`` each checkpoint's people count once its minute is over; first, to
     ``management_topic``, the register's plans of the simulator's managed people; and to
     ``observations_topic`` the isolation points' staff observations of their residents as they
     fall due; to ``findings_topic`` inspectors' findings and what follows them
-    (:meth:`Simulator.findings`); to ``cases_topic`` a case now and then (:meth:`Simulator.cases`).
+    (:meth:`Simulator.findings`); to ``cases_topic`` a case now and then (:meth:`Simulator.cases`);
+    with ``oncall`` (a responder, the incidents topic, the actions topic), the on-call team's acks
+    and resolves of the incidents raised meanwhile (:mod:`streams.dev.responder`).
 
     As a device does, it outlives a cluster gone away: records that could not be delivered are
     sent again, with backoff, once it is back (one line when it is lost, one when it is back).
@@ -466,6 +470,14 @@ async def publish(sim: Simulator, client: Mapping[str, Any], topic: str, count: 
         await producer.stop()  # a refused or unreachable cluster: close what the start opened
         raise
     out = _Delivery(producer, stop)
+    responding, finished = None, asyncio.Event()
+    if oncall is not None:
+        responder, incidents_topic, actions_topic = oncall
+
+        async def act(key: bytes, value: bytes) -> None:
+            await out.send(actions_topic, key, value)
+
+        responding = asyncio.create_task(respond(responder, client, incidents_topic, act, finished))
     try:
         async with watched(f"Kafka at {client.get('bootstrap_servers')}") as watch:
             if management_topic and sim.managed:
@@ -480,6 +492,11 @@ async def publish(sim: Simulator, client: Mapping[str, Any], topic: str, count: 
             if await out.settle():
                 watch.check(answered=True)  # all delivered: the cluster is back, if it was away
     finally:
+        if responding is not None and oncall is not None:
+            finished.set()
+            with contextlib.suppress(Exception):
+                await responding
+            sim.counts.update(oncall[0].counts)
         if out.undelivered:
             sim.counts["undelivered_records"] += out.undelivered
         await producer.stop()
