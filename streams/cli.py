@@ -199,11 +199,14 @@ def policy_check(file: Path, district: str) -> None:
     for version in loaded.versions:
         click.echo(f"version {version.version}  valid_from {rfc3339(version.valid_from)}"
                    + (f"  district {district}" if district else ""))
-        table = {vt: asdict(p) for vt, p in loaded.effective_table(version, district).items()}
+        effective = loaded.effective_table(version, district)
+        table = {vt: asdict(p) for vt, p in effective.items()}
         width = 2 + max(map(len, table))  # whole venue-type names: isolation_point is 15 characters
         click.echo(f"  {'':<26}" + "".join(f"{vt:>{width}}" for vt in table))
         for name in PARAM_NAMES:
-            click.echo(f"  {name:<26}" + "".join(f"{_fmt(p[name]):>{width}}" for p in table.values()))
+            if name != "escalation":  # defaults only, and no table cell: below
+                click.echo(f"  {name:<26}" + "".join(f"{_fmt(p[name]):>{width}}" for p in table.values()))
+        click.echo(f"  {'escalation':<26}" + _escalation(next(iter(effective.values())).escalation))
     click.echo(f"{file}: OK ({len(loaded.versions)} version(s))")
 
 
@@ -652,7 +655,19 @@ def bench(ctx: click.Context) -> None:
     os.execve(sys.executable, [sys.executable, "-m", "benchmarks.run", *ctx.args], env)
 
 
+def _escalation(plans: Any) -> str:
+    """A version's escalation plans as people read them: minutes per level, the ack timeout."""
+    def minutes(m: float) -> str:
+        return f"{m:g}"
+
+    return "; ".join(f"{severity}: levels at {'/'.join(map(minutes, plan.levels))} min"
+                     + (f", ack holds {minutes(plan.ack_timeout_minutes)} min" if plan.ack_timeout_minutes else "")
+                     for severity, plan in plans) or "none"
+
+
 def _fmt(value: object) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
     if value is None:
         return "-"
     if isinstance(value, bool):

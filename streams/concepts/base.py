@@ -58,6 +58,10 @@ class Input:
     # Keyed by venue (the state's partitions are the venue topics'): a partition revoked from
     # this worker is released from the concepts' caches.
     by_venue: bool = True
+    # How long a handled batch may wait before its own write (seconds): its outputs ride in the
+    # next write of another drain meanwhile, which costs nothing more; a write of its own is a
+    # transaction (a round trip) of a few records. For inputs that trickle (alerts read back).
+    linger_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

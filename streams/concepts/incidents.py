@@ -37,6 +37,7 @@ INCIDENT_PREFIX = "i|"  # dedup_key -> Incident (the latest of its key)
 TICK_S = 1.0  # escalations and ack timeouts are met within this long
 SWEEP_S = 600.0
 KEEP_RESOLVED_S = 35 * DAY_S  # a resolved incident is kept (refusing actions on it) this long
+LINGER_S = 0.25  # an incident's change waits at most this long for a write of the scans to ride in
 
 _ALERT = msgspec.json.Decoder(Alert)
 
@@ -56,8 +57,10 @@ class Incidents:
 
     def inputs(self) -> Sequence[Input]:
         # The alerts' partitions are dedup keys', not venues': nothing of the venue state to release.
-        return (Input("follow_alerts", topics.ALERTS, self.on_alert_record, by_venue=False),
-                Input("follow_alert_actions", topics.ALERT_ACTIONS, self.on_action_record, by_venue=False))
+        # Alerts trickle in beside the scans: their few outputs ride along in the scans' writes.
+        return (Input("follow_alerts", topics.ALERTS, self.on_alert_record, by_venue=False, linger_s=LINGER_S),
+                Input("follow_alert_actions", topics.ALERT_ACTIONS, self.on_action_record, by_venue=False,
+                      linger_s=LINGER_S))
 
     def timers(self) -> Sequence[Timer]:
         return (Timer(TICK_S, self.tick), Timer(SWEEP_S, lambda now: self.sweep(now, self.owned())))

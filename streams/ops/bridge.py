@@ -104,7 +104,6 @@ def to_alertmanager(alert: dict[str, Any], now: float, raised_at: float | None =
             "endsAt": utc_rfc3339(ends)}
 
 
-LIVE_STATUSES = ("TRIGGERED", "ACKNOWLEDGED")
 # The status an incident is in after each step of its history (None: as before the step).
 _STATUS_AFTER = {"trigger": "TRIGGERED", "escalate": "TRIGGERED", "timeout": "TRIGGERED", "append": None,
                  "ack": "ACKNOWLEDGED", "resolve": "RESOLVED"}
@@ -121,10 +120,8 @@ def incident_posts(incident: dict[str, Any], now: float, raised_at: float | None
     post["labels"].update(level=str(incident["level"]), incident_status=status)
     post["annotations"].update(incident_id=incident["incident_id"], alert_count=str(incident["alert_count"]),
                                triggered_at=incident["triggered_at"])
-    if status == "RESOLVED":
+    if status == "RESOLVED":  # by an action, or by its resolved alert
         post["endsAt"] = utc_rfc3339(max(raised, parse_rfc3339(alert["first_event_time"])))
-    elif alert["status"] == "resolved":  # a resolved alert resolves the incident: not the case here
-        post["endsAt"] = utc_rfc3339(raised + EVENT_ALERT_VISIBLE_S)
     posts = [post]
     states = _states(incident["history"])
     if len(states) >= 2 and states[-2] != states[-1]:

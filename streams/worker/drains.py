@@ -50,7 +50,7 @@ class Drains(Service):
     def add(self, inp: Input, inbox: Inbox) -> None:
         """A drain of ``inbox`` (an input topic's fetched batches) into ``inp``'s handler."""
         self.inboxes[inp.drain] = inbox
-        self.jobs[inp.drain] = lambda: self.drain(inbox, inp.spec, inp.handle)
+        self.jobs[inp.drain] = lambda: self.drain(inbox, inp.spec, inp.handle, inp.linger_s)
 
     def add_tick(self, name: str, timers: Sequence[Timer]) -> Callable[[], Awaitable[None]]:
         """The body of one tick: the ``timers`` in order, once everything they read is in (the
@@ -94,12 +94,14 @@ class Drains(Service):
             log.error("drain %s failed: %s", name, type(exc).__name__)
             await self.crash(exc)
 
-    async def drain(self, inbox: Inbox, spec: topics.TopicSpec, handle: Handler) -> None:
+    async def drain(self, inbox: Inbox, spec: topics.TopicSpec, handle: Handler, linger_s: float = 0.0) -> None:
         """Hand each fetched batch's records to ``handle``; acknowledge them once the outputs and
         state are durable.
 
         Batches are written while the next ones are handled (the broker's round trip overlaps
-        the work), in order, one write at a time (:class:`consuming.OrderedWriter`).
+        the work), in order, one write at a time (:class:`consuming.OrderedWriter`). With
+        ``linger_s`` a handled batch waits that long before its write: its outputs go out in
+        another drain's write meanwhile, and its own then has nothing left to send.
         """
         async def ack(batches: Sequence[Batch]) -> None:
             for batch in batches:
@@ -113,6 +115,8 @@ class Drains(Service):
                 batches = await inbox.take(SCAN_BATCH_MAX, SCAN_BATCH_MAX_BYTES)
                 started = time.perf_counter()
                 count = self._handle(batches, spec, handle, time.time())
+                if linger_s:
+                    await asyncio.sleep(linger_s)
                 writer.handled(batches, count)
                 writer.check()  # an earlier batch could not be written: stop, unacknowledged
                 if time.perf_counter() - started < OVERLAP_MIN_S or writer.backlog >= SCAN_BATCH_MAX:
