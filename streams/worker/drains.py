@@ -116,7 +116,7 @@ class Drains(Service):
                 started = time.perf_counter()
                 count = self._handle(batches, spec, handle, time.time())
                 if linger_s:
-                    await asyncio.sleep(linger_s)
+                    count += await self._linger(inbox, batches, spec, handle, started + linger_s)
                 writer.handled(batches, count)
                 writer.check()  # an earlier batch could not be written: stop, unacknowledged
                 if time.perf_counter() - started < OVERLAP_MIN_S or writer.backlog >= SCAN_BATCH_MAX:
@@ -132,6 +132,21 @@ class Drains(Service):
                 inbox.abandon()  # never acknowledged: read again after the restart
                 raise
             raise
+
+    async def _linger(self, inbox: Inbox, batches: list[Batch], spec: topics.TopicSpec, handle: Handler,
+                      until: float) -> int:
+        """Until ``until`` (perf_counter), handle what else arrives, added to ``batches``; how many
+        records. The inbox is emptied meanwhile: a full one would hold up the fetch loop, and with
+        it every other topic's records."""
+        count = 0
+        while (left := until - time.perf_counter()) > 0:
+            try:
+                more = await asyncio.wait_for(inbox.take(SCAN_BATCH_MAX, SCAN_BATCH_MAX_BYTES), left)
+            except TimeoutError:
+                break
+            count += self._handle(more, spec, handle, time.time())
+            batches.extend(more)
+        return count
 
     def _handle(self, batches: Sequence[Batch], spec: topics.TopicSpec, handle: Handler, now: float) -> int:
         """Every record of ``batches`` to ``handle``; how many."""
