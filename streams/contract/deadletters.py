@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from typing import Any
 
 import orjson
@@ -26,16 +27,36 @@ MAX_KEY_BYTES = 1024
 REDACTED = "[redacted]"
 
 
+_STEP = re.compile(r"\[(\d+)\]|\.?([^.\[\]]+)")
+
+
+def path_steps(path: str) -> list[str] | None:
+    """The steps of a field path as refusals name it (``phases[0].kind``, ``health_code.color``,
+    ``cities[2].name``), or None if it is not one."""
+    steps, at = [], 0
+    while at < len(path):
+        match = _STEP.match(path, at)
+        if match is None or match.end() == at:
+            return None
+        steps.append(match.group(1) if match.group(1) is not None else match.group(2))
+        at = match.end()
+    return steps or None
+
+
 def redacted(payload: bytes, path: str) -> bytes | None:
-    """``payload`` (a JSON object) with the scalar at ``path`` (``a.b.0.c``) replaced, or None
-    if the path cannot be followed (then no part of the payload is kept). An array or object
-    there is kept: it was refused for its shape, not for a value a person could be named by."""
+    """``payload`` (a JSON object) with the scalar at ``path`` (``a.b[0].c``, the notation of
+    every refusal's detail) replaced, or None if the path cannot be followed (then no part of the
+    payload is kept). An array or object there is kept: it was refused for its shape, not for a
+    value a person could be named by."""
     try:
         value = orjson.loads(payload)
     except orjson.JSONDecodeError:
         return None
+    steps = path_steps(path)
+    if steps is None:
+        return None
     node: Any = value
-    *parents, last = path.split(".")
+    *parents, last = steps
     try:
         for part in parents:
             node = node[int(part)] if isinstance(node, list) else node[part]
