@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# How long a topic keeps its records (the contract's "Access control and retention"):
+PERSONAL = "personal"  # person-level health data: personal_retention_days (14), the tracing horizon
+ONCALL = "on-call"  # alerts, incidents, findings and their statuses: 180 days
+STATISTICS = "statistics"  # district statistics, isolation days, people counts: 400 days
+FOREVER = "forever"  # the register and the policies: compacted, kept (a record goes by a tombstone)
+RETENTION_DAYS = {ONCALL: 180, STATISTICS: 400}
+DAY_MS = 86_400_000
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -11,25 +19,26 @@ class TopicSpec:
     partitions: int
     key: str
     compacted: bool = False  # the latest record of each key is its value (a null value removes it)
+    keep: str = PERSONAL  # its retention class
 
 
 SCANS = TopicSpec("hcs.scans.v1", 8, "venue_id")
-ENTRIES = TopicSpec("hcs.entries.v1", 8, "venue_id")
+ENTRIES = TopicSpec("hcs.entries.v1", 8, "venue_id", keep=STATISTICS)
 DECISIONS = TopicSpec("hcs.decisions.v1", 8, "venue_id")
-ALERTS = TopicSpec("hcs.alerts.v1", 4, "dedup_key")
-DISTRICT_STATS = TopicSpec("hcs.district-stats.v1", 4, "district")
+ALERTS = TopicSpec("hcs.alerts.v1", 4, "dedup_key", keep=ONCALL)
+DISTRICT_STATS = TopicSpec("hcs.district-stats.v1", 4, "district", keep=STATISTICS)
 DLQ = TopicSpec("hcs.dlq.v1", 4, "original key")
 # The key-personnel register, written by the register's system, read whole by every worker.
-MANAGEMENT = TopicSpec("hcs.management.v1", 4, "person_ref", compacted=True)
+MANAGEMENT = TopicSpec("hcs.management.v1", 4, "person_ref", compacted=True, keep=FOREVER)
 # Isolation points' observations, keyed by the point (a venue): co-partitioned with scans.
 OBSERVATIONS = TopicSpec("hcs.observations.v1", 8, "isolation_point_id")
-ISOLATION_STATUS = TopicSpec("hcs.isolation-status.v1", 4, "isolation_point_id")
+ISOLATION_STATUS = TopicSpec("hcs.isolation-status.v1", 4, "isolation_point_id", keep=STATISTICS)
 # Inspectors' findings, keyed by venue (co-partitioned with scans: a venue's findings meet the
 # alerts that count as their recurrences), and every finding's latest state with its history.
-FINDINGS = TopicSpec("hcs.findings.v1", 8, "venue_id")
-FINDING_STATUS = TopicSpec("hcs.finding-status.v1", 4, "finding_id", compacted=True)
+FINDINGS = TopicSpec("hcs.findings.v1", 8, "venue_id", keep=ONCALL)
+FINDING_STATUS = TopicSpec("hcs.finding-status.v1", 4, "finding_id", compacted=True, keep=ONCALL)
 # Policy versions published to the running workers, read whole by every worker.
-POLICIES = TopicSpec("hcs.policies.v1", 1, "version", compacted=True)
+POLICIES = TopicSpec("hcs.policies.v1", 1, "version", compacted=True, keep=FOREVER)
 # Source tracing: cases reported (read whole by every worker), the exposures found (read whole
 # by every worker too: a contact is stopped at every checkpoint), and each case's trace.
 CASES = TopicSpec("hcs.cases.v1", 4, "person_ref")
@@ -37,18 +46,18 @@ EXPOSURES = TopicSpec("hcs.exposures.v1", 4, "person_ref")
 TRACES = TopicSpec("hcs.traces.v1", 4, "case_id", compacted=True)
 # The on-call loop: actions on alerts' incidents (keyed by dedup_key: co-partitioned with the
 # alerts, so an incident's alerts and actions meet on one worker), and each incident's state.
-ALERT_ACTIONS = TopicSpec("hcs.alert-actions.v1", ALERTS.partitions, "dedup_key")
-INCIDENTS = TopicSpec("hcs.incidents.v1", ALERTS.partitions, "dedup_key", compacted=True)
+ALERT_ACTIONS = TopicSpec("hcs.alert-actions.v1", ALERTS.partitions, "dedup_key", keep=ONCALL)
+INCIDENTS = TopicSpec("hcs.incidents.v1", ALERTS.partitions, "dedup_key", compacted=True, keep=ONCALL)
 ALL: tuple[TopicSpec, ...] = (SCANS, ENTRIES, DECISIONS, ALERTS, DISTRICT_STATS, DLQ, MANAGEMENT, OBSERVATIONS,
                               ISOLATION_STATUS, FINDINGS, FINDING_STATUS, POLICIES, CASES, EXPOSURES, TRACES,
                               ALERT_ACTIONS, INCIDENTS)
 
 # The worker's internal topic of district-minute partials (step one of the district stats),
 # named after the worker's app id: not part of the contract.
-PARTIALS = TopicSpec("district-partials", DISTRICT_STATS.partitions, "district")
+PARTIALS = TopicSpec("district-partials", DISTRICT_STATS.partitions, "district", keep=STATISTICS)
 # ... and of recurrences raised at one venue for another's findings (an isolation point's
 # resident breaching isolation elsewhere), keyed by the finding's venue, as the findings are.
-RECURRENCES = TopicSpec("finding-recurrences", FINDINGS.partitions, "venue_id")
+RECURRENCES = TopicSpec("finding-recurrences", FINDINGS.partitions, "venue_id", keep=ONCALL)
 # ... and of each venue partition's report of a case's trace, keyed by the case: the owner of
 # the case's partition puts the reports together into its Trace.
 TRACE_REPORTS = TopicSpec("trace-reports", SCANS.partitions, "case_id")
@@ -106,9 +115,26 @@ def changelog_topic_name(app_id: str, table: str) -> str:
     return f"{app_id}-{table}-changelog"
 
 
-def compacted_topics(prefix: str) -> set[str]:
-    """The names on the cluster of the contract's compacted topics."""
-    return {topic_name(spec, prefix) for spec in ALL if spec.compacted}
+def topic_config(spec: TopicSpec, personal_days: float) -> dict[str, str]:
+    """The cleanup policy and retention a topic is created with, by its retention class."""
+    if spec.keep == FOREVER:
+        return {"cleanup.policy": "compact", "retention.ms": "-1"}
+    days = personal_days if spec.keep == PERSONAL else RETENTION_DAYS[spec.keep]
+    return {"cleanup.policy": "compact,delete" if spec.compacted else "delete", "retention.ms": str(int(days * DAY_MS))}
+
+
+# The tables' changelogs keep their state until a tombstone removes it (a sweep, an expiry): a
+# checkpoint's status, a finding, an incident may stay unchanged for longer than any retention.
+CHANGELOG_CONFIG = {"cleanup.policy": "compact", "retention.ms": "-1"}
+
+
+def worker_topic_configs(prefix: str, app_id: str, personal_days: float) -> dict[str, dict[str, str]]:
+    """Every topic the worker creates (contract, internal, the tables' changelogs) with its config."""
+    configs = {topic_name(spec, prefix): topic_config(spec, personal_days) for spec in ALL}
+    configs.update({internal_topic_name(spec, prefix, app_id): topic_config(spec, personal_days)
+                    for spec in INTERNAL})
+    configs.update({changelog_topic_name(app_id, table): dict(CHANGELOG_CONFIG) for table in TABLES})
+    return configs
 
 
 def required_partitions(prefix: str, app_id: str) -> dict[str, int]:

@@ -36,19 +36,73 @@ async def ensure_topics(settings: Settings) -> list[str]:
         existing = set(await admin.list_topics())
         required = topics.required_partitions(settings.topic_prefix, settings.app_id)
         check_partitions(required, await _partition_counts(admin, [n for n in required if n in existing]))
-        # The internal partials topic too: created by Faust on subscription, it raced the consumer.
-        wanted = topics.worker_topics(settings.topic_prefix, settings.app_id)
-        compacted = topics.compacted_topics(settings.topic_prefix)
-        missing = [NewTopic(name, partitions, settings.replication,
-                            topic_configs={"cleanup.policy": "compact"} if name in compacted else None)
-                   for name, partitions in wanted.items() if name not in existing]
+        # The internal partials topic too: created by Faust on subscription, it raced the consumer;
+        # and the tables' changelogs, compacted only (Faust would make them as it likes).
+        configs = topics.worker_topic_configs(settings.topic_prefix, settings.app_id,
+                                              settings.personal_retention_days)
+        missing = [NewTopic(name, partitions, settings.replication, topic_configs=configs[name])
+                   for name, partitions in required.items() if name not in existing and name in configs]
+        missing += [NewTopic(name, partitions, settings.replication)
+                    for name, partitions in required.items() if name not in existing and name not in configs]
         if missing:
             await admin.create_topics(missing)
             log.info("created topics %s", [t.name for t in missing])
             await _wait_for_leaders(settings, missing)
+        present = sorted(name for name in configs if name in existing)
+        for line in config_mismatches(configs, await _topic_configs(admin, present)):
+            log.warning(line)
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def _topic_configs(admin: Any, names: list[str]) -> dict[str, dict[str, str]]:
+    """The cleanup policy and retention of existing topics, as the broker has them."""
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    if not names:
+        return {}
+    found: dict[str, dict[str, str]] = {}
+    for response in await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names]):
+        for resource in response.resources:
+            error_code, _, _, name, entries = resource[:5]
+            if not error_code:
+                found[name] = {entry[0]: entry[1] for entry in entries
+                               if entry[0] in ("cleanup.policy", "retention.ms")}
+    return found
+
+
+def config_mismatches(wanted: dict[str, dict[str, str]], actual: dict[str, dict[str, str]]) -> list[str]:
+    """One line per existing topic whose cleanup policy or retention is not what hcs creates it with."""
+    lines = []
+    for name, config in sorted(actual.items()):
+        expected = wanted.get(name)
+        if expected is None:
+            continue
+        differs = {key: (config.get(key), value) for key, value in expected.items()
+                   if _normal(key, config.get(key)) != _normal(key, value)}
+        if differs:
+            lines.append(f"topic {name} keeps its records otherwise than hcs would create it: "
+                         + ", ".join(f"{key} {_readable(key, have)} (hcs: {_readable(key, want)})"
+                                     for key, (have, want) in differs.items())
+                         + f"; change it with kafka-configs.sh --alter --entity-type topics --entity-name {name} "
+                         f"--add-config " + ",".join(f"{k}={_quoted(v)}" for k, (_, v) in differs.items()))
+    return lines
+
+
+def _normal(key: str, value: str | None) -> str | None:
+    return ",".join(sorted(value.split(","))) if key == "cleanup.policy" and value else value
+
+
+def _readable(key: str, value: str | None) -> str:
+    if key == "retention.ms" and value is not None and value.lstrip("-").isdigit():
+        ms = int(value)
+        return "forever" if ms < 0 else f"{ms / topics.DAY_MS:g} days"
+    return str(value)
+
+
+def _quoted(value: str) -> str:
+    return f"[{value}]" if "," in value else value
 
 
 async def wait_for_cluster(settings: Settings) -> None:

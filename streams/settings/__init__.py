@@ -22,6 +22,7 @@ ENV_DATA_DIR = "HCS_DATA_DIR"
 ENV_TOPIC_PREFIX = "HCS_TOPIC_PREFIX"
 ENV_DEDUP_HORIZON_HOURS = "HCS_DEDUP_HORIZON_HOURS"
 ENV_REPLICATION = "HCS_REPLICATION"
+ENV_PERSONAL_RETENTION_DAYS = "HCS_PERSONAL_RETENTION_DAYS"
 ENV_ALERTMANAGER_URL = "HCS_ALERTMANAGER_URL"
 ENV_COMMIT_INTERVAL_S = "HCS_COMMIT_INTERVAL_S"
 ENV_PROCESSING_GUARANTEE = "HCS_PROCESSING_GUARANTEE"
@@ -53,6 +54,8 @@ class Settings:
         topic_prefix: prepended to every topic name; empty in production, unique per test run.
         dedup_horizon_hours: how long a seen ``event_id`` is remembered for deduplication.
         replication: replication factor of the topics and changelogs the worker creates.
+        personal_retention_days: how long the person-level topics it creates keep their records
+            (scans, decisions, dead letters, exposures, observations, cases, traces).
         alertmanager_url: where ``hcs alerts-bridge`` posts alerts.
         commit_interval_s: how often consumed offsets are committed (Faust's default).
         kafka: TLS and SASL settings of the cluster (``HCS_KAFKA_*``), for every client.
@@ -77,6 +80,7 @@ class Settings:
     topic_prefix: str = ""
     dedup_horizon_hours: float = 48.0
     replication: int = 1
+    personal_retention_days: float = 14.0
     alertmanager_url: str = "http://127.0.0.1:9093"
     commit_interval_s: float = 2.8
     processing_guarantee: str = EXACTLY_ONCE
@@ -105,6 +109,7 @@ class Settings:
             topic_prefix=env.get(ENV_TOPIC_PREFIX, defaults.topic_prefix),
             dedup_horizon_hours=_float(env, ENV_DEDUP_HORIZON_HOURS, defaults.dedup_horizon_hours),
             replication=_int(env, ENV_REPLICATION, defaults.replication, 1, 10),
+            personal_retention_days=_float(env, ENV_PERSONAL_RETENTION_DAYS, defaults.personal_retention_days),
             alertmanager_url=env.get(ENV_ALERTMANAGER_URL) or defaults.alertmanager_url,
             commit_interval_s=_float(env, ENV_COMMIT_INTERVAL_S, defaults.commit_interval_s),
             processing_guarantee=_choice(env, ENV_PROCESSING_GUARANTEE, defaults.processing_guarantee,
