@@ -567,6 +567,74 @@ def findings(district: str | None, status: str | None, overdue: bool) -> None:
         click.echo(line)
 
 
+ACL_FILE = Path("deploy/kafka/acls.toml")
+
+
+@cli.group()
+def acl() -> None:
+    """Who may read and write what: the roles of an ACL file (deploy/kafka/acls.toml) as Kafka ACLs."""
+
+
+def _acl_plan(file: Path, user_prefix: str) -> tuple[Settings, list[Any]]:
+    from streams.ops import acl as acls
+
+    try:
+        settings = Settings.from_env()
+        return settings, acls.bindings(acls.load_roles(file), settings.topic_prefix, settings.app_id, user_prefix)
+    except HcsError as exc:
+        _fail(exc)
+
+
+_ACL_OPTIONS = (click.option("--file", "file", type=click.Path(path_type=Path), default=ACL_FILE, show_default=True,
+                             help="The roles file."),
+                click.option("--user-prefix", default="", help="Put before each role's name to make its SASL user "
+                             "(e.g. xihu- for xihu-device)."))
+
+
+def _acl_options(command: Any) -> Any:
+    for option in reversed(_ACL_OPTIONS):
+        command = option(command)
+    return command
+
+
+@acl.command("plan")
+@_acl_options
+@click.option("--offline", is_flag=True, help="Print the bindings without asking the cluster what it has.")
+def acl_plan(file: Path, user_prefix: str, offline: bool) -> None:
+    """Print what the roles file means for this deployment (HCS_TOPIC_PREFIX, HCS_APP_ID): + to create,
+    - to delete, = in place."""
+    from streams.ops import acl as acls
+
+    settings, wanted = _acl_plan(file, user_prefix)
+    have = None
+    if not offline:
+        try:
+            have = acls.present(acls.admin_config(settings), {b.principal for b in wanted})
+        except HcsError as exc:
+            _fail(exc)
+        except Exception as exc:  # noqa: BLE001 -- librdkafka's KafkaException: one line
+            _fail(f"cannot read the cluster's ACLs at {settings.bootstrap}: {acls.describe_error(exc)}")
+    for line in acls.plan_lines(wanted, have):
+        click.echo(line)
+
+
+@acl.command("apply")
+@_acl_options
+def acl_apply(file: Path, user_prefix: str) -> None:
+    """Make the cluster's ACLs of the roles' users match the roles file (idempotent)."""
+    from streams.ops import acl as acls
+
+    settings, wanted = _acl_plan(file, user_prefix)
+    try:
+        created, deleted = acls.apply(acls.admin_config(settings), wanted)
+    except HcsError as exc:
+        _fail(exc)
+    except Exception as exc:  # noqa: BLE001 -- librdkafka's KafkaException: one line
+        _fail(f"cannot change the cluster's ACLs at {settings.bootstrap}: {acls.describe_error(exc)}")
+    click.echo(f"ACLs of {len({b.principal for b in wanted})} roles: {created} created, {deleted} deleted, "
+               f"{len(wanted) - created} in place")
+
+
 def _oncall_action(action: str, name: str, level: int) -> None:
     import time
 

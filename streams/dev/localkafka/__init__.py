@@ -201,10 +201,19 @@ class SecureListener:
     keystore_password: str
     users: tuple[tuple[str, str], ...]
     mechanism: str = "SCRAM-SHA-512"
+    # With ACLs: KRaft's StandardAuthorizer, these users super users. The broker's own
+    # PLAINTEXT and controller listeners (loopback) are ANONYMOUS, a super user too.
+    super_users: tuple[str, ...] | None = None
 
     def properties(self) -> dict[str, str]:
         name = "sasl_ssl"
+        acls = {} if self.super_users is None else {
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": ";".join(f"User:{user}" for user in (*self.super_users, "ANONYMOUS")),
+            "allow.everyone.if.no.acl.found": "false",
+        }
         return {
+            **acls,
             "sasl.enabled.mechanisms": self.mechanism,
             f"listener.name.{name}.{self.mechanism.lower()}.sasl.jaas.config":
                 "org.apache.kafka.common.security.scram.ScramLoginModule required;",

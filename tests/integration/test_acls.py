@@ -1,0 +1,145 @@
+"""Who may read and write what, on a real KRaft broker with the StandardAuthorizer: `hcs acl apply`
+makes the roles of deploy/kafka/acls.toml the cluster's ACLs (idempotently); each role can do
+what it needs and is refused a sample of what it must not; nobody but the worker and the
+operator reads scans; the worker runs end to end as `worker` fed by a device as `device`."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.helpers import create_ssl_context
+
+from streams.contract import topics
+from streams.dev.localkafka import SecureListener, free_port
+from streams.ops.acl import ROLES
+from tests.environment import local_broker
+from tests.integration.kafka_io import WorkerProcess, name, read
+from tests.tls import make_pki
+
+pytestmark = pytest.mark.integration
+USERS = ("admin", *ROLES)
+
+
+def password(user: str) -> str:
+    return f"{user}-secret-{len(user)}"
+
+
+@pytest.fixture
+def authorized(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    """(plaintext bootstrap, SASL_SSL bootstrap, CA file) of a broker with ACLs enforced."""
+    pki = make_pki(tmp_path / "pki")
+    port = free_port()
+    listener = SecureListener(port, pki.keystore, pki.keystore_password, tuple((u, password(u)) for u in USERS),
+                              super_users=("admin",))
+    with local_broker(tmp_path / "broker", listener) as (_, bootstrap):
+        yield bootstrap, f"127.0.0.1:{port}", pki.ca_cert
+
+
+def role_env(base: dict[str, str], secure: str, ca: Path, user: str, tmp: Path) -> dict[str, str]:
+    secret = tmp / f"{user}.password"
+    secret.write_text(password(user) + "\n")
+    return {**base, "HCS_BOOTSTRAP": secure, "HCS_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "HCS_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "HCS_KAFKA_SASL_USERNAME": user,
+            "HCS_KAFKA_SASL_PASSWORD_FILE": str(secret), "HCS_KAFKA_SSL_CAFILE": str(ca)}
+
+
+def hcs(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "streams", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def client(secure: str, ca: Path, user: str) -> dict[str, Any]:
+    return {"bootstrap_servers": secure, "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": user, "sasl_plain_password": password(user),
+            "ssl_context": create_ssl_context(cafile=str(ca))}
+
+
+def can_write(secure: str, ca: Path, user: str, topic: str) -> bool:
+    async def run() -> bool:
+        producer = AIOKafkaProducer(**client(secure, ca, user), request_timeout_ms=8000)
+        await producer.start()
+        try:
+            await asyncio.wait_for(producer.send_and_wait(topic, b"{}", key=b"k"), 10)
+            return True
+        except (KafkaError, TimeoutError):
+            return False
+        finally:
+            await producer.stop()
+
+    return asyncio.run(run())
+
+
+def can_read(secure: str, ca: Path, user: str, topic: str) -> bool:
+    async def run() -> bool:
+        consumer = AIOKafkaConsumer(**client(secure, ca, user), group_id=None, enable_auto_commit=False,
+                                    request_timeout_ms=8000)
+        await consumer.start()
+        try:
+            tp = TopicPartition(topic, 0)
+            consumer.assign([tp])
+            await asyncio.wait_for(consumer.beginning_offsets([tp]), 10)
+            await asyncio.wait_for(consumer.getmany(tp, timeout_ms=1000), 10)
+            return True
+        except (KafkaError, TimeoutError):
+            return False
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
+
+
+def test_each_role_may_do_what_it_needs_and_is_refused_the_rest(
+        authorized: tuple[str, str, Path], worker_env: dict[str, str], topic_prefix: str, tmp_path: Path) -> None:
+    plain, secure, ca = authorized
+    admin = role_env(worker_env, secure, ca, "admin", tmp_path)
+    applied = hcs(admin, "acl", "apply")
+    assert applied.returncode == 0 and " created, 0 deleted" in applied.stdout, applied.stdout + applied.stderr
+    again = hcs(admin, "acl", "apply")
+    assert again.returncode == 0 and ": 0 created, 0 deleted" in again.stdout, again.stdout + again.stderr
+    planned = hcs(admin, "acl", "plan")
+    assert planned.returncode == 0 and all(line.startswith("= ") for line in planned.stdout.splitlines())
+
+    # The worker, as `worker`, creates its topics and judges what a device sends as `device`.
+    worker = WorkerProcess(role_env(worker_env, secure, ca, "worker", tmp_path), tmp_path / "worker.log").start()
+    try:
+        sent = hcs(role_env(worker_env, secure, ca, "device", tmp_path), "simulate", "--count", "50", "--rate", "200",
+                   "--no-findings", "--ack-after", "0", "--seed", "3")
+        assert sent.returncode == 0, sent.stderr
+        decisions = read(plain, name(topics.DECISIONS, topic_prefix), lambda v: len(v) >= 50, timeout_s=60)
+        assert len({d["event_id"] for d in decisions}) == 50
+    finally:
+        worker.stop()
+    assert "Authorization" not in worker.log_path.read_text(), worker.log_tail()
+
+    def topic(spec: topics.TopicSpec) -> str:
+        return name(spec, topic_prefix)
+
+    allowed = [("device", "write", topics.SCANS), ("device", "write", topics.ENTRIES),
+               ("isolation-staff", "write", topics.OBSERVATIONS), ("inspector", "write", topics.FINDINGS),
+               ("inspector", "read", topics.FINDING_STATUS), ("register", "write", topics.MANAGEMENT),
+               ("cdc", "write", topics.CASES), ("cdc", "read", topics.TRACES), ("cdc", "read", topics.EXPOSURES),
+               ("operator", "write", topics.POLICIES), ("operator", "read", topics.SCANS),
+               ("operator", "read", topics.DECISIONS), ("oncall", "read", topics.ALERTS),
+               ("oncall", "read", topics.INCIDENTS), ("oncall", "write", topics.ALERT_ACTIONS),
+               ("bridge", "read", topics.INCIDENTS), ("worker", "read", topics.SCANS)]
+    refused = [("device", "write", topics.POLICIES), ("device", "read", topics.DECISIONS),
+               ("device", "write", topics.FINDINGS), ("inspector", "write", topics.SCANS),
+               ("inspector", "read", topics.SCANS), ("oncall", "write", topics.POLICIES),
+               ("bridge", "write", topics.ALERTS), ("cdc", "read", topics.MANAGEMENT),
+               ("register", "read", topics.MANAGEMENT), ("worker", "write", topics.SCANS)]
+    # Nobody but the worker and the operator reads scans.
+    refused += [(role, "read", topics.SCANS) for role in ROLES if role not in ("worker", "operator")]
+    checks = dict.fromkeys(allowed + refused)  # in order, once each
+    wrong = [(role, op, spec.name, "refused" if (role, op, spec) in allowed else "allowed")
+             for role, op, spec in checks
+             if (can_write if op == "write" else can_read)(secure, ca, role, topic(spec))
+             != ((role, op, spec) in allowed)]
+    assert wrong == []
