@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
@@ -133,9 +134,16 @@ _state_dir_option = click.option("--state-dir", default=None,
 
 @broker.command("start")
 @click.option("--port", default=9092, show_default=True, type=int, help="Client port on 127.0.0.1.")
+@click.option("--secure", is_flag=True, help="Also listen with SASL_SSL (SCRAM-SHA-512), enforce ACLs: a user per "
+              "role with the ACLs of deploy/kafka/acls.toml, a super user admin, and a client settings file per "
+              "role (<role>.env) in one folder.")
+@click.option("--secure-port", default=9093, show_default=True, type=int, help="The SASL_SSL port on 127.0.0.1.")
 @_state_dir_option
-def broker_start(port: int, state_dir: str | None) -> None:
+def broker_start(port: int, secure: bool, secure_port: int, state_dir: str | None) -> None:
     """Start the broker (resolving its jars with Maven on first use) and wait until it answers."""
+    if secure:
+        _secure_broker_start(port, secure_port, state_dir)
+        return
     kafka = _local(state_dir)
     before = kafka.status()
     try:
@@ -143,6 +151,45 @@ def broker_start(port: int, state_dir: str | None) -> None:
     except HcsError as exc:
         _fail(exc)
     click.echo(("already running: " if before.running else "started: ") + status.describe())
+
+
+def _secure_broker_start(port: int, secure_port: int, state_dir: str | None) -> None:
+    from streams.dev.localkafka import LocalKafka
+    from streams.dev.localkafka import secure as secured
+    from streams.ops import acl as acls
+
+    settings = Settings.from_env()
+    root = Path(state_dir) if state_dir else _broker_state_dir(settings)
+    if (root / "data" / "meta.properties").is_file() and not (root / "secure" / "users.json").is_file():
+        _fail(f"the broker in {root} was made without --secure (its users exist only from the start): "
+              f"`hcs broker stop`, then remove {root} or give another --state-dir")
+    try:
+        roles = acls.load_roles(_acl_file(ACL_FILE))
+        kafka = LocalKafka(root, secure=secured.listener(root, secure_port, acls.ROLES))
+        before = kafka.status()
+        status = kafka.start(port=port)
+        folder = secured.client_files(root, f"127.0.0.1:{secure_port}", acls.ROLES)
+        admin = Settings.from_env({**os.environ, **secured.read_env_file(folder / "admin.env")})
+        wanted = acls.bindings(roles, settings.topic_prefix, settings.app_id)
+        created, _ = acls.apply(acls.admin_config(admin), wanted)
+    except HcsError as exc:
+        _fail(exc)
+    except Exception as exc:  # noqa: BLE001 -- librdkafka's KafkaException: one line
+        _fail(f"cannot apply the ACLs: {acls.describe_error(exc)}")
+    click.echo(("already running: " if before.running else "started: ") + status.describe())
+    click.echo(f"secured: SASL_SSL ({secured.MECHANISM}) at 127.0.0.1:{secure_port}, ACLs enforced; "
+               f"{len(acls.ROLES)} roles' ACLs in place ({created} created)")
+    click.echo(f"client settings per role: {folder} (e.g. set -a; . {folder}/worker.env; set +a; hcs worker)")
+
+
+def _acl_file(path: Path) -> Path:
+    """``path``, or the source checkout's copy when run elsewhere (deploy/ is not installed)."""
+    if path.is_file() or path.is_absolute():
+        return path
+    import streams
+
+    checkout = Path(streams.__file__).resolve().parents[1] / path
+    return checkout if checkout.is_file() else path
 
 
 @broker.command("stop")
@@ -580,7 +627,8 @@ def _acl_plan(file: Path, user_prefix: str) -> tuple[Settings, list[Any]]:
 
     try:
         settings = Settings.from_env()
-        return settings, acls.bindings(acls.load_roles(file), settings.topic_prefix, settings.app_id, user_prefix)
+        roles = acls.load_roles(_acl_file(file))
+        return settings, acls.bindings(roles, settings.topic_prefix, settings.app_id, user_prefix)
     except HcsError as exc:
         _fail(exc)
 

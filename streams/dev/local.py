@@ -67,19 +67,43 @@ def _schedule_policy(env: dict[str, str], directory: Path) -> None:
         print(f"hcs: could not schedule a policy version: {done.stderr.strip()}", flush=True)
 
 
+ENV_ROLES_DIR = "HCS_ROLES_DIR"  # a folder of <role>.env files (hcs broker start --secure): run under roles
+
+
+def _as(env: dict[str, str], roles_dir: Path | None, role: str) -> dict[str, str]:
+    """``env`` with the settings of ``role`` from the roles folder, if one is given."""
+    from streams.dev.localkafka.secure import read_env_file
+
+    if roles_dir is None:
+        return env
+    path = roles_dir / f"{role}.env"
+    if not path.is_file():
+        raise SystemExit(f"hcs: {path} does not exist: {ENV_ROLES_DIR} names the folder `hcs broker start --secure` "
+                         "printed")
+    return {**env, **read_env_file(path)}
+
+
 def run_local(rate: float, port: int) -> None:
     settings = Settings.from_env()
-    env = dict(os.environ)
+    roles = os.environ.get(ENV_ROLES_DIR)
+    roles_dir = Path(roles) if roles else None
+    # Under roles: the worker as `worker`; the simulator, which plays every device, the register,
+    # inspectors, disease control and the on-call team, and the operator's policy, as the
+    # development super user `admin`.
+    env = _as(dict(os.environ), roles_dir, "admin")
     kafka: LocalKafka | None = None
-    if not os.environ.get(ENV_BOOTSTRAP):
+    if roles_dir is not None:
+        print(f"hcs: under roles from {roles_dir}: the worker as `worker`, the simulator and the policy as `admin` "
+              f"(bootstrap {env[ENV_BOOTSTRAP]})", flush=True)
+    elif not os.environ.get(ENV_BOOTSTRAP):
         kafka = LocalKafka(settings.data_dir / "broker", owned=True)
         status = kafka.start(port=port)
         print(f"hcs: {status.describe()}", flush=True)
         env[ENV_BOOTSTRAP] = status.bootstrap or settings.bootstrap
     children: list[subprocess.Popen[bytes]] = []
     try:
-        worker = subprocess.Popen([sys.executable, "-m", "streams", "worker", "-l", "warn"], env=env,
-                                  preexec_fn=die_with_parent)
+        worker = subprocess.Popen([sys.executable, "-m", "streams", "worker", "-l", "warn"],
+                                  env=_as(env, roles_dir, "worker"), preexec_fn=die_with_parent)
         children.append(worker)
         base = f"http://127.0.0.1:{settings.web_port}"
         _wait_until_ready(base, worker)

@@ -56,7 +56,7 @@ def classify(exc: BaseException, logged: list[str] | tuple[str, ...] = ()) -> tu
         if isinstance(current, _AUTH):
             return AUTH, ""
         if isinstance(current, _DENIED):
-            return DENIED, type(current).__name__
+            return DENIED, _denied(current)
         if isinstance(current, ssl.SSLError):
             return TLS, str(current.reason or current)
         if isinstance(current, errors.KafkaConnectionError):
@@ -68,6 +68,23 @@ def classify(exc: BaseException, logged: list[str] | tuple[str, ...] = ()) -> tu
             return UNREACHABLE, str(current).splitlines()[0][:200]
         current = current.__cause__ or current.__context__
     return None
+
+
+_RESOURCE = {errors.TopicAuthorizationFailedError: "topic", errors.GroupAuthorizationFailedError: "group",
+             errors.TransactionalIdAuthorizationFailed: "transactional id",
+             errors.ClusterAuthorizationFailedError: "cluster"}
+
+
+def _denied(exc: BaseException) -> str:
+    """What was denied: the kind of resource and its names, as the error carries them."""
+    kind = next((name for cls, name in _RESOURCE.items() if isinstance(exc, cls)), "resource")
+    names: list[str] = []
+    for arg in exc.args:
+        if isinstance(arg, str) and arg and " " not in arg:
+            names.append(arg)
+        elif isinstance(arg, (list, set, tuple, frozenset)):
+            names += sorted(str(a) for a in arg)
+    return f"{kind} {', '.join(names)}" if names else kind
 
 
 def is_refusal(exc: BaseException, logged: list[str] | tuple[str, ...] = ()) -> bool:
@@ -86,7 +103,8 @@ def describe_client_error(exc: BaseException, settings: Settings,
     where = f"Kafka at {settings.bootstrap} ({settings.kafka.describe()})"
     return {
         AUTH: f"{where} refused the credentials: authentication failed (check the user and the password file)",
-        DENIED: f"{where} denied an operation: {kind[1]} (the user lacks an ACL)",
+        DENIED: f"{where} denied access to {kind[1]}: no ACL allows it for this user (`hcs acl plan` lists "
+                f"each role's)",
         TLS: f"TLS with {where} failed: {kind[1]}",
         UNREACHABLE: f"cannot reach {where}: {kind[1]}",
     }[kind[0]]

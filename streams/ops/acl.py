@@ -106,7 +106,9 @@ def plan_lines(wanted: Iterable[Binding], present: Iterable[Binding] | None = No
 def admin_config(settings: Settings) -> dict[str, Any]:
     """librdkafka's admin client settings from hcs's (``HCS_BOOTSTRAP``, ``HCS_KAFKA_*``)."""
     kafka = settings.kafka
-    config: dict[str, Any] = {"bootstrap.servers": settings.bootstrap, "security.protocol": kafka.protocol}
+    # librdkafka's own log: warnings and errors only (its info lines are no news to an operator).
+    config: dict[str, Any] = {"bootstrap.servers": settings.bootstrap, "security.protocol": kafka.protocol,
+                              "log_level": 4}
     if kafka.uses_sasl:
         config.update({"sasl.mechanism": kafka.sasl_mechanism, "sasl.username": kafka.sasl_username,
                        "sasl.password": kafka.password()})

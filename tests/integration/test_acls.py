@@ -143,3 +143,45 @@ def test_each_role_may_do_what_it_needs_and_is_refused_the_rest(
              if (can_write if op == "write" else can_read)(secure, ca, role, topic(spec))
              != ((role, op, spec) in allowed)]
     assert wrong == []
+
+
+def test_broker_start_secure_runs_the_worker_and_the_commands_under_their_roles(
+        worker_env: dict[str, str], topic_prefix: str, tmp_path: Path) -> None:
+    """`hcs broker start --secure` as a user runs it: users per role, ACLs applied, one settings
+    file per role; then the worker as `worker`, the simulator as `admin` (the development super
+    user), the on-call team as `oncall`; a refused operation is one line naming what was denied."""
+    from streams.dev.localkafka.secure import read_env_file
+
+    state = tmp_path / "broker"
+    env = {**worker_env}
+    env.pop("HCS_BOOTSTRAP")
+    started = hcs(env, "broker", "start", "--secure", "--port", str(free_port()), "--secure-port",
+                  str(free_port()), "--state-dir", str(state))
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        folder = state / "secure" / "clients"
+        assert f"client settings per role: {folder}" in started.stdout
+        assert sorted(p.stem for p in folder.glob("*.env")) == sorted(("admin", *ROLES))
+        assert oct((folder / "worker.password").stat().st_mode & 0o777) == "0o600"
+
+        def as_role(role: str) -> dict[str, str]:
+            return {**env, **read_env_file(folder / f"{role}.env")}
+
+        worker = WorkerProcess(as_role("worker"), tmp_path / "worker.log").start()
+        try:
+            sent = hcs(as_role("admin"), "simulate", "--count", "100", "--rate", "200", "--seed", "4",
+                       "--ack-after", "1")
+            assert sent.returncode == 0, sent.stderr
+            listed = hcs(as_role("oncall"), "incidents")
+            assert listed.returncode == 0 and listed.stdout.startswith("age "), listed.stdout + listed.stderr
+            denied = hcs(as_role("oncall"), "policy", "publish", "streams/rules/default_policy.json")
+        finally:
+            worker.stop()
+        assert "AuthorizationFailed" not in worker.log_path.read_text(), worker.log_tail()
+        assert "oncall_acks_sent" in sent.stdout  # the on-call team's actions, written as admin
+        assert denied.returncode == 1 and denied.stderr.count("\n") == 1, denied.stderr
+        assert f"denied access to topic {topic_prefix}hcs.policies.v1" in denied.stderr
+        secret = (folder / "oncall.password").read_text().strip()
+        assert secret not in denied.stderr + denied.stdout + worker.log_path.read_text()
+    finally:
+        hcs(env, "broker", "stop", "--state-dir", str(state))

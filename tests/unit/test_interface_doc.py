@@ -11,7 +11,7 @@ import pytest
 
 from streams import settings as settings_module
 from streams.contract import topics
-from streams.dev import device
+from streams.dev import device, local
 from streams.rules import codes as c
 from streams.settings import security as kafka_security
 
@@ -117,8 +117,8 @@ def test_every_metric_the_worker_exposes_is_described() -> None:
 
 
 def test_every_setting_read_is_described_and_every_one_described_is_read() -> None:
-    read = {v for module in (settings_module, kafka_security, device) for k, v in vars(module).items()
-            if k.startswith("ENV_")} | {"HCS_CACHE_DIR"}
+    read = {v for module in (settings_module, kafka_security, device, local) for k, v in vars(module).items()
+            if k.startswith("ENV_") and v.startswith("HCS_")} | {"HCS_CACHE_DIR"}
     described = {name for row in table_rows(section("Settings")) for name in names(row[0]) if name.startswith("HCS_")}
     assert described == read, described ^ read
 
