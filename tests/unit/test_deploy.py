@@ -27,6 +27,26 @@ def test_compose_runs_kafka_worker_simulator_and_the_monitoring_stack() -> None:
                                           "alertmanager", "grafana"}
 
 
+def test_compose_binds_its_ports_to_this_machine_and_sets_no_default_password() -> None:
+    services = compose()["services"]
+    published = {name: svc["ports"] for name, svc in services.items() if "ports" in svc}
+    assert set(published) == {"kafka", "prometheus", "alertmanager", "grafana"}
+    assert all(str(port).startswith("127.0.0.1:") for ports in published.values() for port in ports), published
+    password = services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"]
+    assert password.startswith("${GRAFANA_ADMIN_PASSWORD:?"), password  # compose refuses to start without one
+
+
+def test_the_network_policies_let_in_only_prometheus_and_let_out_only_kafka_dns_and_alertmanager() -> None:
+    policies = {d["metadata"]["name"]: d["spec"] for d in manifests() if d["kind"] == "NetworkPolicy"}
+    assert set(policies) == {"hcs-worker", "hcs-alerts-bridge"}
+    for name, port in (("hcs-worker", 6066), ("hcs-alerts-bridge", 6067)):
+        spec = policies[name]
+        assert set(spec["policyTypes"]) == {"Ingress", "Egress"}
+        assert [p["port"] for rule in spec["ingress"] for p in rule["ports"]] == [port]
+        out = sorted(p["port"] for rule in spec["egress"] for p in rule["ports"])
+        assert out == ([53, 53, 9093] if name == "hcs-worker" else [53, 53, 9093, 9093]), out
+
+
 def test_compose_runs_the_kafka_version_of_the_local_broker() -> None:
     pom = ET.parse(ROOT / "streams/dev/localkafka/pom.xml").getroot()
     version = pom.findtext("m:properties/m:kafka.version", namespaces={"m": "http://maven.apache.org/POM/4.0.0"})
@@ -137,7 +157,8 @@ def test_kubernetes_manifests_are_valid_against_the_kubernetes_schemas() -> None
     import kubernetes_validate
 
     docs = manifests()
-    assert {d["kind"] for d in docs} == {"Deployment", "StatefulSet", "Service", "PodDisruptionBudget", "ConfigMap"}
+    assert {d["kind"] for d in docs} == {"Deployment", "StatefulSet", "Service", "PodDisruptionBudget", "ConfigMap",
+                                         "NetworkPolicy"}
     for doc in docs:  # strict: an unknown field (a typo) is an error too
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 
@@ -155,10 +176,12 @@ def test_the_worker_and_the_bridge_run_the_versioned_image_with_the_settings_the
         env = {e["name"]: e for e in spec["env"]} | {k: {"value": v} for k, v in config.items()}
         assert set(env) <= known, set(env) - known
         # Kafka credentials come from the Secret: the username as a reference, the password as a file.
-        assert env["HCS_KAFKA_SASL_USERNAME"]["valueFrom"]["secretKeyRef"]["name"] == "hcs-kafka"
+        # One Secret per role: the worker and the bridge log in as different users.
+        secret = {"hcs-worker": "hcs-kafka-worker", "hcs-alerts-bridge": "hcs-kafka-bridge"}[name]
+        assert env["HCS_KAFKA_SASL_USERNAME"]["valueFrom"]["secretKeyRef"]["name"] == secret
         mounts = {m["name"]: m["mountPath"] for m in spec["volumeMounts"]}
         volumes = {v["name"]: v for v in workload(name)["spec"]["template"]["spec"]["volumes"]}
-        assert volumes["kafka"]["secret"]["secretName"] == "hcs-kafka"
+        assert volumes["kafka"]["secret"]["secretName"] == secret
         assert Path(config["HCS_KAFKA_SASL_PASSWORD_FILE"]).parent == Path(mounts["kafka"])
         assert not any("PASSWORD" in e and "value" in env[e] and e != "HCS_KAFKA_SASL_PASSWORD_FILE" for e in env)
     assert container("hcs-alerts-bridge")["env"][1]["name"] == "HCS_ALERTMANAGER_URL"
