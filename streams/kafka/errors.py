@@ -84,7 +84,24 @@ def _denied(exc: BaseException) -> str:
             names.append(arg)
         elif isinstance(arg, (list, set, tuple, frozenset)):
             names += sorted(str(a) for a in arg)
-    return f"{kind} {', '.join(names)}" if names else kind
+    what = f"{kind} {', '.join(names)}" if names else kind
+    operation = _operation(exc)
+    return f"{operation} on {what}" if operation else f"access to {what}"
+
+
+def _operation(exc: BaseException) -> str | None:
+    """Write or Read, by where in aiokafka the refusal was raised (a producer's send, a
+    consumer's fetch or offsets), or None if neither."""
+    tb = exc.__traceback__
+    where = None
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.startswith("aiokafka.producer"):
+            where = "Write"
+        elif module.startswith("aiokafka.consumer") and where is None:
+            where = "Read"
+        tb = tb.tb_next
+    return where
 
 
 def is_refusal(exc: BaseException, logged: list[str] | tuple[str, ...] = ()) -> bool:
@@ -103,8 +120,8 @@ def describe_client_error(exc: BaseException, settings: Settings,
     where = f"Kafka at {settings.bootstrap} ({settings.kafka.describe()})"
     return {
         AUTH: f"{where} refused the credentials: authentication failed (check the user and the password file)",
-        DENIED: f"{where} denied access to {kind[1]}: no ACL allows it for this user (`hcs acl plan` lists "
-                f"each role's)",
+        DENIED: f"{where} denied {kind[1]}: no ACL allows it for this user (`hcs acl plan` lists each "
+                f"role's)",
         TLS: f"TLS with {where} failed: {kind[1]}",
         UNREACHABLE: f"cannot reach {where}: {kind[1]}",
     }[kind[0]]
