@@ -65,38 +65,32 @@ def client(secure: str, ca: Path, user: str) -> dict[str, Any]:
             "ssl_context": create_ssl_context(cafile=str(ca))}
 
 
-def can_write(secure: str, ca: Path, user: str, topic: str) -> bool:
-    async def run() -> bool:
-        producer = AIOKafkaProducer(**client(secure, ca, user), request_timeout_ms=8000)
-        await producer.start()
-        try:
-            await asyncio.wait_for(producer.send_and_wait(topic, b"{}", key=b"k"), 10)
-            return True
-        except (KafkaError, TimeoutError):
-            return False
-        finally:
-            await producer.stop()
-
-    return asyncio.run(run())
+async def can_write(secure: str, ca: Path, user: str, topic: str) -> bool:
+    producer = AIOKafkaProducer(**client(secure, ca, user), request_timeout_ms=8000)
+    await producer.start()
+    try:
+        await asyncio.wait_for(producer.send_and_wait(topic, b"{}", key=b"k"), 10)
+        return True
+    except (KafkaError, TimeoutError):
+        return False
+    finally:
+        await producer.stop()
 
 
-def can_read(secure: str, ca: Path, user: str, topic: str) -> bool:
-    async def run() -> bool:
-        consumer = AIOKafkaConsumer(**client(secure, ca, user), group_id=None, enable_auto_commit=False,
-                                    request_timeout_ms=8000)
-        await consumer.start()
-        try:
-            tp = TopicPartition(topic, 0)
-            consumer.assign([tp])
-            await asyncio.wait_for(consumer.beginning_offsets([tp]), 10)
-            await asyncio.wait_for(consumer.getmany(tp, timeout_ms=1000), 10)
-            return True
-        except (KafkaError, TimeoutError):
-            return False
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(run())
+async def can_read(secure: str, ca: Path, user: str, topic: str) -> bool:
+    consumer = AIOKafkaConsumer(**client(secure, ca, user), group_id=None, enable_auto_commit=False,
+                                request_timeout_ms=8000)
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        await asyncio.wait_for(consumer.beginning_offsets([tp]), 10)
+        await asyncio.wait_for(consumer.getmany(tp, timeout_ms=1000), 10)
+        return True
+    except (KafkaError, TimeoutError):
+        return False
+    finally:
+        await consumer.stop()
 
 
 def test_each_role_may_do_what_it_needs_and_is_refused_the_rest(
@@ -140,11 +134,15 @@ def test_each_role_may_do_what_it_needs_and_is_refused_the_rest(
                ("register", "read", topics.MANAGEMENT), ("worker", "write", topics.SCANS)]
     # Nobody but the worker and the operator reads scans.
     refused += [(role, "read", topics.SCANS) for role in ROLES if role not in ("worker", "operator")]
-    checks = dict.fromkeys(allowed + refused)  # in order, once each
+    checks = list(dict.fromkeys(allowed + refused))  # in order, once each
+
+    async def check_all() -> list[bool]:  # at once: a refusal may take a request timeout to show
+        return list(await asyncio.gather(*((can_write if op == "write" else can_read)(secure, ca, role, topic(spec))
+                                           for role, op, spec in checks)))
+
+    done = asyncio.run(check_all())
     wrong = [(role, op, spec.name, "refused" if (role, op, spec) in allowed else "allowed")
-             for role, op, spec in checks
-             if (can_write if op == "write" else can_read)(secure, ca, role, topic(spec))
-             != ((role, op, spec) in allowed)]
+             for (role, op, spec), ok in zip(checks, done, strict=True) if ok != ((role, op, spec) in allowed)]
     assert wrong == []
 
 
