@@ -69,6 +69,15 @@ def cli() -> None:
 
 # -- worker ------------------------------------------------------------------------------------
 
+def _port_free(setting: str, host: str, port: int) -> None:
+    """One line, not the web server's traceback, when the web port is taken."""
+    from streams.dev.localkafka import port_is_free
+
+    if not port_is_free(port, host):
+        _fail(f"{setting}={port} is taken on {host}: another hcs worker, bridge or `make run` of this machine may "
+              f"hold it; stop it or set {setting} to a free port")
+
+
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def worker(ctx: click.Context) -> None:
@@ -83,6 +92,7 @@ def worker(ctx: click.Context) -> None:
         # A topic of the wrong shape: one line, before Faust starts; an unreachable cluster is
         # waited for, said once (the app, made after, watches the connection from then on).
         asyncio.run(ensure_topics(settings))
+        _port_free("HCS_WEB_PORT", settings.web_bind, settings.web_port)
         app = create_app(settings, policy)
     except HcsError as exc:
         _fail(exc)
@@ -106,6 +116,7 @@ def alerts_bridge(ctx: click.Context) -> None:
         # Faust gives up at once on a cluster it cannot reach at start: wait for it first (said
         # once; the app, made after, watches the connection from then on).
         asyncio.run(wait_for_cluster(settings))
+        _port_free("HCS_BRIDGE_PORT", settings.web_bind, settings.bridge_port)
         app = create_bridge_app(settings)
     except HcsError as exc:
         _fail(exc)

@@ -99,7 +99,7 @@ class Settings:
         defaults = cls()
         policy = env.get(ENV_POLICY_FILE) or None
         return cls(
-            bootstrap=env.get(ENV_BOOTSTRAP) or defaults.bootstrap,
+            bootstrap=_bootstrap(env, defaults.bootstrap),
             app_id=env.get(ENV_APP_ID) or defaults.app_id,
             policy_file=Path(policy) if policy else None,
             web_port=_int(env, ENV_WEB_PORT, defaults.web_port, 1, 65535),
@@ -137,6 +137,18 @@ class Settings:
     def broker_url(self) -> str:
         """The bootstrap list in Faust's ``kafka://`` form."""
         return ";".join(f"kafka://{hp.strip()}" for hp in self.bootstrap.split(",") if hp.strip())
+
+
+def _bootstrap(env: Mapping[str, str], default: str) -> str:
+    """``HCS_BOOTSTRAP``: ``host:port[,host:port...]``, each port a number (a client given
+    ``foo:bar`` failed deep inside with a traceback)."""
+    raw = env.get(ENV_BOOTSTRAP) or default
+    for server in raw.split(","):
+        host, colon, port = server.strip().rpartition(":")
+        if not colon or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError(f"{ENV_BOOTSTRAP}={raw!r} is not host:port[,host:port...] "
+                              f"({server.strip() or 'an empty entry'!r} is not host:port with a port number)")
+    return raw
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
