@@ -47,6 +47,19 @@ def _run_client(settings: Settings, work: Coroutine[Any, Any, T]) -> T:
         _fail(described)
 
 
+def _await_cluster(settings: Settings) -> None:
+    """Wait for the cluster as the worker does: one line while it cannot be reached, one once it
+    answers; refused credentials are one line and exit 1; Ctrl-C meanwhile exits 0."""
+    from streams.kafka.cluster import wait_for_cluster
+
+    try:
+        asyncio.run(wait_for_cluster(settings))
+    except HcsError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
 def _client_settings() -> tuple[Settings, dict[str, Any]]:
     """The settings and Kafka client options of a command that talks to Kafka; a bad setting is
     one line and exit 1."""
@@ -387,6 +400,7 @@ def simulate(count: int | None, rate: float | None, batch: int, seed: int, entri
     cases_topic = topics.topic_name(topics.CASES, settings.topic_prefix) if case_every else None
     oncall = (Responder(ack_after, seed=seed), topics.topic_name(topics.INCIDENTS, settings.topic_prefix),
               topics.topic_name(topics.ALERT_ACTIONS, settings.topic_prefix)) if ack_after else None
+    _await_cluster(settings)
     with click.progressbar(length=count or 0, label=f"scans -> {topic}", file=sys.stderr,
                            hidden=quiet or count is None) as bar:
         counts = _run_client(settings, publish(sim, client, topic, count, rate, batch, bar.update, entries_topic,
@@ -412,6 +426,7 @@ def tail(decisions: bool, from_beginning: bool, max_lines: int | None, timeout_s
 
     settings, client = _client_settings()
     colour = sys.stdout.isatty() if color is None else color
+    _await_cluster(settings)
     _run_client(settings, follow(
         client, topics.topic_name(topics.INCIDENTS, settings.topic_prefix),
         topics.topic_name(topics.DECISIONS, settings.topic_prefix) if decisions else None,
