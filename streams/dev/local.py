@@ -41,6 +41,38 @@ def _wait_until_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float
     raise SystemExit(f"hcs: the worker was not ready at {base}/readyz within {timeout_s:.0f}s")
 
 
+HEARTBEAT_S = 30.0  # `hcs run` says how it is going this often
+_HEARTBEAT_SUMS = {"hcs_scans": "scans judged", "hcs_alerts": "alerts", "hcs_dead_letters": "dead letters",
+                   "hcs_escalations": "escalations"}
+
+
+def heartbeat(exposition: str, before: dict[str, float] | None, seconds: float) -> tuple[str, dict[str, float]]:
+    """One line of how the run is going, from the worker's /metrics: totals of scans judged,
+    alerts, dead letters and escalations to level 2 and 3 (with what came in since ``before``),
+    open incidents."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals = dict.fromkeys([*_HEARTBEAT_SUMS, "open"], 0.0)
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if family.name == "hcs_escalations" and sample.labels.get("level") == "1":
+                continue  # a trigger's first notification, not an escalation
+            if family.name in _HEARTBEAT_SUMS and sample.name.endswith("_total"):
+                totals[family.name] += sample.value
+            elif family.name == "hcs_incidents" and sample.labels.get("status") in ("TRIGGERED", "ACKNOWLEDGED"):
+                totals["open"] += sample.value
+    parts = []
+    for name, words in _HEARTBEAT_SUMS.items():
+        part = f"{totals[name]:,.0f} {words}"
+        if before is not None and name == "hcs_scans":
+            part += f" ({(totals[name] - before[name]) / seconds:,.0f}/s)"
+        elif before is not None:
+            part += f" (+{totals[name] - before[name]:,.0f})"
+        parts.append(part)
+    parts.append(f"{totals['open']:,.0f} incidents open")
+    return f"hcs: {time.strftime('%H:%M:%S')} " + ", ".join(parts), totals
+
+
 MANAGED = 100  # key personnel on the simulated register: breaches and restrictions show in `hcs tail`
 CASE_EVERY_S = 300  # a case reported every 5 minutes (the first 45 s in): traces and contacts stopped show
 SCHEDULED_IN_S = 120  # a policy version published at the start takes effect this long after
@@ -83,6 +115,17 @@ def _as(env: dict[str, str], roles_dir: Path | None, role: str) -> dict[str, str
     return {**env, **read_env_file(path)}
 
 
+def _say_heartbeat(base: str, before: dict[str, float] | None, seconds: float) -> dict[str, float] | None:
+    try:
+        with urllib.request.urlopen(f"{base}/metrics", timeout=5) as resp:
+            line, totals = heartbeat(resp.read().decode(), before, seconds)
+    except OSError:
+        print("hcs: the worker's /metrics did not answer", flush=True)
+        return before
+    print(line, flush=True)
+    return totals
+
+
 def run_local(rate: float, port: int) -> None:
     settings = Settings.from_env()
     roles = os.environ.get(ENV_ROLES_DIR)
@@ -118,8 +161,12 @@ def run_local(rate: float, port: int) -> None:
         print("hcs: the simulated on-call team acknowledges ~80% of incidents ~20 s after they trigger and "
               "resolves most later; the rest escalate (critical: level 2 at 5 min, 3 at 15): `hcs tail` shows "
               "each step, `hcs incidents --open` the open ones, `hcs ack ALERT_ID` acts", flush=True)
+        said_at, totals = time.monotonic(), None
         while all(child.poll() is None for child in children):
             time.sleep(1)
+            if time.monotonic() - said_at >= HEARTBEAT_S:
+                totals = _say_heartbeat(base, totals, time.monotonic() - said_at)
+                said_at = time.monotonic()
     except KeyboardInterrupt:
         pass
     finally:

@@ -189,3 +189,24 @@ def test_a_case_is_reported_45_s_in_and_then_every_interval_of_someone_scanned_i
     assert list(sim.cases(start + timedelta(seconds=300))) == []
     assert len(list(sim.cases(start + timedelta(seconds=345)))) == 1
     assert list(Simulator(seed=3).cases(start + timedelta(hours=1))) == []  # none unless asked for
+
+
+def test_the_run_heartbeat_sums_the_workers_counters() -> None:
+    from streams.dev.local import heartbeat
+    from streams.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.scans("330106", "mall", "ALLOW").inc(500)
+    metrics.scans("330105", "school", "DENY").inc(100)
+    metrics.alerts("330106", "KEY_PERSON_DETECTED", "critical").inc(4)
+    metrics.dead_letters("hcs.scans.v1", "NOT_JSON").inc(2)
+    metrics.escalations("330106", "critical", "1").inc(4)  # the triggers: not escalations
+    metrics.watch_incidents(lambda: {("330106", "TRIGGERED"): 3, ("330106", "ACKNOWLEDGED"): 1,
+                                     ("330106", "RESOLVED"): 7})
+    first, totals = heartbeat(metrics.exposition().decode(), None, 30)
+    assert first.endswith("600 scans judged, 4 alerts, 2 dead letters, 0 escalations, 4 incidents open"), first
+    metrics.scans("330106", "mall", "ALLOW").inc(900)
+    metrics.alerts("330106", "KEY_PERSON_DETECTED", "critical").inc(1)
+    metrics.escalations("330106", "critical", "2").inc(1)
+    second, _ = heartbeat(metrics.exposition().decode(), totals, 30)
+    assert "1,500 scans judged (30/s), 5 alerts (+1), 2 dead letters (+0), 1 escalations (+1)" in second, second
