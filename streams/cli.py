@@ -624,6 +624,25 @@ def replay(start: str, end: str, candidate: Path, district: str | None, out: Pat
 
 
 @cli.command()
+@click.option("--since", default=None, help="Only dead letters written since then (RFC 3339 with an offset).")
+@click.option("--reason", type=click.Choice(["NOT_JSON", "SCHEMA_INVALID", "UNSUPPORTED_SCHEMA", "TOO_LARGE",
+                                            "INVALID_TRANSITION"]), default=None, help="Only this reason.")
+@click.option("--topic", "source", default=None, help="Only records refused from this topic (e.g. hcs.scans.v1).")
+def dlq(since: str | None, reason: str | None, source: str | None) -> None:
+    """List the dead letters (hcs.dlq.v1): where each record came from, why it was refused and
+    its key, oldest first; never the payloads (they hold what a device sent)."""
+    from streams.contract import topics
+    from streams.ops import deadletters
+
+    settings, client = _client_settings()
+    start = _when(since) if since is not None else None
+    letters = _run_client(settings, deadletters.read_dead_letters(
+        client, topics.topic_name(topics.DLQ, settings.topic_prefix), start))
+    for line in deadletters.table(letters, reason, source):
+        click.echo(line)
+
+
+@cli.command()
 @click.option("--district", default=None, help="Only this district's findings.")
 @click.option("--status", type=click.Choice(STATUSES), default=None, help="Only findings in this state.")
 @click.option("--overdue", is_flag=True, help="Only findings past their deadline.")
