@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
+
+import pytest
 
 from streams.dev.localkafka import cluster_id
 
@@ -12,3 +15,20 @@ def test_cluster_ids_are_22_char_uuids_never_starting_with_a_dash() -> None:
     assert all(len(i) == 22 and not i.startswith("-") for i in ids)
     assert all(len(base64.urlsafe_b64decode(i + "==")) == 16 for i in ids)
     assert len(set(ids)) == len(ids)
+
+
+def test_the_first_jar_fetch_says_what_it_fetches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import shutil
+    import subprocess
+
+    from streams.dev import localkafka
+
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/mvn")
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 0, "", ""))
+    libs = localkafka.resolve_jars(tmp_path)
+    assert (libs / ".complete").is_file()
+    said = capsys.readouterr().err
+    assert said.startswith("hcs: fetching the Apache Kafka broker jars with Maven into ") and said.count("\n") == 1
+    localkafka.resolve_jars(tmp_path)  # cached: nothing to say
+    assert capsys.readouterr().err == ""

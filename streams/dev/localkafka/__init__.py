@@ -17,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -83,6 +84,9 @@ def resolve_jars(cache_dir: Path | None = None) -> Path:
         mvn, "-B", "-q", "-f", str(_resource("pom.xml")),
         "dependency:copy-dependencies", f"-DoutputDirectory={tmp}", "-DincludeScope=runtime",
     ]
+    # The first start waits a minute or so for Maven: say what for (it was silent for ~47 s).
+    print(f"hcs: fetching the Apache Kafka broker jars with Maven into {libs.parent} (first use only; "
+          "about a minute)", file=sys.stderr, flush=True)
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr).strip().splitlines()[-5:]
