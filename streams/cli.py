@@ -623,6 +623,73 @@ def replay(start: str, end: str, candidate: Path, district: str | None, out: Pat
     click.echo(f"detail: {out}")
 
 
+@cli.group()
+def register() -> None:
+    """The key-personnel register by hand (hcs.management.v1), checked as the worker checks it."""
+
+
+def _register_topic() -> tuple[Settings, dict[str, Any], str]:
+    from streams.contract import topics
+
+    settings, client = _client_settings()
+    return settings, client, topics.topic_name(topics.MANAGEMENT, settings.topic_prefix)
+
+
+@register.command("show")
+@click.argument("person_ref")
+def register_show(person_ref: str) -> None:
+    """What the register says of one person (a pseudonym): plan, phases and their dates."""
+    from streams.ops import register as reg
+
+    try:
+        reg.pseudonym_only(person_ref)
+    except HcsError as exc:
+        _fail(exc)
+    settings, client, topic = _register_topic()
+    try:
+        held = _run_client(settings, reg.plans(client, topic))
+    except HcsError as exc:
+        _fail(exc)
+    for line in reg.describe(person_ref, held.get(person_ref)):
+        click.echo(line)
+
+
+@register.command("put")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def register_put(file: Path) -> None:
+    """Write one person's plan from FILE (an hcs.management.v1 record, keyed by its person_ref)."""
+    from streams.ops import register as reg
+
+    settings, client, topic = _register_topic()
+    try:
+        ref, plan, _ = reg.checked(file.read_bytes())
+    except HcsError as exc:
+        _fail(exc)
+    _run_client(settings, reg.put(client, topic, ref, file.read_bytes()))
+    click.echo(f"{ref}: " + ("released (status released)" if plan is None else f"plan {plan.plan_id} written"))
+
+
+@register.command("release")
+@click.argument("person_ref")
+def register_release(person_ref: str) -> None:
+    """End one person's management (the tombstone the register's system writes)."""
+    from streams.ops import register as reg
+
+    try:
+        reg.pseudonym_only(person_ref)
+    except HcsError as exc:
+        _fail(exc)
+    settings, client, topic = _register_topic()
+    try:
+        held = _run_client(settings, reg.plans(client, topic))
+    except HcsError as exc:
+        _fail(exc)
+    if held.get(person_ref) is None:
+        _fail(f"not written: {person_ref} is not on the register")
+    _run_client(settings, reg.release(client, topic, person_ref))
+    click.echo(f"{person_ref}: released")
+
+
 @cli.command()
 @click.option("--since", default=None, help="Only dead letters written since then (RFC 3339 with an offset).")
 @click.option("--reason", type=click.Choice(["NOT_JSON", "SCHEMA_INVALID", "UNSUPPORTED_SCHEMA", "TOO_LARGE",

@@ -7,8 +7,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 
-async def send_records(client: Mapping[str, Any], topic: str, records: Iterable[tuple[bytes, bytes]]) -> None:
-    """Write ``records`` (key, value) in order, each acknowledged by every in-sync replica."""
+async def send_records(client: Mapping[str, Any], topic: str, records: Iterable[tuple[bytes, bytes | None]]) -> None:
+    """Write ``records`` (key, value; a None value is a tombstone) in order, each acknowledged by
+    every in-sync replica."""
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(**client, acks="all", enable_idempotence=True)
