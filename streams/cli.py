@@ -98,14 +98,16 @@ def worker(ctx: click.Context) -> None:
     from streams.kafka.cluster import ensure_topics
     from streams.rules.policy import load_policy
     from streams.worker.app import create_app
+    from streams.worker.waiting import probes_while_waiting
 
     try:
         settings = Settings.from_env()
         policy = load_policy(settings.policy_file)  # a bad setting or policy: one line, at once
         # A topic of the wrong shape: one line, before Faust starts; an unreachable cluster is
         # waited for, said once (the app, made after, watches the connection from then on).
-        asyncio.run(ensure_topics(settings))
         _port_free("HCS_WEB_PORT", settings.web_bind, settings.web_port)
+        with probes_while_waiting(settings.web_bind, settings.web_port):  # /livez while Kafka is awaited
+            asyncio.run(ensure_topics(settings))
         app = create_app(settings, policy)
     except HcsError as exc:
         _fail(exc)

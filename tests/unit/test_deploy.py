@@ -194,6 +194,10 @@ def test_the_worker_is_probed_on_livez_and_readyz_of_its_web_port() -> None:
     assert str(port["containerPort"]) == env["HCS_WEB_PORT"]
     assert spec["livenessProbe"]["httpGet"]["path"] == "/livez"
     assert spec["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert spec["startupProbe"]["httpGet"]["path"] == "/livez"  # served while the cluster is awaited
+    for name in ("hcs-worker", "hcs-alerts-bridge"):
+        probe = container(name)["startupProbe"]
+        assert probe["periodSeconds"] * probe["failureThreshold"] >= 300
     assert resource("StatefulSet", "hcs-worker")["spec"]["updateStrategy"]["type"] == "RollingUpdate"
 
 
