@@ -294,8 +294,11 @@ def _policy_topic() -> tuple[Settings, dict[str, Any], str]:
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--valid-from", default=None, help="When the version takes effect (RFC 3339; a one-version file).")
 @click.option("--note", default=None, help="Why (shown by hcs policy list; at most 500 characters).")
-def policy_publish(file: Path, valid_from: str | None, note: str | None) -> None:
-    """Publish FILE's versions to the running workers (hcs.policies.v1), validated first."""
+@click.option("--force", is_flag=True, help="Publish a version that takes effect before the one in force (it then "
+              "applies to late scans of the time between only).")
+def policy_publish(file: Path, valid_from: str | None, note: str | None, force: bool) -> None:
+    """Publish FILE's versions to the running workers (hcs.policies.v1), validated first; says
+    what each changes against the version in force, and when it takes effect."""
     import time
 
     from streams.ops import policy_admin
@@ -304,15 +307,18 @@ def policy_publish(file: Path, valid_from: str | None, note: str | None) -> None
     if note is not None and len(note) > 500:
         _fail("--note: at most 500 characters")
     start = None if valid_from is None else _when(valid_from)
+    now = time.time()
     try:
         versions = policy_admin.read_file(file, start)  # an invalid file: refused before Kafka is asked
         known, _ = _run_client(settings, policy_admin.current(client, topic, settings.policy_file))
-        records = policy_admin.to_publish(versions, known, note, time.time())
+        records = policy_admin.to_publish(versions, known, note, now, force)
     except HcsError as exc:
         _fail(exc)
     _run_client(settings, policy_admin.publish(client, topic, records))
-    for record in records:
-        click.echo(f"published {record['version']} (valid from {record['valid_from']}) to {topic}")
+    for version, record in zip(versions, records, strict=True):
+        click.echo(f"published {record['version']} to {topic}: {policy_admin.takes_effect(version, now)}")
+        for line in policy_admin.changes(known, version, now):
+            click.echo(f"  {line}")
 
 
 @policy.command("list")

@@ -23,7 +23,7 @@ from streams.contract.models import Plan
 from streams.errors import ConfigError
 from streams.kafka.views import ReplicatedView
 from streams.ops.console import columns, send_records
-from streams.rules.policy import Policy, PolicyVersion, load_policy
+from streams.rules.policy import PARAM_NAMES, Policy, PolicyVersion, load_policy
 from streams.times import SHANGHAI, rfc3339
 
 READ_TIMEOUT_S = 20.0
@@ -58,17 +58,67 @@ def read_file(file: Path, valid_from: float | None) -> list[PolicyVersion]:
     return versions
 
 
-def to_publish(versions: list[PolicyVersion], policy: Policy, note: str | None, now: float) -> list[dict[str, Any]]:
+def to_publish(versions: list[PolicyVersion], policy: Policy, note: str | None, now: float,
+               force: bool = False) -> list[dict[str, Any]]:
     """The records that publish ``versions`` over the workers' ``policy``, or a
-    :class:`ConfigError` saying why a worker would refuse one."""
+    :class:`ConfigError` saying why a worker would refuse one, or why it would do nothing for the
+    scans of now (a ``valid_from`` before the version in force; ``force`` publishes it anyway)."""
     records = []
+    in_force = policy.version_at(now)
     for version in versions:
         known = policy.get(version.version)
         if known is not None and not known.same_rules(version) and known.valid_from <= now:
             raise ConfigError(f"version {version.version} is in force since {rfc3339(known.valid_from)} "
                               f"({known.source}) and cannot change: give the new rules a new version name")
+        if (not force and in_force is not None and version.version != in_force.version
+                and version.valid_from < in_force.valid_from):
+            raise ConfigError(
+                f"version {version.version} would take effect at {rfc3339(version.valid_from)}, before "
+                f"{in_force.version} (in force since {rfc3339(in_force.valid_from)}): it would apply only to late "
+                f"scans of the time between, never to the scans of now; give a later --valid-from (e.g. now), "
+                f"or --force for those late scans")
         records.append(version_record(version, now, note))
     return records
+
+
+def takes_effect(version: PolicyVersion, now: float) -> str:
+    """When a published version applies, as its publisher reads it."""
+    if version.valid_from <= now:
+        return "in force now (scans of now are judged by it)"
+    minutes = (version.valid_from - now) / 60
+    wait = f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+    return f"takes effect at {rfc3339(version.valid_from)} (in {wait})"
+
+
+def changes(policy: Policy, version: PolicyVersion, now: float) -> list[str]:
+    """What ``version`` changes against the version in force now, per venue type, and for each
+    district either version names where it differs from that: ``venue_type [district]: param old -> new``."""
+    current = policy.version_at(now) or policy.versions[0]
+
+    def diff(district: str) -> dict[str, list[str]]:
+        before, after = policy.effective_table(current, district), policy.effective_table(version, district)
+        return {venue_type: [f"{name} {_shown(getattr(before[venue_type], name))} -> {_shown(getattr(new, name))}"
+                             for name in PARAM_NAMES if getattr(before[venue_type], name) != getattr(new, name)]
+                for venue_type, new in after.items()}
+
+    everywhere = diff("")
+    lines = [f"{venue_type}: " + "; ".join(changed) for venue_type, changed in everywhere.items() if changed]
+    for district in sorted(set(version.districts) | set(current.districts)):
+        lines += [f"{venue_type} [{district}]: " + "; ".join(changed)
+                  for venue_type, changed in diff(district).items() if changed != everywhere[venue_type]]
+    return lines or [f"no parameter changes against {current.version}"]
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, tuple) and all(isinstance(v, int) for v in value):
+        return ",".join(map(str, value))
+    if isinstance(value, tuple):
+        return "/".join(f"{severity} {','.join(f'{m:g}' for m in plan.levels)}" for severity, plan in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def rollback(policy: Policy, name: str, now: float, note: str | None) -> dict[str, Any]:
