@@ -75,16 +75,25 @@ def heartbeat(exposition: str, before: dict[str, float] | None, seconds: float) 
 
 MANAGED = 100  # key personnel on the simulated register: breaches and restrictions show in `hcs tail`
 CASE_EVERY_S = 300  # a case reported every 5 minutes (the first 45 s in): traces and contacts stopped show
+DEMO_PREFIX = "local-"  # the demo policy version's name: local-<when it takes effect>
 SCHEDULED_IN_S = 120  # a policy version published at the start takes effect this long after
 
 
 def _schedule_policy(env: dict[str, str], directory: Path) -> None:
     """Publish a policy version taking effect in two minutes (``hcs policy publish``), as an
-    operator would: decisions name it from then on, and ``hcs policy list`` shows it scheduled."""
+    operator would: decisions name it from then on, and ``hcs policy list`` shows it scheduled.
+    Once per broker: a later run does not override what an operator published meanwhile."""
     from streams.times import SHANGHAI
 
+    listed = subprocess.run([sys.executable, "-m", "streams", "policy", "list"], env=env, capture_output=True,
+                            text=True, check=False)
+    demo = [line.split()[0] for line in listed.stdout.splitlines()[1:] if line.startswith(DEMO_PREFIX)]
+    if demo:  # once per broker: a version an operator published since stays in force
+        print(f"hcs: the demo policy version {demo[-1]} was published by an earlier run (once per broker); "
+              "`hcs policy list` shows the versions", flush=True)
+        return
     at = datetime.fromtimestamp(int(time.time()) + SCHEDULED_IN_S, SHANGHAI)
-    name = f"local-{at:%Y%m%d-%H%M%S}"
+    name = f"{DEMO_PREFIX}{at:%Y%m%d-%H%M%S}"
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.json"
     path.write_text(json.dumps({"schema": "hcs.policy.v1", "versions": [
