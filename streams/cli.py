@@ -97,11 +97,14 @@ def worker(ctx: click.Context) -> None:
     """Run the stream worker (Faust's worker; extra options such as ``-l info`` pass through)."""
     from streams.kafka.cluster import ensure_topics
     from streams.rules.policy import load_policy
+    from streams.settings.datadir import hold
     from streams.worker.app import create_app
     from streams.worker.waiting import probes_while_waiting
 
     try:
         settings = Settings.from_env()
+        hold(settings.data_dir, "hcs worker", "stop it first, or give this worker its own HCS_DATA_DIR and "
+             "HCS_WEB_PORT (the same HCS_APP_ID shares the partitions: the README's two workers)")
         policy = load_policy(settings.policy_file)  # a bad setting or policy: one line, at once
         # A topic of the wrong shape: one line, before Faust starts; an unreachable cluster is
         # waited for, said once (the app, made after, watches the connection from then on).

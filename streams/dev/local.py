@@ -136,7 +136,15 @@ def _say_heartbeat(base: str, before: dict[str, float] | None, seconds: float) -
 
 
 def run_local(rate: float, port: int) -> None:
+    from streams.errors import HcsError
+    from streams.settings.datadir import hold
+
     settings = Settings.from_env()
+    try:
+        hold(settings.data_dir, "hcs run", "one `make run` per checkout at a time; stop it (Ctrl-C in its terminal) "
+             "or give this one another HCS_DATA_DIR and HCS_WEB_PORT")
+    except HcsError as exc:
+        raise SystemExit(f"hcs: {exc}") from None
     roles = os.environ.get(ENV_ROLES_DIR)
     roles_dir = Path(roles) if roles else None
     # Under roles: the worker as `worker`; the simulator, which plays every device, the register,
@@ -149,8 +157,13 @@ def run_local(rate: float, port: int) -> None:
               f"(bootstrap {env[ENV_BOOTSTRAP]})", flush=True)
     elif not os.environ.get(ENV_BOOTSTRAP):
         kafka = LocalKafka(settings.data_dir / "broker", owned=True)
-        status = kafka.start(port=port)
-        print(f"hcs: {status.describe()}", flush=True)
+        status = kafka.status()
+        if status.running:
+            kafka = None  # another command's broker (`hcs broker start`): used, and left running after
+            print(f"hcs: using the {status.describe().removeprefix('broker: ')} (left running)", flush=True)
+        else:
+            status = kafka.start(port=port)
+            print(f"hcs: {status.describe()}", flush=True)
         env[ENV_BOOTSTRAP] = status.bootstrap or settings.bootstrap
     children: list[subprocess.Popen[bytes]] = []
     try:
