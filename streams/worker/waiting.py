@@ -3,7 +3,7 @@
 ``hcs worker`` makes its topics before Faust starts, waiting out a cluster that cannot be reached
 (one line, then retries). Meanwhile a liveness probe must see a live process (a Kafka outage must
 not get every worker restarted) and a readiness probe a clear "not yet": this serves ``/livez``
-(200) and ``/readyz`` (503, ``{"ready": false, "waiting_for": ["kafka"]}``) on the web port until
+(200) and ``/readyz`` (503, ``"waiting_for": ["kafka"]``, in the shape of the worker's own) on the web port until
 the wait is over; the worker's own pages take the port then.
 """
 
@@ -22,8 +22,10 @@ class _Pages(http.server.BaseHTTPRequestHandler):
         if self.path == "/livez":
             self._answer(200, b"ok\n", "text/plain")
         elif self.path == "/readyz":
-            body = json.dumps({"ready": False, "waiting_for": ["kafka"],
-                               "detail": "the worker waits for its cluster before it starts"}).encode()
+            # The shape of the worker's own /readyz: its checks, none ready yet, Kafka awaited.
+            body = json.dumps({"ready": False, "waiting_for": ["kafka"], "checks": {
+                "kafka": {"ready": False, "detail": "the worker waits for its cluster before it starts"},
+                "tables": {"ready": False, "recovering": False, "tables": {}}}}).encode()
             self._answer(503, body, "application/json")
         else:
             self._answer(404, b"not found\n", "text/plain")

@@ -41,7 +41,9 @@ def test_a_worker_waiting_for_its_cluster_is_alive_and_not_ready(worker_env: dic
             time.sleep(0.2)
         assert get(f"{base}/livez") == (200, b"ok\n")
         status, body = get(f"{base}/readyz")
-        assert status == 503 and json.loads(body)["waiting_for"] == ["kafka"]
+        waiting = json.loads(body)
+        assert status == 503 and waiting["waiting_for"] == ["kafka"] and waiting["ready"] is False
+        assert waiting["checks"]["kafka"]["ready"] is False and waiting["checks"]["tables"]["ready"] is False
         time.sleep(3)
         assert proc.poll() is None and get(f"{base}/livez")[0] == 200  # still waiting, still alive
         began = time.monotonic()
