@@ -646,10 +646,9 @@ def _register_topic() -> tuple[Settings, dict[str, Any], str]:
     return settings, client, topics.topic_name(topics.MANAGEMENT, settings.topic_prefix)
 
 
-@register.command("show")
-@click.argument("person_ref")
-def register_show(person_ref: str) -> None:
-    """What the register says of one person (a pseudonym): plan, phases and their dates."""
+def _register_of(person_ref: str) -> tuple[Settings, dict[str, Any], str, dict[str, Any]]:
+    """The register as it stands, for a command about ``person_ref`` (refused in one line, never
+    echoed, unless it is a pseudonym)."""
     from streams.ops import register as reg
 
     try:
@@ -658,9 +657,18 @@ def register_show(person_ref: str) -> None:
         _fail(exc)
     settings, client, topic = _register_topic()
     try:
-        held = _run_client(settings, reg.plans(client, topic))
+        return settings, client, topic, _run_client(settings, reg.plans(client, topic))
     except HcsError as exc:
         _fail(exc)
+
+
+@register.command("show")
+@click.argument("person_ref")
+def register_show(person_ref: str) -> None:
+    """What the register says of one person (a pseudonym): plan, phases and their dates."""
+    from streams.ops import register as reg
+
+    _, _, _, held = _register_of(person_ref)
     for line in reg.describe(person_ref, held.get(person_ref)):
         click.echo(line)
 
@@ -686,15 +694,7 @@ def register_release(person_ref: str) -> None:
     """End one person's management (the tombstone the register's system writes)."""
     from streams.ops import register as reg
 
-    try:
-        reg.pseudonym_only(person_ref)
-    except HcsError as exc:
-        _fail(exc)
-    settings, client, topic = _register_topic()
-    try:
-        held = _run_client(settings, reg.plans(client, topic))
-    except HcsError as exc:
-        _fail(exc)
+    settings, client, topic, held = _register_of(person_ref)
     if held.get(person_ref) is None:
         _fail(f"not written: {person_ref} is not on the register")
     _run_client(settings, reg.release(client, topic, person_ref))

@@ -335,6 +335,16 @@ def _decode_any(decoder: msgspec.json.Decoder[Any], raw: bytes, schema: str) -> 
         return _too_deep(raw)
 
 
+def _ahead(field: str, at: float, now: float | None, raw: bytes, clock: str = "a clock") -> Rejected | None:
+    """The refusal of a record whose ``field`` (``at``, epoch seconds) is more than
+    :data:`MAX_FUTURE_S` after ``now``, when it was read; None if it is not (or ``now`` is None).
+    A scan's own check stays inline: it is on the hot path."""
+    if now is not None and at > now + MAX_FUTURE_S:
+        return Rejected("SCHEMA_INVALID", f"{field}: more than {MAX_FUTURE_S:.0f} s after it was read ({clock} ahead)",
+                        raw)
+    return None
+
+
 def _id_in(record: Any, names: Sequence[str], raw: bytes) -> Rejected | None:
     """The refusal of a record one of whose id fields ``names`` (in that order) holds a resident
     ID number, that field to be redacted; None if none does (or the field is null)."""
@@ -363,9 +373,8 @@ def decode_entries(raw: bytes | None, now: float | None = None) -> EntryCount | 
     start, end = record.window_start.timestamp(), record.window_end.timestamp()
     if end < start:
         return Rejected("SCHEMA_INVALID", "window_end: is before window_start", raw)
-    if now is not None and start > now + MAX_FUTURE_S:
-        return Rejected("SCHEMA_INVALID", f"window_start: more than {MAX_FUTURE_S:.0f} s after it was read "
-                        "(a device clock ahead)", raw)
+    if (ahead := _ahead("window_start", start, now, raw, "a device clock")) is not None:
+        return ahead
     return EntryCount(record.event_id, record.checkpoint_id, record.venue_id, record.venue_type,
                       record.district, start, end, record.entries)
 
@@ -432,9 +441,8 @@ def decode_observation(raw: bytes | None, now: float | None = None) -> Observati
     if record.kind == "temperature" and record.temperature_c is None:
         return Rejected("SCHEMA_INVALID", "temperature_c: is required for a temperature observation", raw)
     observed_at = record.observed_at.timestamp()
-    if now is not None and observed_at > now + MAX_FUTURE_S:
-        return Rejected("SCHEMA_INVALID", f"observed_at: more than {MAX_FUTURE_S:.0f} s after it was read "
-                        "(a device clock ahead)", raw)
+    if (ahead := _ahead("observed_at", observed_at, now, raw, "a device clock")) is not None:
+        return ahead
     return Observation(record.event_id, record.isolation_point_id, record.district, ref, record.kind,
                        observed_at, record.temperature_c, record.nat_result)
 
@@ -456,8 +464,8 @@ def decode_finding_event(raw: bytes | None, now: float | None = None) -> Finding
     if (refused := _id_in(record, ("event_id", "finding_id", "venue_id", "checkpoint_id", "note"), raw)) is not None:
         return refused
     at = record.at.timestamp()
-    if now is not None and at > now + MAX_FUTURE_S:
-        return Rejected("SCHEMA_INVALID", f"at: more than {MAX_FUTURE_S:.0f} s after it was read (a clock ahead)", raw)
+    if (ahead := _ahead("at", at, now, raw)) is not None:
+        return ahead
     deadline = None if record.deadline is None else record.deadline.timestamp()
     if record.action == "open":
         if record.problem is None:
@@ -488,9 +496,8 @@ def decode_case(raw: bytes | None, now: float | None = None) -> CaseReport | Rej
     onset = None if record.onset_at is None else record.onset_at.timestamp()
     if reported < sampled:
         return Rejected("SCHEMA_INVALID", "reported_at: is before sampled_at", raw)
-    if now is not None and reported > now + MAX_FUTURE_S:
-        return Rejected("SCHEMA_INVALID", f"reported_at: more than {MAX_FUTURE_S:.0f} s after it was read "
-                        "(a clock ahead)", raw)
+    if (ahead := _ahead("reported_at", reported, now, raw)) is not None:
+        return ahead
     return CaseReport(record.case_id, record.person_ref, record.district, record.classification, sampled, onset,
                       reported, record.event_id)
 
@@ -508,6 +515,6 @@ def decode_alert_action(raw: bytes | None, now: float | None = None) -> AlertAct
     if (refused := _id_in(record, ("event_id",), raw)) is not None:
         return refused
     at = record.at.timestamp()
-    if now is not None and at > now + MAX_FUTURE_S:
-        return Rejected("SCHEMA_INVALID", f"at: more than {MAX_FUTURE_S:.0f} s after it was read (a clock ahead)", raw)
+    if (ahead := _ahead("at", at, now, raw)) is not None:
+        return ahead
     return AlertAction(record.event_id, record.dedup_key, record.action, at, record.level)

@@ -125,8 +125,9 @@ def _admin(config: Mapping[str, Any]) -> Any:
     return AdminClient(dict(config))
 
 
-def present(config: Mapping[str, Any], principals: Iterable[str], timeout_s: float = 20.0) -> list[Binding]:
-    """The cluster's ALLOW bindings of ``principals``."""
+def present(config: Mapping[str, Any], principals: Iterable[str], timeout_s: float = 20.0,
+            admin: Any = None) -> list[Binding]:
+    """The cluster's ALLOW bindings of ``principals`` (through ``admin``, else a client of ``config``)."""
     from confluent_kafka.admin import (
         AclBindingFilter,
         AclOperation,
@@ -135,7 +136,7 @@ def present(config: Mapping[str, Any], principals: Iterable[str], timeout_s: flo
         ResourceType,
     )
 
-    admin = _admin(config)
+    admin = admin if admin is not None else _admin(config)
     found: set[Binding] = set()
     for principal in sorted(set(principals)):
         anything: Any = None  # any resource name, any host
@@ -159,10 +160,10 @@ def apply(config: Mapping[str, Any], wanted: list[Binding], timeout_s: float = 2
         ResourceType,
     )
 
-    have = set(present(config, {b.principal for b in wanted}, timeout_s))
+    admin = _admin(config)
+    have = set(present(config, {b.principal for b in wanted}, timeout_s, admin))
     create = [b for b in wanted if b not in have]
     delete = sorted(have - set(wanted))
-    admin = _admin(config)
 
     def acl(b: Binding, kind: Any) -> Any:
         return kind(ResourceType[b.resource], b.name, ResourcePatternType[b.pattern], b.principal, "*",

@@ -120,13 +120,14 @@ def incident_posts(incident: dict[str, Any], now: float, raised_at: float | None
     post["labels"].update(level=str(incident["level"]), incident_status=status)
     post["annotations"].update(incident_id=incident["incident_id"], alert_count=str(incident["alert_count"]),
                                triggered_at=incident["triggered_at"])
+    ended_now = utc_rfc3339(max(raised, parse_rfc3339(alert["first_event_time"])))
     if status == "RESOLVED":  # by an action, or by its resolved alert
-        post["endsAt"] = utc_rfc3339(max(raised, parse_rfc3339(alert["first_event_time"])))
+        post["endsAt"] = ended_now
     posts = [post]
     states = _states(incident["history"])
     if len(states) >= 2 and states[-2] != states[-1]:
         before = {**post, "labels": {**post["labels"], "incident_status": states[-2][0], "level": str(states[-2][1])},
-                  "endsAt": utc_rfc3339(max(raised, parse_rfc3339(alert["first_event_time"])))}
+                  "endsAt": ended_now}
         posts.insert(0, before)
     return posts
 

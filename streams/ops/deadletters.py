@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from streams.ops.console import columns
+from streams.ops.console import columns, topic_partitions
 from streams.times import SHANGHAI
 
 READ_TIMEOUT_S = 20.0
@@ -32,8 +32,7 @@ async def read_dead_letters(client: Mapping[str, Any], topic: str, since: float 
     consumer = AIOKafkaConsumer(**client, group_id=None, enable_auto_commit=False, isolation_level="read_committed")
     await consumer.start()
     try:
-        await consumer._client.force_metadata_update()  # as `hcs replay`: it subscribes to nothing
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        partitions = [TopicPartition(topic, p) for p in await topic_partitions(consumer, topic)]
         if not partitions:
             return []  # no dead letter topic yet: nothing was refused
         consumer.assign(partitions)

@@ -20,7 +20,7 @@ import orjson
 from streams.contract.codec import decode_finding_event
 from streams.contract.models import FindingEvent, Rejected
 from streams.errors import InspectionError
-from streams.ops.console import columns, send_records
+from streams.ops.console import columns, latest_values, send_records
 from streams.rules import findings as rules
 from streams.times import SHANGHAI, rfc3339
 
@@ -30,17 +30,7 @@ READ_TIMEOUT_S = 20.0
 async def latest_statuses(client: Mapping[str, Any], topic: str,
                           timeout_s: float = READ_TIMEOUT_S) -> dict[str, dict[str, Any]]:
     """Every finding's latest FindingStatus on the compacted status ``topic``, read to its end."""
-    from streams.kafka.views import ReplicatedView
-
-    view: ReplicatedView[str, dict[str, Any]] = ReplicatedView.of("finding-status", topic, client, _decode_status)
-    await view.read_once(timeout_s)
-    return view.data
-
-
-def _decode_status(key: bytes | None, value: bytes | None) -> tuple[str, dict[str, Any] | None]:
-    if key is None:
-        raise ValueError("a status without a key")
-    return key.decode(), None if value is None else orjson.loads(value)
+    return await latest_values(client, topic, "finding-status", timeout_s)
 
 
 def as_finding(status: Mapping[str, Any]) -> rules.Finding:

@@ -22,7 +22,7 @@ from streams.contract.codec import decode_alert_action
 from streams.contract.models import AlertAction, Rejected
 from streams.contract.records import Alert
 from streams.errors import InspectionError
-from streams.ops.console import columns, send_records
+from streams.ops.console import columns, latest_values, send_records
 from streams.rules import incidents as rules
 from streams.times import SHANGHAI, rfc3339
 
@@ -32,17 +32,7 @@ READ_TIMEOUT_S = 20.0
 async def latest_incidents(client: Mapping[str, Any], topic: str,
                            timeout_s: float = READ_TIMEOUT_S) -> dict[str, dict[str, Any]]:
     """Every dedup key's latest Incident on the compacted ``topic``, read to its end."""
-    from streams.kafka.views import ReplicatedView
-
-    view: ReplicatedView[str, dict[str, Any]] = ReplicatedView.of("incidents", topic, client, _decode)
-    await view.read_once(timeout_s)
-    return view.data
-
-
-def _decode(key: bytes | None, value: bytes | None) -> tuple[str, dict[str, Any] | None]:
-    if key is None:
-        raise ValueError("an incident without a key")
-    return key.decode(), None if value is None else orjson.loads(value)
+    return await latest_values(client, topic, "incidents", timeout_s)
 
 
 def find(incidents: Mapping[str, Mapping[str, Any]], name: str) -> Mapping[str, Any]:

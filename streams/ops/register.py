@@ -18,24 +18,14 @@ from streams.contract.codec import decode_plan
 from streams.contract.models import Plan, Rejected
 from streams.contract.pseudonyms import PERSON_REF_FORM, is_pseudonym, is_resident_id
 from streams.errors import InspectionError
-from streams.ops.console import send_records
+from streams.ops.console import latest_values, send_records
 
 READ_TIMEOUT_S = 20.0
 
 
 async def plans(client: Mapping[str, Any], topic: str, timeout_s: float = READ_TIMEOUT_S) -> dict[str, Any]:
     """Every person's latest register record (decoded JSON), released ones left out."""
-    from streams.kafka.views import ReplicatedView
-
-    view: ReplicatedView[str, Any] = ReplicatedView.of("register", topic, client, _decode)
-    await view.read_once(timeout_s)
-    return view.data
-
-
-def _decode(key: bytes | None, value: bytes | None) -> tuple[str, Any]:
-    if key is None:
-        raise ValueError("a register record without a key")
-    return key.decode(), None if value is None else orjson.loads(value)
+    return await latest_values(client, topic, "register", timeout_s)
 
 
 def checked(raw: bytes) -> tuple[str, Plan | None, dict[str, Any]]:

@@ -20,7 +20,7 @@ from typing import Any
 
 from streams.contract.codec import decode_scans
 from streams.contract.models import Plan, ScanEvent
-from streams.ops.console import columns
+from streams.ops.console import columns, topic_partitions
 from streams.rules.judge import Judgement, judge
 from streams.rules.management import phase_on, restriction
 from streams.rules.policy import Policy
@@ -168,7 +168,7 @@ async def read_range(client: Mapping[str, Any], topic: str, start: float, end: f
                                 max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_bytes=32 * 1024 * 1024)
     await consumer.start()
     try:
-        partitions = await _partitions(consumer, topic)
+        partitions = await topic_partitions(consumer, topic)
         if not partitions:
             raise ConfigError(f"topic {topic} does not exist")
         tps = [TopicPartition(topic, p) for p in partitions]
@@ -204,12 +204,6 @@ async def read_range(client: Mapping[str, Any], topic: str, start: float, end: f
                     consumer.pause(tp)
     finally:
         await consumer.stop()
-
-
-async def _partitions(consumer: Any, topic: str) -> list[int]:
-    """The topic's partitions (the consumer subscribes to nothing: its metadata is fetched for them)."""
-    await consumer._client.force_metadata_update()
-    return sorted(consumer.partitions_for_topic(topic) or ())
 
 
 def run(records: Iterable[tuple[bytes | None, bytes | None]], replay: Replay) -> Replay:

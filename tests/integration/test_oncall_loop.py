@@ -50,12 +50,17 @@ def hcs(env: dict[str, str], *args: str) -> str:
     return result.output
 
 
+def escalating(worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str,
+               tmp_path: Path) -> tuple[dict[str, str], str]:
+    """A worker's environment with escalation levels of seconds, its topics made, and the incidents topic."""
+    policy = f.policy_file(tmp_path, "oncall", escalation=ESCALATION)
+    create_topics(kafka_bootstrap, topic_prefix)
+    return {**worker_env, "HCS_POLICY_FILE": str(policy)}, name(topics.INCIDENTS, topic_prefix)
+
+
 def test_escalation_ack_timeout_and_resolve_by_processing_time(
         worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
-    policy = f.policy_file(tmp_path, "oncall-1", escalation=ESCALATION)
-    env = {**worker_env, "HCS_POLICY_FILE": str(policy)}
-    create_topics(kafka_bootstrap, topic_prefix)
-    incidents_topic = name(topics.INCIDENTS, topic_prefix)
+    env, incidents_topic = escalating(worker_env, kafka_bootstrap, topic_prefix, tmp_path)
     p1, p2, p3 = f.pseudonym(1001), f.pseudonym(1002), f.pseudonym(1003)
     earlier = datetime.now(f.SHANGHAI) - timedelta(minutes=40)  # past the person-alert dedup window
     produce(kafka_bootstrap, name(topics.SCANS, topic_prefix), [red(p1), red(p2), red(p3, earlier)])
@@ -109,10 +114,7 @@ def test_escalation_ack_timeout_and_resolve_by_processing_time(
 
 def test_a_restarted_worker_fires_an_escalation_that_fell_due_while_it_was_down_once(
         worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
-    policy = f.policy_file(tmp_path, "oncall-2", escalation=ESCALATION)
-    env = {**worker_env, "HCS_POLICY_FILE": str(policy)}
-    create_topics(kafka_bootstrap, topic_prefix)
-    incidents_topic = name(topics.INCIDENTS, topic_prefix)
+    env, incidents_topic = escalating(worker_env, kafka_bootstrap, topic_prefix, tmp_path)
     person = f.pseudonym(2001)
     worker = WorkerProcess(env, tmp_path / "worker.log").start()
     try:

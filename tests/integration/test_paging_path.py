@@ -27,7 +27,7 @@ from streams.dev.localkafka import free_port
 from tests import factories as f
 from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read
 from tests.integration.monitoring import Server, get_json, start_alertmanager
-from tests.integration.test_monitoring_end_to_end import stream_alert, stream_incident
+from tests.integration.test_monitoring_end_to_end import stream_alert, stream_incident, wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,16 +92,6 @@ def alertmanager_config(tmp_path: Path, hook_port: int) -> Path:
 def am_alerts(alertmanager: Server, **filters: str) -> list[dict[str, Any]]:
     alerts: list[dict[str, Any]] = get_json(f"{alertmanager.url}/api/v2/alerts")
     return [a for a in alerts if all(a["labels"].get(k) == v for k, v in filters.items())]
-
-
-def wait_for(predicate: Any, timeout_s: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    return predicate()
 
 
 def test_level_2_pages_the_supervisors_and_an_acknowledged_incident_is_not_renotified(
