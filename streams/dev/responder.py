@@ -32,9 +32,10 @@ class Responder:
     seed: int = 1
     counts: Counter[str] = field(default_factory=Counter)
     _rng: random.Random = field(init=False)
-    _due: list[tuple[float, int, str, dict[str, Any]]] = field(init=False, default_factory=list)
+    _due: list[tuple[float, int, str, dict[str, Any]]] = field(init=False, default_factory=list)  # (at, seq, incident)
     _decided: set[tuple[str, str, int]] = field(init=False, default_factory=set)
     _seq: int = field(init=False, default=0)
+    _latest: dict[str, tuple[str, str]] = field(init=False, default_factory=dict)  # dedup_key -> (incident, status)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -43,6 +44,7 @@ class Responder:
         """An incident's change: a new (or returned) TRIGGERED one is acknowledged by most, after a
         while; one it acknowledged is resolved by most, after a while longer."""
         status, level = incident["status"], int(incident["level"])
+        self._latest[incident["dedup_key"]] = (incident["incident_id"], status)
         decision = (incident["incident_id"], status, level)
         if decision in self._decided:
             return  # an alert appended, the same state: decided already
@@ -56,14 +58,18 @@ class Responder:
         self._seq += 1
         value = {"schema": "hcs.alert-action.v1", "event_id": f"sim-oncall-{uuid.uuid4()}",
                  "dedup_key": incident["dedup_key"], "action": action, "at": "", "level": level}
-        heapq.heappush(self._due, (at, self._seq, action, value))
+        heapq.heappush(self._due, (at, self._seq, incident["incident_id"], value))
 
     def due(self, now: float) -> Iterator[tuple[bytes, bytes]]:
-        """The actions due by ``now``: (key, value) records for ``hcs.alert-actions.v1``."""
+        """The actions due by ``now``: (key, value) records for ``hcs.alert-actions.v1``; an action
+        on an incident resolved meanwhile is dropped (it would be refused: a dead letter)."""
         while self._due and self._due[0][0] <= now:
-            _, _, action, value = heapq.heappop(self._due)
+            _, _, incident_id, value = heapq.heappop(self._due)
+            latest, status = self._latest.get(value["dedup_key"], ("", ""))
+            if latest != incident_id or status == "RESOLVED":
+                continue  # resolved meanwhile (a silent checkpoint back), or another incident now
             value["at"] = rfc3339(now)
-            self.counts[f"oncall_{action}s_sent"] += 1
+            self.counts[f"oncall_{value['action']}s_sent"] += 1
             yield value["dedup_key"].encode(), orjson.dumps(value)
 
 

@@ -35,3 +35,14 @@ def test_acked_incidents_are_mostly_resolved_later_and_an_escalated_one_is_acked
     responder.read(incident(99, "TRIGGERED", 2), 200.0)
     [(key, value)] = list(responder.due(300.0))
     assert key == b"KEY_PERSON_DETECTED|p99|v" and orjson.loads(value)["level"] == 2
+
+
+def test_an_action_on_an_incident_resolved_meanwhile_is_not_sent() -> None:
+    responder = Responder(ack_after_s=10, ack_share=1.0, seed=2)
+    responder.read(incident(1), 0.0)
+    responder.read({**incident(1), "status": "RESOLVED"}, 5.0)  # its checkpoint reported again
+    responder.read(incident(2), 0.0)
+    responder.read({**incident(2), "incident_id": "inc-2b"}, 6.0)  # resolved, and a new incident since
+    sent = [orjson.loads(value) for _, value in responder.due(100.0)]
+    assert [(v["dedup_key"], v["action"]) for v in sent] == [("KEY_PERSON_DETECTED|p2|v", "ack")]  # the new one's
+    assert responder.counts["oncall_acks_sent"] == 1
