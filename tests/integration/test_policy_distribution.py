@@ -17,6 +17,7 @@ from click.testing import CliRunner, Result
 
 from streams import cli
 from streams.contract import topics
+from streams.dev.localkafka import free_port
 from streams.times import SHANGHAI, rfc3339
 from tests import factories as f
 from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read
@@ -61,7 +62,7 @@ def test_versions_published_reach_two_running_workers_scheduled_refused_and_roll
     now = time.time()
     v3 = hcs(env, "policy", "publish", str(policy_file(tmp_path, "v3", now - 3600)), "--note", "May rules")
     assert v3.exit_code == 0, v3.output
-    second_env = {**env, "HCS_WEB_PORT": str(int(env["HCS_WEB_PORT"]) + 1), "HCS_DATA_DIR": str(tmp_path / "data-2")}
+    second_env = {**env, "HCS_WEB_PORT": str(free_port()), "HCS_DATA_DIR": str(tmp_path / "data-2")}
     workers = [WorkerProcess(env, tmp_path / "worker-1.log").start(),
                WorkerProcess(second_env, tmp_path / "worker-2.log").start()]
     decisions_topic = name(topics.DECISIONS, topic_prefix)

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from streams import cli
 from streams.contract import topics
+from streams.dev.localkafka import free_port
 from streams.dev.simulate import Simulator
 from streams.times import rfc3339
 from tests import factories as f
@@ -40,8 +41,8 @@ def test_replay_reports_what_workers_under_each_policy_decided(
     scans = sim.counts["scans"]
 
     envs = [{**worker_env, "HCS_APP_ID": f"{topic_prefix}{who}", "HCS_POLICY_FILE": str(policy),
-             "HCS_WEB_PORT": str(int(worker_env["HCS_WEB_PORT"]) + i), "HCS_DATA_DIR": str(tmp_path / f"data-{who}")}
-            for i, (who, policy) in enumerate((("a", in_force), ("b", candidate)))]
+             "HCS_WEB_PORT": str(free_port()), "HCS_DATA_DIR": str(tmp_path / f"data-{who}")}
+            for who, policy in (("a", in_force), ("b", candidate))]
     workers = [WorkerProcess(env, tmp_path / f"worker-{i}.log").start() for i, env in enumerate(envs)]
     try:
         decisions = read(kafka_bootstrap, name(topics.DECISIONS, topic_prefix), lambda v: len(v) >= 2 * scans,
