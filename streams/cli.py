@@ -877,6 +877,20 @@ def run(rate: float, port: int) -> None:
         _fail(exc)
 
 
+@cli.command()
+def reset() -> None:
+    """Clear the local run's state in HCS_DATA_DIR (the local broker's topics and changelogs, the
+    tables, the demo's policy), so that the next `make run` starts afresh; .venv is not touched."""
+    from streams.dev.local import reset_local
+
+    settings = Settings.from_env()
+    removed = reset_local()
+    if not removed:
+        click.echo(f"hcs: nothing to clear in {settings.data_dir}")
+        return
+    click.echo(f"hcs: cleared {settings.data_dir}: " + ", ".join(path.name for path in removed))
+
+
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []})
 @click.pass_context
 def bench(ctx: click.Context) -> None:

@@ -12,33 +12,49 @@ import urllib.error
 import urllib.request
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
-from streams.dev.localkafka import LocalKafka, die_with_parent
+from streams.dev.localkafka import LocalKafka, die_with_parent, port_is_free
 from streams.settings import ENV_BOOTSTRAP, Settings
 
 
 def _wait_until_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 600.0,
                       every_s: float = 5.0) -> None:
-    """Wait for the worker's ``/readyz``; while it recovers its tables, say how far it got."""
+    """Wait for the worker's ``/readyz`` (its own: the page names its pid, and another process on
+    the port is not this run's worker); meanwhile say what it waits for, every ``every_s``."""
     deadline = time.monotonic() + timeout_s
     said = 0.0
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"hcs: the worker exited with code {proc.returncode}; see its log above")
         try:
-            with urllib.request.urlopen(f"{base}/readyz", timeout=2):
-                return
+            with urllib.request.urlopen(f"{base}/readyz", timeout=2) as resp:
+                body = json.loads(resp.read() or b"{}")
         except urllib.error.HTTPError as exc:  # 503: not ready yet
             body = json.loads(exc.read() or b"{}")
-            tables = body.get("checks", {}).get("tables", {}).get("tables", {})
-            read, total = sum(t["read"] for t in tables.values()), sum(t["total"] for t in tables.values())
-            if total and time.monotonic() - said >= every_s:
-                said = time.monotonic()
-                print(f"hcs: worker recovering its tables: {read:,} of {total:,} records", flush=True)
         except OSError:
-            pass
+            body = {}
+        if body.get("pid") == proc.pid:
+            if body.get("ready"):
+                return
+            if time.monotonic() - said >= every_s:
+                said = time.monotonic()
+                print(f"hcs: worker not ready yet: {_pending(body)}", flush=True)
         time.sleep(0.5)
     raise SystemExit(f"hcs: the worker was not ready at {base}/readyz within {timeout_s:.0f}s")
+
+
+def _pending(readyz: dict[str, Any]) -> str:
+    """What a /readyz body waits for, in words."""
+    checks = readyz.get("checks", {})
+    said = []
+    for name in readyz.get("waiting_for", []):
+        check = checks.get(name, {})
+        detail = check.get("pending") or check.get("detail")
+        if detail is None and check.get("waiting_for"):
+            detail = "waits for " + ", ".join(check["waiting_for"])
+        said.append(f"{name} ({detail})" if detail else name)
+    return "; ".join(said) or "starting"
 
 
 HEARTBEAT_S = 30.0  # `hcs run` says how it is going this often
@@ -145,6 +161,9 @@ def run_local(rate: float, port: int) -> None:
              "or give this one another HCS_DATA_DIR and HCS_WEB_PORT")
     except HcsError as exc:
         raise SystemExit(f"hcs: {exc}") from None
+    if not port_is_free(settings.web_port, settings.web_bind):  # before a broker is started for nothing
+        raise SystemExit(f"hcs: HCS_WEB_PORT={settings.web_port} is taken on {settings.web_bind}: another hcs worker "
+                         "or `make run` of this machine may hold it; stop it or set HCS_WEB_PORT to a free port")
     roles = os.environ.get(ENV_ROLES_DIR)
     roles_dir = Path(roles) if roles else None
     # Under roles: the worker as `worker`; the simulator, which plays every device, the register,
@@ -203,3 +222,38 @@ def run_local(rate: float, port: int) -> None:
         if kafka is not None:
             kafka.stop()
             print("hcs: broker stopped", flush=True)
+
+
+# What the demo keeps in its data dir, and only that: HCS_DATA_DIR may name a folder with more in it.
+_DEMO_STATE = ("broker", "worker", "alerts-bridge", "instance-id", f"{DEMO_PREFIX}*.json")
+
+
+def reset_local() -> list[Path]:
+    """``hcs reset`` (``make reset``): clear the demo's state in ``HCS_DATA_DIR`` (the local broker's
+    data with every topic and changelog, the worker's and the bridge's tables, the instance id,
+    the demo's policy files) so that the next ``make run`` starts as the first did; ``.venv`` and
+    anything else are not touched. Refused while a run, a worker or the local broker uses it."""
+    import shutil
+
+    from streams.errors import HcsError
+    from streams.settings.datadir import hold
+
+    settings = Settings.from_env()
+    if not settings.data_dir.is_dir():
+        return []
+    try:
+        hold(settings.data_dir, "hcs run", "stop it first (Ctrl-C in its terminal)")
+        hold(settings.data_dir, "hcs worker", "stop it first")
+    except HcsError as exc:
+        raise SystemExit(f"hcs: {exc}") from None
+    status = LocalKafka(settings.data_dir / "broker").status()
+    if status.running:
+        raise SystemExit(f"hcs: the local broker of {settings.data_dir} runs (pid {status.pid}): "
+                         "`hcs broker stop` first")
+    removed = sorted({path for pattern in _DEMO_STATE for path in settings.data_dir.glob(pattern)})
+    for path in removed:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return removed

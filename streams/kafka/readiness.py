@@ -13,6 +13,7 @@ per table, for the log and for ``/readyz``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,11 +67,29 @@ def summary(progress: Mapping[str, TableProgress]) -> str:
     return f"{overall.describe()}" + (f": {tables}" if tables else "")
 
 
+def tables_pending(completed: bool, recovering: bool, rebalancing: bool,
+                   progress: Mapping[str, TableProgress]) -> str | None:
+    """What the tables check waits for, in words (None once the tables are ready): "not
+    recovering, everything read" alone left a reader guessing."""
+    if completed and not recovering:
+        return None
+    if recovering:
+        return f"recovering its tables from their changelogs: {summary(progress)}"
+    if rebalancing:
+        return "a rebalance of its consumer group: partitions are being assigned"
+    return "its partitions: it has not joined its consumer group yet, or holds no partition"
+
+
 @dataclass(slots=True)
 class Readiness:
-    """Named checks, each returning (ready, detail for ``/readyz``)."""
+    """Named checks, each returning (ready, detail for ``/readyz``).
+
+    The page names its process (``pid``): ``hcs run`` takes "ready" only from its own worker, not
+    from another one that happens to answer on the port.
+    """
 
     checks: dict[str, Callable[[], tuple[bool, dict[str, Any]]]] = field(default_factory=dict)
+    pid: int = field(default_factory=os.getpid)
 
     def add(self, name: str, check: Callable[[], tuple[bool, dict[str, Any]]]) -> None:
         self.checks[name] = check
@@ -78,5 +97,6 @@ class Readiness:
     def status(self) -> tuple[bool, dict[str, Any]]:
         results = {name: check() for name, check in self.checks.items()}
         ready = all(ok for ok, _ in results.values())
-        return ready, {"ready": ready, "checks": {name: {"ready": ok, **detail}
-                                                  for name, (ok, detail) in results.items()}}
+        return ready, {"ready": ready, "pid": self.pid,
+                       "waiting_for": [name for name, (ok, _) in results.items() if not ok],
+                       "checks": {name: {"ready": ok, **detail} for name, (ok, detail) in results.items()}}

@@ -15,14 +15,16 @@ from typing import IO
 
 from streams.errors import ConfigError
 
-_held: list[IO[str]] = []  # the locks this process holds, open for its life
+_held: dict[Path, IO[str]] = {}  # the locks this process holds, open for its life
 
 
 def hold(data_dir: Path, what: str, advice: str) -> None:
     """Lock ``data_dir`` for ``what`` (a worker, hcs run) until the process ends; if another
     process holds it, raise :class:`ConfigError` naming that process and ``advice``."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / f"{what.replace(' ', '-')}.lock"
+    path = (data_dir / f"{what.replace(' ', '-')}.lock").resolve()
+    if path in _held:  # held already, by this process
+        return
     handle = open(path, "a+", encoding="ascii")  # noqa: SIM115 - held for the process's life
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -35,4 +37,4 @@ def hold(data_dir: Path, what: str, advice: str) -> None:
     handle.truncate()
     handle.write(f"{os.getpid()}\n")
     handle.flush()
-    _held.append(handle)
+    _held[path] = handle

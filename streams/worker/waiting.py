@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +24,7 @@ class _Pages(http.server.BaseHTTPRequestHandler):
             self._answer(200, b"ok\n", "text/plain")
         elif self.path == "/readyz":
             # The shape of the worker's own /readyz: its checks, none ready yet, Kafka awaited.
-            body = json.dumps({"ready": False, "waiting_for": ["kafka"], "checks": {
+            body = json.dumps({"ready": False, "pid": os.getpid(), "waiting_for": ["kafka"], "checks": {
                 "kafka": {"ready": False, "detail": "the worker waits for its cluster before it starts"},
                 "tables": {"ready": False, "recovering": False, "tables": {}}}}).encode()
             self._answer(503, body, "application/json")

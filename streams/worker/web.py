@@ -7,7 +7,7 @@ from typing import Any, cast
 import faust
 
 from streams.kafka.patches.recovery import TableManager
-from streams.kafka.readiness import Readiness
+from streams.kafka.readiness import Readiness, tables_pending
 from streams.metrics import Metrics
 
 
@@ -21,7 +21,9 @@ def wire_web(app: faust.App, metrics: Metrics, readiness: Readiness) -> None:
     def tables_recovered() -> tuple[bool, dict[str, Any]]:
         recovery = cast(TableManager, app.tables).recovery
         progress = recovery.progress()
+        pending = tables_pending(recovery.completed.is_set(), recovery.in_recovery, app.rebalancing, progress)
         return recovery.ready, {"recovering": recovery.in_recovery,
+                                **({"pending": pending} if pending else {}),
                                 "tables": {name: {"read": p.read, "total": p.total} for name, p in progress.items()}}
 
     readiness.add("tables", tables_recovered)

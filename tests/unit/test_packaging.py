@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from fnmatch import fnmatch
 from pathlib import Path
@@ -60,3 +61,48 @@ def test_hcs_version_prints_the_installed_version() -> None:
 
     done = subprocess.run([sys.executable, "-m", "streams", "--version"], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == f"hcs, version {importlib.metadata.version('hcs')}"
+
+
+def locked() -> dict[str, tuple[str, list[str]]]:
+    """deploy/requirements.lock: name -> (version, hashes)."""
+    import re
+
+    pins: dict[str, tuple[str, list[str]]] = {}
+    current = ""
+    for line in (ROOT / "deploy/requirements.lock").read_text().splitlines():
+        if pin := re.match(r"^([A-Za-z0-9_.-]+)==(\S+)", line):
+            current = pin[1].lower().replace("_", "-")
+            pins[current] = (pin[2], [])
+        elif digest := re.search(r"--hash=sha256:([0-9a-f]{64})", line):
+            pins[current][1].append(digest[1])
+    return pins
+
+
+def test_the_lock_file_pins_every_runtime_dependency_within_its_range_with_hashes() -> None:
+    from packaging.requirements import Requirement
+
+    pins = locked()
+    for spec in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        requirement = Requirement(spec)
+        version, hashes = pins[requirement.name.lower()]
+        assert requirement.specifier.contains(version), (spec, version)
+        assert hashes, requirement.name
+    assert all(hashes for _, hashes in pins.values())  # pip --require-hashes installs nothing unhashed
+
+
+def test_the_tests_run_the_locked_versions_the_image_ships() -> None:
+    import importlib.metadata
+
+    # `make install` installs the lock first; a version drifting from it would be tested, not shipped.
+    drift = {name: (version, importlib.metadata.version(name)) for name, (version, _) in locked().items()
+             if importlib.metadata.version(name) != version}
+    assert drift == {}
+
+
+def test_the_image_builds_from_a_pinned_base_and_the_lock_file() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    base = next(line for line in dockerfile.splitlines() if line.startswith("FROM "))
+    assert re.fullmatch(r"FROM python:3\.11-slim-bookworm@sha256:[0-9a-f]{64}", base), base
+    assert "pip install --no-cache-dir --require-hashes -r requirements.lock" in dockerfile
+    assert "pip install --no-cache-dir --no-deps ." in dockerfile
+    assert "USER hcs" in dockerfile
