@@ -97,14 +97,24 @@ def test_the_bridge_posts_to_the_alertmanager_compose_runs() -> None:
 
 def test_grafana_dashboards_are_provisioned_from_the_mounted_folder() -> None:
     provider = yaml.safe_load((ROOT / "deploy/grafana/provisioning/dashboards/hcs.yml").read_text())
-    path = provider["providers"][0]["options"]["path"]
-    mounts = dict(v.split(":")[:2][::-1] for v in compose()["services"]["grafana"]["volumes"])
+    source = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
+    grafana = compose()["services"]["grafana"]
+    # The provisioning files name their paths by environment variables (Grafana expands them):
+    # compose sets them for its containers, the README for a Grafana without Docker.
+    assert provider["providers"][0]["options"]["path"] == "${HCS_DASHBOARDS_DIR}"
+    assert source["datasources"][0]["url"] == "${HCS_PROMETHEUS_URL}"
+    path = grafana["environment"]["HCS_DASHBOARDS_DIR"]
+    assert grafana["environment"]["HCS_PROMETHEUS_URL"] == "http://prometheus:9090"
+    mounts = dict(v.split(":")[:2][::-1] for v in grafana["volumes"])
     assert path in mounts and list((ROOT / mounts[path]).glob("*.json"))
+    readme = (ROOT / "README.md").read_text()
+    assert "HCS_DASHBOARDS_DIR=$PWD/deploy/grafana/dashboards" in readme
 
 
 def test_prometheus_config_and_rules_pass_promtool() -> None:
     promtool = tool("promtool")
     for args in (["check", "config", "deploy/prometheus/prometheus.yml"],
+                 ["check", "config", "deploy/prometheus/local.yml"],
                  ["check", "rules", *map(str, sorted((ROOT / "deploy/prometheus/rules").glob("*.yml")))]):
         result = subprocess.run([promtool, *args], cwd=ROOT, capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
@@ -157,8 +167,8 @@ def test_kubernetes_manifests_are_valid_against_the_kubernetes_schemas() -> None
     import kubernetes_validate
 
     docs = manifests()
-    assert {d["kind"] for d in docs} == {"Deployment", "StatefulSet", "Service", "PodDisruptionBudget", "ConfigMap",
-                                         "NetworkPolicy"}
+    assert {d["kind"] for d in docs} == {"Namespace", "ServiceAccount", "Deployment", "StatefulSet", "Service",
+                                         "PodDisruptionBudget", "ConfigMap", "NetworkPolicy"}
     for doc in docs:  # strict: an unknown field (a typo) is an error too
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 
@@ -184,7 +194,70 @@ def test_the_worker_and_the_bridge_run_the_versioned_image_with_the_settings_the
         assert volumes["kafka"]["secret"]["secretName"] == secret
         assert Path(config["HCS_KAFKA_SASL_PASSWORD_FILE"]).parent == Path(mounts["kafka"])
         assert not any("PASSWORD" in e and "value" in env[e] and e != "HCS_KAFKA_SASL_PASSWORD_FILE" for e in env)
-    assert container("hcs-alerts-bridge")["env"][1]["name"] == "HCS_ALERTMANAGER_URL"
+    assert {e["name"]: e for e in container("hcs-alerts-bridge")["env"]}["HCS_ALERTMANAGER_URL"]["value"] == (
+        "http://alertmanager.monitoring:9093")
+
+
+def test_everything_goes_in_a_namespace_of_its_own_made_first() -> None:
+    files = sorted((ROOT / "deploy/kubernetes").glob("*.yaml"))
+    first = [d for d in yaml.safe_load_all(files[0].read_text()) if d]
+    assert [(d["kind"], d["metadata"]["name"]) for d in first] == [("Namespace", "hcs")]
+    assert first[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert all(d["metadata"].get("namespace") == "hcs" for d in manifests() if d["kind"] != "Namespace")
+
+
+def test_no_placeholder_cluster_address_is_applied_the_bootstrap_is_the_operators() -> None:
+    applied = "\n".join(path.read_text() for path in (ROOT / "deploy/kubernetes").glob("*.yaml"))
+    assert all("HCS_BOOTSTRAP" not in d.get("data", {}) for d in manifests() if d["kind"] == "ConfigMap")
+    for name in ("hcs-worker", "hcs-alerts-bridge"):
+        env = {e["name"]: e for e in container(name)["env"]}
+        assert env["HCS_BOOTSTRAP"]["valueFrom"]["configMapKeyRef"] == {"name": "hcs-kafka-bootstrap",
+                                                                        "key": "HCS_BOOTSTRAP"}
+    assert "kubectl -n hcs create configmap hcs-kafka-bootstrap" in applied  # how to make it, said
+    assert not any(d["kind"] == "ConfigMap" and d["metadata"]["name"] == "hcs-kafka-bootstrap" for d in manifests())
+
+
+@pytest.mark.parametrize("name", ["hcs-worker", "hcs-alerts-bridge"])
+def test_pods_run_as_their_own_account_unprivileged_on_a_read_only_root(name: str) -> None:
+    pod = workload(name)["spec"]["template"]["spec"]
+    account = resource("ServiceAccount", pod["serviceAccountName"])
+    assert account["automountServiceAccountToken"] is False and pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    security = container(name)["securityContext"]
+    assert security == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]}}
+    # What hcs writes has a volume: its data dir, and /tmp.
+    mounts = {m["mountPath"]: m["name"] for m in container(name)["volumeMounts"]}
+    env = {e["name"]: e.get("value") for e in container(name)["env"]}
+    assert "/tmp" in mounts and env["HCS_DATA_DIR"] in mounts
+    assert "emptyDir" in next(v for v in pod["volumes"] if v["name"] == mounts["/tmp"])
+
+
+def test_workers_are_spread_over_nodes_where_there_are_nodes_enough() -> None:
+    pod = workload("hcs-worker")["spec"]["template"]
+    terms = pod["spec"]["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    term = terms[0]["podAffinityTerm"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+
+
+def test_prometheus_on_kubernetes_scrapes_every_pod_of_the_headless_services_under_the_rules_job_names() -> None:
+    promtool = tool("promtool")
+    result = subprocess.run([promtool, "check", "config", "deploy/prometheus/kubernetes.yml"], cwd=ROOT,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = yaml.safe_load((ROOT / "deploy/prometheus/kubernetes.yml").read_text())
+    rules = (ROOT / "deploy/prometheus/rules/hcs.yml").read_text()
+    for job in config["scrape_configs"]:
+        assert f'up{{job="{job["job_name"]}"}}' in rules
+        (sd,) = job["dns_sd_configs"]
+        service = resource("Service", job["job_name"])
+        assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
+        assert sd["names"] == [f"{job['job_name']}.hcs.svc.cluster.local"]
+        pod = workload(job["job_name"])["spec"]["template"]
+        assert str(sd["port"]) == pod["metadata"]["annotations"]["prometheus.io/port"]
+        assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
 
 
 def test_the_worker_is_probed_on_livez_and_readyz_of_its_web_port() -> None:
