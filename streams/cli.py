@@ -266,14 +266,14 @@ def policy_check(file: Path, district: str) -> None:
     from dataclasses import asdict
 
     from streams.rules.policy import PARAM_NAMES, load_policy
-    from streams.times import rfc3339
+    from streams.times import local_time
 
     try:
         loaded = load_policy(file)
     except HcsError as exc:
         _fail(exc)
     for version in loaded.versions:
-        click.echo(f"version {version.version}  valid_from {rfc3339(version.valid_from)}"
+        click.echo(f"version {version.version}  valid from {local_time(version.valid_from)}"
                    + (f"  district {district}" if district else ""))
         effective = loaded.effective_table(version, district)
         table = {vt: asdict(p) for vt, p in effective.items()}

@@ -26,6 +26,23 @@ def utc_rfc3339(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")
 
 
+def local_time(ts: float) -> str:
+    """For people (every console line and table): Asia/Shanghai to the second, with its offset,
+    as ``2022-05-10 08:00:00+08`` (ISO 8601; one form everywhere, no fractions)."""
+    return datetime.fromtimestamp(ts, SHANGHAI).strftime("%Y-%m-%d %H:%M:%S+08")
+
+
+def local_time_of(text: str | None) -> str:
+    """An RFC 3339 timestamp of a record, as :func:`local_time`; ``-`` when absent, the text as it
+    is when it is not a timestamp."""
+    if not text:
+        return "-"
+    try:
+        return local_time(parse_rfc3339(text))
+    except (TypeError, ValueError):
+        return str(text)
+
+
 def parse_rfc3339(text: str) -> float:
     """An RFC 3339 timestamp with its offset, as epoch seconds."""
     return datetime.fromisoformat(text).timestamp()

@@ -20,7 +20,7 @@ from streams.contract.codec import decode_case
 from streams.contract.models import Rejected
 from streams.errors import CaseError
 from streams.ops.console import columns, send_records
-from streams.times import rfc3339
+from streams.times import local_time_of, rfc3339
 
 READ_TIMEOUT_S = 20.0
 
@@ -69,9 +69,9 @@ def summary(case_id: str, trace: Mapping[str, Any] | None, exposures: Sequence[M
     """What ``hcs trace`` prints: the trace, then contacts counted per venue and per venue type."""
     if trace is None:
         return [f"case {case_id}: no trace yet (is the report on hcs.cases.v1, and a worker running?)"]
-    done = trace["completed_at"] or "—"
+    done = local_time_of(trace["completed_at"])
     lines = [f"case {case_id} ({trace['district']}): {trace['status']}; {trace['visits']} visits at "
-             f"{trace['venues']} venues, {trace['contacts']} contacts; started {trace['started_at']}, "
+             f"{trace['venues']} venues, {trace['contacts']} contacts; started {local_time_of(trace['started_at'])}, "
              f"completed {done}"]
     if not exposures:
         return [*lines, "no exposures"]

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from datetime import datetime
 from typing import Any
 
 import orjson
 
 from streams.ops.console import columns, topic_partitions
-from streams.times import SHANGHAI
+from streams.times import local_time
 
 READ_TIMEOUT_S = 20.0
 DETAIL_CHARS = 90
@@ -72,7 +71,7 @@ def table(letters: Iterable[Mapping[str, Any]], reason: str | None = None, sourc
     rows = [d for d in letters if (reason is None or d["reason"] == reason)
             and (source is None or d["source_topic"].endswith(source))]
     rows.sort(key=lambda d: d["_at"])
-    cells = [COLUMNS] + [(datetime.fromtimestamp(d["_at"], SHANGHAI).strftime("%Y-%m-%d %H:%M:%S"),
+    cells = [COLUMNS] + [(local_time(d["_at"]),
                           d["source_topic"], f"{d['partition']}@{d['offset']}", d["reason"],
                           _cut(d["_key"], KEY_CHARS), _cut(d["detail"], DETAIL_CHARS)) for d in rows]
     return columns(cells) if rows else ["no dead letters match"]

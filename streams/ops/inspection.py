@@ -22,7 +22,7 @@ from streams.contract.models import FindingEvent, Rejected
 from streams.errors import InspectionError
 from streams.ops.console import columns, latest_values, send_records
 from streams.rules import findings as rules
-from streams.times import SHANGHAI, rfc3339
+from streams.times import SHANGHAI, local_time_of, rfc3339
 
 READ_TIMEOUT_S = 20.0
 
@@ -95,7 +95,7 @@ def table(statuses: Iterable[Mapping[str, Any]], district: str | None = None, st
 
 
 def _local(text: str) -> str:
-    return datetime.fromisoformat(text).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
+    return local_time_of(text)
 
 
 async def publish(client: Mapping[str, Any], topic: str, value: Mapping[str, Any]) -> None:

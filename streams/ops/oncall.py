@@ -24,7 +24,7 @@ from streams.contract.records import Alert
 from streams.errors import InspectionError
 from streams.ops.console import columns, latest_values, send_records
 from streams.rules import incidents as rules
-from streams.times import SHANGHAI, rfc3339
+from streams.times import local_time_of, rfc3339
 
 READ_TIMEOUT_S = 20.0
 
@@ -110,4 +110,4 @@ def _age(seconds: float) -> str:
 
 
 def _local(text: str) -> str:
-    return datetime.fromisoformat(text).astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M %z")
+    return local_time_of(text)

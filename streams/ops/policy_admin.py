@@ -24,7 +24,7 @@ from streams.errors import ConfigError
 from streams.kafka.views import ReplicatedView
 from streams.ops.console import columns, send_records
 from streams.rules.policy import PARAM_NAMES, Policy, PolicyVersion, load_policy
-from streams.times import SHANGHAI, rfc3339
+from streams.times import SHANGHAI, local_time, rfc3339
 
 READ_TIMEOUT_S = 20.0
 
@@ -144,7 +144,7 @@ def listing(policy: Policy, refused: list[tuple[str, str]], now: float | None = 
     rows = [("version", "valid from", "source", "state", "note")]
     for version in policy.versions:
         state = "current" if version.version == in_force else "scheduled" if version.valid_from > now else "past"
-        start = datetime.fromtimestamp(version.valid_from, SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+        start = local_time(version.valid_from)
         rows.append((version.version, start, version.source, state, version.note))
     lines = columns(rows)
     lines += [f"refused: {version or '(no key)'}: {why}" for version, why in refused]

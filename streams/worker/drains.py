@@ -18,6 +18,7 @@ from streams.contract import topics
 from streams.kafka import consuming
 from streams.kafka.bulk import Batch, Inbox
 from streams.kafka.output import BatchedOutput, Sealed
+from streams.kafka.patches.fences import exit_fenced
 from streams.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class Drains(Service):
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 -- any failure stops the worker
+            exit_fenced(exc)  # at once, in one line
             log.error("drain %s failed: %s", name, type(exc).__name__)
             await self.crash(exc)
 

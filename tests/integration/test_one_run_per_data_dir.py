@@ -50,3 +50,47 @@ def test_a_second_worker_or_run_on_a_data_dir_in_use_is_refused(worker_env: dict
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(15)
+
+
+def test_a_worker_whose_producer_is_fenced_exits_non_zero_in_one_line(
+        worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
+    """Another process with this worker's transactional id (its data dir copied, or a second run
+    on it before the lock) fences its producer: it exits at once, code 3, in one line; it stayed a
+    zombie before (/readyz 200, judging nothing)."""
+    import asyncio
+    import os
+
+    from aiokafka import AIOKafkaProducer
+
+    from streams.contract import topics
+    from streams.dev.simulate import Simulator
+    from streams.kafka.cluster import transactional_id
+    from streams.kafka.patches.fences import EXIT_FENCED
+    from streams.settings import Settings
+    from tests.integration.kafka_io import WorkerProcess, create_topics, name, produce, read
+
+    create_topics(kafka_bootstrap, topic_prefix)
+    records = [(key, value) for key, value, _ in Simulator(seed=8).records(200, batch=1)]
+    scans = name(topics.SCANS, topic_prefix)
+    worker = WorkerProcess(worker_env, tmp_path / "worker.log").start()
+    try:
+        produce(kafka_bootstrap, scans, records[:100])
+        read(kafka_bootstrap, name(topics.DECISIONS, topic_prefix), lambda v: len(v) >= 50, timeout_s=60)
+        settings = Settings.from_env(worker_env)
+
+        async def fence() -> None:
+            other = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, transactional_id=transactional_id(settings))
+            await other.start()  # its InitProducerId bumps the epoch: the worker's producer is fenced
+            await other.stop()
+
+        asyncio.run(fence())
+        produce(kafka_bootstrap, scans, records[100:])
+        assert worker.proc is not None
+        code = worker.proc.wait(30)
+    finally:
+        if worker.proc is not None and worker.proc.poll() is None:
+            os.killpg(worker.proc.pid, signal.SIGKILL)
+    log = worker.log_path.read_text(errors="replace")
+    assert code == EXIT_FENCED, worker.log_tail(20)
+    assert log.count("fenced: another worker took this worker's transactional id") == 1
+    assert "Traceback" not in log and "We experienced a crash" not in log

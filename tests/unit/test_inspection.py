@@ -61,7 +61,7 @@ def test_the_table_lists_by_deadline_and_filters() -> None:
             status("F-done", status="CLOSED")]
     lines = inspection.table(rows)
     assert [line.split()[0] for line in lines] == ["finding", "F-soon", "F-late", "F-done"]
-    assert lines[2].split()[7:10] == ["2022-05-11", "08:00", "yes"]
+    assert lines[2].split()[7:10] == ["2022-05-11", "08:00:00+08", "yes"]
     assert [line.split()[0] for line in inspection.table(rows, overdue=True)] == ["finding", "F-late"]
     assert [line.split()[0] for line in inspection.table(rows, district="330105")] == ["finding", "F-soon"]
     assert inspection.table(rows, status="REOPENED") == ["no findings match"]

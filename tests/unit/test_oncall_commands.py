@@ -53,4 +53,4 @@ def test_incidents_are_listed_oldest_first_and_filtered() -> None:
 def test_tail_shows_each_alert_with_its_incident_status_and_level() -> None:
     line = format_incident(incident("TRIGGERED", 2, [("trigger", 1), ("escalate", 2)]), colour=False)
     assert line.startswith("TRIGGERED    L2 escalated")
-    assert "CRITICAL KEY_PERSON_DETECTED" in line and str(PERSON["person_ref"]) not in line
+    assert "CRIT KEY_PERSON_DETECTED" in line and str(PERSON["person_ref"]) not in line

@@ -31,5 +31,8 @@ module's ``REPLACES``: the first 16 hex digits of the sha256 of its ``inspect.ge
   waited its 60 s shutdown timeout per thread.
 
 :class:`AtLeastOnceApp` is a Faust app on these (its transport and table manager).
-:class:`QuietWorker` is Faust's worker without its terminal spinner (10% of the CPU).
+:class:`QuietWorker` is Faust's worker without its terminal spinner (10% of the CPU), which stops
+within a bounded time on SIGTERM and SIGINT whatever Kafka's state. :mod:`.fences` reads Kafka's
+``PRODUCER_FENCED`` (90), unknown to aiokafka, as the ``INVALID_PRODUCER_EPOCH`` it knows, and
+ends a fenced worker in one line.
 """
