@@ -16,6 +16,7 @@ from typing import Any
 
 from streams.dev.localkafka import LocalKafka, die_with_parent, port_is_free
 from streams.settings import ENV_BOOTSTRAP, Settings
+from streams.times import local_time
 
 
 def _wait_until_ready(base: str, proc: subprocess.Popen[bytes], timeout_s: float = 600.0,
@@ -86,7 +87,7 @@ def heartbeat(exposition: str, before: dict[str, float] | None, seconds: float) 
             part += f" (+{totals[name] - before[name]:,.0f})"
         parts.append(part)
     parts.append(f"{totals['open']:,.0f} incidents open")
-    return f"hcs: {time.strftime('%H:%M:%S')} " + ", ".join(parts), totals
+    return f"hcs: {local_time(time.time())[11:]} " + ", ".join(parts), totals
 
 
 MANAGED = 100  # key personnel on the simulated register: breaches and restrictions show in `hcs tail`
@@ -118,7 +119,7 @@ def _schedule_policy(env: dict[str, str], directory: Path) -> None:
                            "make run: a stricter fever threshold, scheduled"], env=env, capture_output=True,
                           text=True, check=False)
     if done.returncode == 0:
-        print(f"hcs: policy version {name} (fever threshold 37.2) takes effect at {at:%H:%M:%S}; "
+        print(f"hcs: policy version {name} (fever threshold 37.2) takes effect at {local_time(at.timestamp())[11:]}; "
               "`hcs policy list` shows it", flush=True)
     else:
         print(f"hcs: could not schedule a policy version: {done.stderr.strip()}", flush=True)

@@ -25,7 +25,7 @@ class _Pages(http.server.BaseHTTPRequestHandler):
         elif self.path == "/readyz":
             # The shape of the worker's own /readyz: its checks, none ready yet, Kafka awaited.
             body = json.dumps({"ready": False, "pid": os.getpid(), "waiting_for": ["kafka"], "checks": {
-                "kafka": {"ready": False, "detail": "the worker waits for its cluster before it starts"},
+                "kafka": {"ready": False, "detail": "it reaches its cluster and checks its topics before it starts"},
                 "tables": {"ready": False, "recovering": False, "tables": {}}}}).encode()
             self._answer(503, body, "application/json")
         else:
