@@ -391,3 +391,35 @@ def test_silent_checkpoints_inhibit_their_checkpoint_alerts() -> None:
     assert 'scope="checkpoint"' in rule["target_matchers"]
     config_receivers = {r["name"]: r for r in config["receivers"]}
     assert "webhook_configs" not in config_receivers["acknowledged"]  # notifies nobody
+
+
+def test_keda_scales_the_worker_statefulset_on_its_groups_lag_up_to_one_worker_a_partition() -> None:
+    from streams.contract import topics
+
+    docs = {d["kind"]: d for d in yaml.safe_load_all(
+        (ROOT / "deploy/kubernetes/autoscaling/hcs-worker-keda.yaml").read_text()) if d}
+    scaled, auth = docs["ScaledObject"]["spec"], docs["TriggerAuthentication"]["spec"]
+    worker = resource("StatefulSet", "hcs-worker")
+    assert scaled["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "hcs-worker"}
+    assert scaled["maxReplicaCount"] == topics.SCANS.partitions  # the ceiling of parallelism
+    # Never below two (a warm standby of each partition's state), and a drain takes one at a time.
+    budget = resource("PodDisruptionBudget", "hcs-worker")["spec"]
+    assert scaled["minReplicaCount"] >= 2 and budget["maxUnavailable"] == 1
+    down = scaled["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
+    assert down["stabilizationWindowSeconds"] >= 300 and down["policies"] == [
+        {"type": "Pods", "value": 1, "periodSeconds": 300}]
+    (trigger,) = scaled["triggers"]
+    meta = trigger["metadata"]
+    config = resource("ConfigMap", "hcs-kafka")["data"]
+    assert trigger["type"] == "kafka" and meta["consumerGroup"] == config["HCS_APP_ID"]
+    assert meta["topic"] == topics.SCANS.name and meta["allowIdleConsumers"] == "false"
+    env = {e["name"] for e in container("hcs-worker")["env"]}
+    assert meta["bootstrapServersFromEnv"] in env
+    assert (meta["sasl"], meta["tls"]) == ("scram_sha512", "enable")
+    assert config["HCS_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512" and config["HCS_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+    secret = next(v for v in worker["spec"]["template"]["spec"]["volumes"] if v["name"] == "kafka")["secret"]
+    refs = {r["parameter"]: (r["name"], r["key"]) for r in auth["secretTargetRef"]}
+    assert refs == {"username": (secret["secretName"], "username"), "password": (secret["secretName"], "password"),
+                    "ca": (secret["secretName"], "ca.pem")}
+    assert int(meta["lagThreshold"]) < 10_000  # it scales before HcsWorkerLagging pages
+    assert all(d["metadata"]["namespace"] == "hcs" for d in docs.values())
