@@ -177,6 +177,11 @@ class Metrics:
         self.registry.register(_GaugeCollector("hcs_visits_stored", "Visits stored for source tracing on this "
                                                "worker's venue partitions (RocksDB's estimate).", stored))
 
+    def watch_partitions(self, assigned: Callable[[], Mapping[str, int]]) -> None:
+        """Export how many partitions of each topic this worker owns (``hcs_partitions_assigned``:
+        its share of the work after each rebalance; standbys not counted)."""
+        self.registry.register(_PartitionsCollector(assigned))
+
     def watch_kafka(self, reachable: Callable[[], bool], outages: Callable[[], int]) -> None:
         """Export whether Kafka is reachable (``hcs_kafka_reachable``) and how often it was lost."""
         self.registry.register(_KafkaCollector(reachable, outages))
@@ -259,6 +264,18 @@ class _IncidentsCollector:
         for district in sorted({d for d, _ in counts}):  # every status, zeros included
             for status in incidents.STATUSES:
                 family.add_metric([district, status], float(counts.get((district, status), 0)))
+        yield family
+
+
+class _PartitionsCollector:
+    def __init__(self, assigned: Callable[[], Mapping[str, int]]) -> None:
+        self._assigned = assigned
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily("hcs_partitions_assigned", "Partitions this worker owns, by topic (standbys not "
+                                   "counted).", labels=["topic"])
+        for topic, count in sorted(self._assigned().items()):
+            family.add_metric([topic], float(count))
         yield family
 
 

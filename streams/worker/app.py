@@ -7,6 +7,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -131,6 +132,7 @@ def create_app(settings: Settings, policy: Policy | None = None, metrics: Metric
     app.monitor = faust_monitor(metrics.registry, FAUST_METRICS_PREFIX)
     watch = ConnectionWatch(f"Kafka at {settings.bootstrap}").install()
     metrics.watch_kafka(lambda: watch.reachable, lambda: watch.outages)
+    metrics.watch_partitions(lambda: Counter(tp.topic for tp in app.assignor.assigned_actives()))
 
     app.output = _output(app, settings)
     wiring = app.wiring = _wiring(app, settings, policy, metrics)
