@@ -78,9 +78,10 @@ def scrape(contender: Contender, scans_topic: str) -> tuple[int, int] | None:
 
 
 def measure(bootstrap: str, prefix: str, mode: str, n: int, total: int, budget_s: float, workdir: Path,
-            log: Callable[[str], None]) -> Scale:
+            log: Callable[[str], None], standby: int = 1) -> Scale:
     app_id = f"scaleout-{mode}-{n}-{uuid.uuid4().hex[:6]}"
-    workers = [Contender("hcs", bootstrap, input_topic(prefix, mode), prefix, workdir, hcs_env={"HCS_APP_ID": app_id})
+    env = {"HCS_APP_ID": app_id, "HCS_STANDBY_REPLICAS": str(standby)}
+    workers = [Contender("hcs", bootstrap, input_topic(prefix, mode), prefix, workdir, hcs_env=env)
                for _ in range(n)]
     scans_topic = topics.topic_name(topics.SCANS, workers[0].env["HCS_TOPIC_PREFIX"])
     workers[0].ensure_hcs_topics()
@@ -145,9 +146,10 @@ def table(results: list[Scale], cpus: int | None) -> str:
 @click.option("--scans", type=int, default=1_000_000, show_default=True, help="Scans preloaded (each form).")
 @click.option("--budget", type=float, default=30.0, show_default=True, help="Seconds measured per run at most.")
 @click.option("--forms", default="single,batch", show_default=True, help="single (a scan a record), batch (100).")
+@click.option("--standby", type=int, default=1, show_default=True, help="HCS_STANDBY_REPLICAS of the workers.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench-results/scaleout.json"),
               show_default=True)
-def main(workers: str, scans: int, budget: float, forms: str, out: Path) -> None:
+def main(workers: str, scans: int, budget: float, forms: str, standby: int, out: Path) -> None:
     """Aggregate throughput, CPU and partition share of 1, 2, 4... workers of one group on a backlog."""
     counts = [int(w) for w in workers.split(",")]
     modes = [m for m in forms.split(",") if m in MODES]
@@ -160,14 +162,14 @@ def main(workers: str, scans: int, budget: float, forms: str, out: Path) -> None
             bootstrap = kafka.start(port=free_port()).bootstrap or ""
         prefix = f"scaleout-{uuid.uuid4().hex[:6]}."
         preload(bootstrap, prefix, scans, seed=7, log=lambda line: click.echo(line, err=True))
-        results = [measure(bootstrap, prefix, mode, n, scans, budget, work, lambda line: click.echo(line, err=True))
-                   for mode in modes for n in counts]
+        results = [measure(bootstrap, prefix, mode, n, scans, budget, work, lambda line: click.echo(line, err=True),
+                           standby) for mode in modes for n in counts]
     finally:
         if kafka is not None:
             kafka.stop()
         shutil.rmtree(work, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine(), "scans": scans, "budget_s": budget,
+    out.write_text(json.dumps({"machine": machine(), "scans": scans, "budget_s": budget, "standby": standby,
                                "results": [asdict(r) for r in results]}, indent=2) + "\n")
     click.echo(table(results, os.cpu_count()))
     click.echo(f"\nwritten: {out}")

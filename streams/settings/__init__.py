@@ -29,6 +29,7 @@ ENV_PROCESSING_GUARANTEE = "HCS_PROCESSING_GUARANTEE"
 ENV_FETCH_MIN_BYTES = "HCS_FETCH_MIN_BYTES"
 ENV_FETCH_MAX_WAIT_MS = "HCS_FETCH_MAX_WAIT_MS"
 ENV_TABLE_STORE = "HCS_TABLE_STORE"
+ENV_STANDBY_REPLICAS = "HCS_STANDBY_REPLICAS"
 
 EXACTLY_ONCE = "exactly_once"
 AT_LEAST_ONCE = "at_least_once"
@@ -68,6 +69,8 @@ class Settings:
         table_store: ``rocksdb`` (the worker's tables on disk under ``data_dir``, also held in
             memory: a restart that keeps the data dir reads only the changelogs' new records) or
             ``memory`` (every restart reads the changelogs whole).
+        standby_replicas: how many other workers keep a warm copy of each partition's tables
+            (Faust's ``table_standby_replicas``), ready to take the partition over.
     """
 
     bootstrap: str = "127.0.0.1:9092"
@@ -87,6 +90,7 @@ class Settings:
     fetch_min_bytes: int = 16 * 1024
     fetch_max_wait_ms: int = 100
     table_store: str = ROCKSDB
+    standby_replicas: int = 1
     kafka: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @classmethod
@@ -117,6 +121,7 @@ class Settings:
             fetch_min_bytes=_int(env, ENV_FETCH_MIN_BYTES, defaults.fetch_min_bytes, 1, 1024 * 1024),
             fetch_max_wait_ms=_int(env, ENV_FETCH_MAX_WAIT_MS, defaults.fetch_max_wait_ms, 0, 5000),
             table_store=_choice(env, ENV_TABLE_STORE, defaults.table_store, tuple(STORE_URLS)),
+            standby_replicas=_int(env, ENV_STANDBY_REPLICAS, defaults.standby_replicas, 0, 8),
             kafka=KafkaSecurity.from_env(env),
         )
 

@@ -170,6 +170,7 @@ def _faust_app(settings: Settings) -> HcsApp:
         datadir=str(settings.data_dir / "worker"),
         autodiscover=False,
         topic_partitions=topics.SCANS.partitions,
+        table_standby_replicas=settings.standby_replicas,
         topic_replication_factor=settings.replication,
         consumer_auto_offset_reset="earliest",
         web_port=settings.web_port,

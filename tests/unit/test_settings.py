@@ -30,11 +30,20 @@ def test_every_contract_setting_is_read() -> None:
     ("HCS_BOOTSTRAP", "foo:bar", "HCS_BOOTSTRAP='foo:bar' is not host:port[,host:port...]"),
     ("HCS_BOOTSTRAP", "k1:9092,k2", "'k2' is not host:port with a port number"),
     ("HCS_BOOTSTRAP", "k1:99999", "'k1:99999' is not host:port"),
+    ("HCS_STANDBY_REPLICAS", "9", "HCS_STANDBY_REPLICAS=9 is outside 0..8"),
 ])
 def test_a_bad_setting_is_refused_by_name(name: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError) as refused:
         Settings.from_env({name: value})
     assert message in str(refused.value)
+
+
+def test_standby_replicas_default_to_fausts_one_and_reach_the_worker_app() -> None:
+    from streams.worker.app import create_app
+
+    assert Settings.from_env({}).standby_replicas == 1
+    app = create_app(Settings.from_env({"HCS_STANDBY_REPLICAS": "0"}))
+    assert app.conf.table_standby_replicas == 0
 
 
 def test_bootstraps_of_several_servers_and_ipv6_are_taken() -> None:
