@@ -60,12 +60,13 @@ class Report:
     seconds: float
     sent: int
     decided: int
-    lost: int  # sent, never decided
+    lost: int  # sent, not decided by the end of the drain (lost, or still behind)
     repeated: int  # decided more than once
     alerts: int
     alerts_repeated: int  # an alert_id written more than once
     overall: Latency
     steady: Latency  # scans sent away from every change
+    alert_kinds: dict[str, int] = field(default_factory=dict)
     changes: list[Change] = field(default_factory=list)
     around: list[Latency] = field(default_factory=list)  # per change, its window's scans
 
@@ -81,15 +82,15 @@ def latency(values_s: list[float]) -> Latency:
 class Fleet:
     """The workers of one group: started, killed and stopped as the schedule says."""
 
-    def __init__(self, bootstrap: str, prefix: str, workdir: Path) -> None:
-        self.bootstrap, self.prefix, self.workdir = bootstrap, prefix, workdir
+    def __init__(self, bootstrap: str, prefix: str, workdir: Path, standby: int = 1) -> None:
+        self.bootstrap, self.prefix, self.workdir, self.standby = bootstrap, prefix, workdir, standby
         self.app_id = f"rebalance-{uuid.uuid4().hex[:6]}"
         self.running: list[Contender] = []
         self.gone: list[Contender] = []
 
     def join(self) -> None:
         worker = Contender("hcs", self.bootstrap, input_topic(self.prefix, "load"), self.prefix, self.workdir,
-                           hcs_env={"HCS_APP_ID": self.app_id})
+                           hcs_env={"HCS_APP_ID": self.app_id, "HCS_STANDBY_REPLICAS": str(self.standby)})
         if not self.running and not self.gone:
             worker.ensure_hcs_topics()
         worker.start()
@@ -149,10 +150,11 @@ def conduct(fleet: Fleet, every: tuple[float, float], max_workers: int, started:
 
 
 async def offer_and_read(bootstrap: str, source: str, decisions: str, alerts: str, rate: float, seconds: float,
-                         seed: int, drain_s: float) -> tuple[dict[str, float], dict[str, list[float]], Counter[str]]:
+                         seed: int, drain_s: float
+                         ) -> tuple[dict[str, float], dict[str, list[float]], Counter[str], Counter[str]]:
     """Send ``rate`` scans/s for ``seconds``; read decisions and alerts (committed only) until
     every sent scan is decided or ``drain_s`` passed after the last send. Returns when each scan
-    was sent, the times each was decided, and the alert ids read."""
+    was sent, the times each was decided, the alert ids read and the alerts by kind."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
     sim = Simulator(seed=seed, mix=CLEAN)
@@ -170,6 +172,7 @@ async def offer_and_read(bootstrap: str, source: str, decisions: str, alerts: st
     sent: dict[str, float] = {}
     decided: dict[str, list[float]] = {}
     alert_ids: Counter[str] = Counter()
+    alert_kinds: Counter[str] = Counter()
     reading = True
 
     async def read() -> None:
@@ -182,6 +185,7 @@ async def offer_and_read(bootstrap: str, source: str, decisions: str, alerts: st
                         decided.setdefault(value["event_id"], []).append(now)
                     else:
                         alert_ids[value["alert_id"]] += 1
+                        alert_kinds[value["kind"]] += 1
 
     reader = asyncio.create_task(read())
     started = time.time()
@@ -205,13 +209,13 @@ async def offer_and_read(bootstrap: str, source: str, decisions: str, alerts: st
         reader.cancel()
         await consumer.stop()
         await producer.stop()
-    return sent, decided, alert_ids
+    return sent, decided, alert_ids, alert_kinds
 
 
 def run_drill(bootstrap: str, rate: float, seconds: float, every: tuple[float, float], max_workers: int,
-              workdir: Path, seed: int = 17, log: Callable[[str], None] = print) -> Report:
+              workdir: Path, seed: int = 17, log: Callable[[str], None] = print, standby: int = 1) -> Report:
     prefix = f"rb-{uuid.uuid4().hex[:6]}."
-    fleet = Fleet(bootstrap, prefix, workdir)
+    fleet = Fleet(bootstrap, prefix, workdir, standby)
     settings_prefix = input_topic(prefix, "load").removesuffix(topics.SCANS.name)
     decisions = topics.topic_name(topics.DECISIONS, settings_prefix)
     alerts = topics.topic_name(topics.ALERTS, settings_prefix)
@@ -225,13 +229,13 @@ def run_drill(bootstrap: str, rate: float, seconds: float, every: tuple[float, f
         wall_started = time.time()
         # The load in a thread, the changes in this one: a worker dies with the thread that
         # started it (die_with_parent is PR_SET_PDEATHSIG, which follows the thread).
-        outcome: list[tuple[dict[str, float], dict[str, list[float]], Counter[str]]] = []
+        outcome: list[tuple[dict[str, float], dict[str, list[float]], Counter[str], Counter[str]]] = []
         loader = threading.Thread(target=lambda: outcome.append(asyncio.run(offer_and_read(
             bootstrap, input_topic(prefix, "load"), decisions, alerts, rate, seconds, seed, drain_s=120))))
         loader.start()
         conduct(fleet, every, max_workers, started, started + seconds, changes)
         loader.join()
-        sent, decided, alert_ids = outcome[0]
+        sent, decided, alert_ids, alert_kinds = outcome[0]
     finally:
         fleet.stop()
     waits = {e: decided[e][0] - t for e, t in sent.items() if e in decided}
@@ -241,7 +245,7 @@ def run_drill(bootstrap: str, rate: float, seconds: float, every: tuple[float, f
     report = Report(rate, seconds, len(sent), len(waits), len(set(sent) - set(decided)),
                     sum(1 for e in sent if len(decided.get(e, [])) > 1), len(alert_ids),
                     sum(n - 1 for n in alert_ids.values()), latency(list(waits.values())), latency(steady),
-                    changes, [latency(w) for w in near])
+                    dict(alert_kinds.most_common()), changes, [latency(w) for w in near])
     for change, around in zip(report.changes, report.around, strict=True):
         log(f"  {change.at_s:>6.1f} s  {change.action:<5} -> {change.workers} workers: scans sent around it "
             f"p50 {around.p50_ms:.0f} ms, p99 {around.p99_ms:.0f} ms, max {around.max_ms:.0f} ms")
@@ -253,8 +257,10 @@ def summary(report: Report) -> str:
     return "\n".join([
         f"{report.sent:,} scans at {report.rate:,.0f}/s over {report.seconds:.0f} s, {len(report.changes)} changes "
         f"({', '.join(c.action for c in report.changes)})",
-        f"decided {report.decided:,}: lost {report.lost}, decided twice {report.repeated}; "
-        f"{report.alerts:,} alerts, written twice {report.alerts_repeated}",
+        f"decided {report.decided:,}: not decided {report.lost} (lost, or behind after the drain), "
+        f"decided twice {report.repeated}; "
+        f"{report.alerts:,} alerts, written twice {report.alerts_repeated} ("
+        + ", ".join(f"{kind} {n:,}" for kind, n in report.alert_kinds.items()) + ")",
         f"scan -> decision: overall p50 {o.p50_ms:.0f} ms, p99 {o.p99_ms:.0f} ms, max {o.max_ms:.0f} ms; "
         f"away from changes p50 {s.p50_ms:.0f} ms, p99 {s.p99_ms:.0f} ms, max {s.max_ms:.0f} ms"]
         + [f"  {c.action:<5} at {c.at_s:.0f} s: p50 {a.p50_ms:.0f} ms, p99 {a.p99_ms:.0f} ms, max {a.max_ms:.0f} ms"
@@ -266,9 +272,10 @@ def summary(report: Report) -> str:
 @click.option("--rate", type=float, default=2000.0, show_default=True, help="Single-scan records per second.")
 @click.option("--every", default="20,30", show_default=True, help="Seconds between changes: min,max.")
 @click.option("--max-workers", type=int, default=3, show_default=True)
+@click.option("--standby", type=int, default=1, show_default=True, help="HCS_STANDBY_REPLICAS of the workers.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench-results/rebalance.json"),
               show_default=True)
-def main(seconds: float, rate: float, every: str, max_workers: int, out: Path) -> None:
+def main(seconds: float, rate: float, every: str, max_workers: int, standby: int, out: Path) -> None:
     """Workers joining, killed and leaving under a steady load: exactly-once outputs, and the
     latency a rebalance costs."""
     low, high = (float(x) for x in every.split(","))
@@ -280,13 +287,13 @@ def main(seconds: float, rate: float, every: str, max_workers: int, out: Path) -
             kafka = LocalKafka(work / "broker", heap="1g", owned=True)
             bootstrap = kafka.start(port=free_port()).bootstrap or ""
         report = run_drill(bootstrap, rate, seconds, (low, high), max_workers, work,
-                           log=lambda line: click.echo(line, err=True))
+                           log=lambda line: click.echo(line, err=True), standby=standby)
     finally:
         if kafka is not None:
             kafka.stop()
         shutil.rmtree(work, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    doc: dict[str, Any] = {"machine": machine(), **asdict(report)}
+    doc: dict[str, Any] = {"machine": machine(), "standby": standby, **asdict(report)}
     out.write_text(json.dumps(doc, indent=2) + "\n")
     click.echo(summary(report))
     click.echo(f"\nwritten: {out}")
