@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
-import tempfile
 import threading
 import time
 import uuid
@@ -30,9 +28,9 @@ from typing import Any
 import click
 import orjson
 
+from benchmarks.cluster import cluster
 from benchmarks.run import CLEAN, Contender, client_kwargs, input_topic, machine
 from streams.contract import topics
-from streams.dev.localkafka import LocalKafka, free_port
 from streams.dev.simulate import Simulator
 
 ACTIONS = ("join", "kill", "join", "leave")  # in turn
@@ -279,19 +277,9 @@ def main(seconds: float, rate: float, every: str, max_workers: int, standby: int
     """Workers joining, killed and leaving under a steady load: exactly-once outputs, and the
     latency a rebalance costs."""
     low, high = (float(x) for x in every.split(","))
-    work = Path(tempfile.mkdtemp(prefix="hcs-rebalance-"))
-    kafka = None
-    bootstrap = os.environ.get("HCS_BOOTSTRAP")
-    try:
-        if not bootstrap:
-            kafka = LocalKafka(work / "broker", heap="1g", owned=True)
-            bootstrap = kafka.start(port=free_port()).bootstrap or ""
+    with cluster("rebalance") as (bootstrap, work):
         report = run_drill(bootstrap, rate, seconds, (low, high), max_workers, work,
                            log=lambda line: click.echo(line, err=True), standby=standby)
-    finally:
-        if kafka is not None:
-            kafka.stop()
-        shutil.rmtree(work, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {"machine": machine(), "standby": standby, **asdict(report)}
     out.write_text(json.dumps(doc, indent=2) + "\n")

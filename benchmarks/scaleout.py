@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 import urllib.request
 import uuid
@@ -33,9 +31,9 @@ from pathlib import Path
 import click
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.cluster import cluster
 from benchmarks.run import MODES, Contender, input_topic, machine, preload
 from streams.contract import topics
-from streams.dev.localkafka import LocalKafka, free_port
 
 POLL_S = 0.5
 
@@ -153,21 +151,11 @@ def main(workers: str, scans: int, budget: float, forms: str, standby: int, out:
     """Aggregate throughput, CPU and partition share of 1, 2, 4... workers of one group on a backlog."""
     counts = [int(w) for w in workers.split(",")]
     modes = [m for m in forms.split(",") if m in MODES]
-    work = Path(tempfile.mkdtemp(prefix="hcs-scaleout-"))
-    kafka = None
-    bootstrap = os.environ.get("HCS_BOOTSTRAP")
-    try:
-        if not bootstrap:
-            kafka = LocalKafka(work / "broker", heap="1g", owned=True)
-            bootstrap = kafka.start(port=free_port()).bootstrap or ""
+    with cluster("scaleout") as (bootstrap, work):
         prefix = f"scaleout-{uuid.uuid4().hex[:6]}."
         preload(bootstrap, prefix, scans, seed=7, log=lambda line: click.echo(line, err=True))
         results = [measure(bootstrap, prefix, mode, n, scans, budget, work, lambda line: click.echo(line, err=True),
                            standby) for mode in modes for n in counts]
-    finally:
-        if kafka is not None:
-            kafka.stop()
-        shutil.rmtree(work, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": machine(), "scans": scans, "budget_s": budget, "standby": standby,
                                "results": [asdict(r) for r in results]}, indent=2) + "\n")
