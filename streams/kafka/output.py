@@ -172,6 +172,18 @@ class BatchedOutput:
         finally:
             self.abandon(sealed)
 
+    def producer_failure(self) -> BaseException | None:
+        """The error the transactional producer's sender died with, if it did: aiokafka then
+        fails the producer's later calls on its own fatal state (an assertion), not on that error,
+        so whoever sees a write fail asks here what the failure was."""
+        if not self._transactional:
+            return None
+        task = getattr(getattr(self._producer(), "_sender", None), "sender_task", None)  # aiokafka 0.14's
+        if task is None or not task.done() or task.cancelled():
+            return None
+        failure: BaseException | None = task.exception()
+        return failure
+
     async def _abort(self, producer: Any) -> None:
         """Abort the open transaction if the producer still can (else the broker aborts it when
         the restarted worker's producer starts, or after the transaction timeout)."""

@@ -92,7 +92,7 @@ class Drains(Service):
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 -- any failure stops the worker
-            exit_fenced(exc)  # at once, in one line
+            exit_fenced(exc, self.output.producer_failure())  # at once, in one line
             log.error("drain %s failed: %s", name, type(exc).__name__)
             await self.crash(exc)
 

@@ -73,3 +73,21 @@ def test_kafkas_producer_fenced_code_is_read_as_the_epoch_error_aiokafka_handles
     # Had aiokafka learnt code 90 itself, setdefault kept its class: read the patch again then.
     assert fences.PRODUCER_FENCED == 90
     assert errors.for_code(90) is errors.InvalidProducerEpoch
+
+
+def test_a_fence_is_recognised_in_what_a_write_raised_or_in_what_killed_the_producer() -> None:
+    from aiokafka import errors
+
+    from streams.kafka.patches.fences import fenced
+
+    # The sender died of the fence; the next write failed on the producer's fatal state.
+    state = AssertionError("Invalid state transition TransactionState.FATAL_ERROR -> IN_TRANSACTION")
+    assert fenced(state, errors.ProducerFenced())
+    try:
+        try:
+            raise errors.ProducerFenced()
+        except errors.ProducerFenced as inner:
+            raise errors.KafkaError("Unexpected error during batch delivery") from inner
+    except errors.KafkaError as outer:
+        assert fenced(outer)
+    assert not fenced(state, None) and not fenced(errors.KafkaConnectionError())

@@ -23,11 +23,22 @@ EXIT_FENCED = 3  # the exit code of a worker whose transactional producer was fe
 errors.kafka_errors.setdefault(PRODUCER_FENCED, errors.InvalidProducerEpoch)
 
 
-def exit_fenced(exc: BaseException) -> None:
-    """If ``exc`` is a fence of this worker's transactional producer, say so in one line and end
-    the process (exit :data:`EXIT_FENCED`): another process runs with this worker's
+def fenced(*failures: BaseException | None) -> bool:
+    """Whether any of ``failures`` (or what caused them) is a fence of the producer."""
+    for failure in failures:
+        while failure is not None:
+            if isinstance(failure, errors.ProducerFenced):
+                return True
+            failure = failure.__cause__ or failure.__context__
+    return False
+
+
+def exit_fenced(exc: BaseException, producer_failure: BaseException | None = None) -> None:
+    """If ``exc`` is, or comes of, a fence of this worker's transactional producer (which may
+    have died of it in its sender, ``producer_failure``, before a write saw it), say so in one
+    line and end the process (exit :data:`EXIT_FENCED`): another process runs with this worker's
     transactional id (its data dir's instance id), and this one can write nothing any more."""
-    if isinstance(exc, errors.ProducerFenced):
+    if fenced(exc, producer_failure):
         log.error("fenced: another worker took this worker's transactional id (a second process on the same "
                   "HCS_DATA_DIR, or a copy of it); this one exits, its uncommitted work is that one's now")
         logging.shutdown()
