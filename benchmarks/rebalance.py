@@ -29,7 +29,7 @@ import click
 import orjson
 
 from benchmarks.cluster import cluster
-from benchmarks.run import CLEAN, Contender, client_kwargs, input_topic, machine
+from benchmarks.run import CLEAN, Contender, client_kwargs, committed_reader_at_end, input_topic, machine
 from streams.contract import topics
 from streams.dev.simulate import Simulator
 
@@ -153,20 +153,14 @@ async def offer_and_read(bootstrap: str, source: str, decisions: str, alerts: st
     """Send ``rate`` scans/s for ``seconds``; read decisions and alerts (committed only) until
     every sent scan is decided or ``drain_s`` passed after the last send. Returns when each scan
     was sent, the times each was decided, the alert ids read and the alerts by kind."""
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka import AIOKafkaProducer, TopicPartition
 
     sim = Simulator(seed=seed, mix=CLEAN)
-    consumer = AIOKafkaConsumer(**client_kwargs(bootstrap), group_id=None, enable_auto_commit=False,
-                                isolation_level="read_committed")
+    consumer = await committed_reader_at_end(bootstrap, [
+        *(TopicPartition(decisions, p) for p in range(topics.DECISIONS.partitions)),
+        *(TopicPartition(alerts, p) for p in range(topics.ALERTS.partitions))])
     producer = AIOKafkaProducer(**client_kwargs(bootstrap), linger_ms=0)
-    await consumer.start()
     await producer.start()
-    parts = [TopicPartition(decisions, p) for p in range(topics.DECISIONS.partitions)]
-    parts += [TopicPartition(alerts, p) for p in range(topics.ALERTS.partitions)]
-    consumer.assign(parts)
-    await consumer.seek_to_end(*parts)
-    for tp in parts:
-        await consumer.position(tp)
     sent: dict[str, float] = {}
     decided: dict[str, list[float]] = {}
     alert_ids: Counter[str] = Counter()

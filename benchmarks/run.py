@@ -329,25 +329,34 @@ def measure(contender: Contender, mode: str, total: int, budget_s: float, log: C
 WARMUP_S = 2.0  # offered load before the measured seconds, the same for every contender
 
 
+async def committed_reader_at_end(bootstrap: str, partitions: list[Any]) -> Any:
+    """A started consumer of ``partitions`` (aiokafka TopicPartitions) at their ends, resolved now,
+    before anything is produced; read_committed: an hcs decision counts once its transaction is
+    committed (what readers see)."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(**client_kwargs(bootstrap), group_id=None, enable_auto_commit=False,
+                                isolation_level="read_committed")
+    await consumer.start()
+    consumer.assign(partitions)
+    await consumer.seek_to_end(*partitions)
+    for tp in partitions:
+        await consumer.position(tp)
+    return consumer
+
+
 async def _offered_load(bootstrap: str, source: str, sink: str, rate: float, seconds: float, batch: int,
                         seed: int, warmup_s: float = WARMUP_S) -> list[float]:
     """Produce ``rate`` scans/s for ``warmup_s + seconds`` and return the latency to its decision
     of each scan sent after the warm-up (a contender's first seconds under load are not its
     steady state: hcs's showed stalls of ~100 ms while its state and connections fill in)."""
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka import AIOKafkaProducer, TopicPartition
 
     sim = Simulator(seed=seed, mix=CLEAN)
-    # read_committed: an hcs decision counts once its transaction is committed (what readers see).
-    consumer = AIOKafkaConsumer(**client_kwargs(bootstrap), group_id=None, enable_auto_commit=False,
-                                isolation_level="read_committed")
+    consumer = await committed_reader_at_end(bootstrap, [TopicPartition(sink, p)
+                                                         for p in range(topics.DECISIONS.partitions)])
     producer = AIOKafkaProducer(**client_kwargs(bootstrap), linger_ms=0)
-    await consumer.start()
     await producer.start()
-    tps = [TopicPartition(sink, p) for p in range(topics.DECISIONS.partitions)]
-    consumer.assign(tps)
-    await consumer.seek_to_end(*tps)
-    for tp in tps:
-        await consumer.position(tp)  # resolve "the end" now, before anything is produced
     sent_at: dict[str, float] = {}
     latencies: list[float] = []
     warmup = int(rate * warmup_s)

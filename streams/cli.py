@@ -84,11 +84,12 @@ def cli() -> None:
 
 def _port_free(setting: str, host: str, port: int) -> None:
     """One line, not the web server's traceback, when the web port is taken."""
-    from streams.dev.localkafka import port_is_free
+    from streams.dev.localkafka import require_free_port
 
-    if not port_is_free(port, host):
-        _fail(f"{setting}={port} is taken on {host}: another hcs worker, bridge or `make run` of this machine may "
-              f"hold it; stop it or set {setting} to a free port")
+    try:
+        require_free_port(setting, host, port)
+    except HcsError as exc:
+        _fail(exc)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

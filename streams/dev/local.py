@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from streams.dev.localkafka import LocalKafka, die_with_parent, port_is_free
+from streams.dev.localkafka import LocalKafka, die_with_parent, require_free_port
 from streams.settings import ENV_BOOTSTRAP, Settings
 from streams.times import local_time
 
@@ -162,9 +162,10 @@ def run_local(rate: float, port: int) -> None:
              "or give this one another HCS_DATA_DIR and HCS_WEB_PORT")
     except HcsError as exc:
         raise SystemExit(f"hcs: {exc}") from None
-    if not port_is_free(settings.web_port, settings.web_bind):  # before a broker is started for nothing
-        raise SystemExit(f"hcs: HCS_WEB_PORT={settings.web_port} is taken on {settings.web_bind}: another hcs worker "
-                         "or `make run` of this machine may hold it; stop it or set HCS_WEB_PORT to a free port")
+    try:  # before a broker is started for nothing
+        require_free_port("HCS_WEB_PORT", settings.web_bind, settings.web_port)
+    except HcsError as exc:
+        raise SystemExit(f"hcs: {exc}") from None
     roles = os.environ.get(ENV_ROLES_DIR)
     roles_dir = Path(roles) if roles else None
     # Under roles: the worker as `worker`; the simulator, which plays every device, the register,

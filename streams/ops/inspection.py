@@ -89,13 +89,10 @@ def table(statuses: Iterable[Mapping[str, Any]], district: str | None = None, st
             and (status is None or s["status"] == status) and (not overdue or s["overdue"])]
     rows.sort(key=lambda s: (datetime.fromisoformat(s["deadline"]).timestamp(), s["finding_id"]))
     cells = [COLUMNS] + [(s["finding_id"], s["district"], s["venue_id"], s["problem"], s["source"], s["status"],
-                          str(s["repeat_count"]), _local(s["deadline"]), "yes" if s["overdue"] else "",
-                          _local(s["updated_at"])) for s in rows]
+                          str(s["repeat_count"]), local_time_of(s["deadline"]), "yes" if s["overdue"] else "",
+                          local_time_of(s["updated_at"])) for s in rows]
     return columns(cells) if rows else ["no findings match"]
 
-
-def _local(text: str) -> str:
-    return local_time_of(text)
 
 
 async def publish(client: Mapping[str, Any], topic: str, value: Mapping[str, Any]) -> None:

@@ -58,7 +58,7 @@ def action_record(action: str, incident: Mapping[str, Any], level: int, at: floa
     status = incident["status"]
     if status not in rules.LIVE:
         raise InspectionError(f"not written: incident {incident['incident_id']} is {status} since "
-                              f"{_local(incident['resolved_at'] or incident['updated_at'])}")
+                              f"{local_time_of(incident['resolved_at'] or incident['updated_at'])}")
     refused = rules.act(_shell(incident), AlertAction("", incident["dedup_key"], action, at, level), at)
     if isinstance(refused, rules.Refused):
         raise InspectionError(f"not written: {refused.detail}")
@@ -108,6 +108,3 @@ def _age(seconds: float) -> str:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
-
-def _local(text: str) -> str:
-    return local_time_of(text)

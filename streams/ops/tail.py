@@ -47,7 +47,7 @@ def _value(value: Any) -> str | None:
         return ",".join(f"{k}:{_value(v)}" for k, v in value.items() if _value(v) is not None)
     text = str(value)
     if len(text) >= 20 and text[4:5] == "-" and text[10:11] == "T":  # an RFC 3339 time: its time of day
-        return local_time_of(text)[11:19]
+        return _clock(text)
     return text
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from streams.errors import BrokerError
+from streams.errors import BrokerError, ConfigError
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 9092
@@ -95,6 +95,14 @@ def resolve_jars(cache_dir: Path | None = None) -> Path:
     tmp.rename(libs)
     done_marker.touch()
     return libs
+
+
+def require_free_port(setting: str, host: str, port: int) -> None:
+    """Raise :class:`ConfigError` in one line, naming ``setting``, when ``host:port`` is taken (the
+    web server would fail on it with a traceback)."""
+    if not port_is_free(port, host):
+        raise ConfigError(f"{setting}={port} is taken on {host}: another hcs worker, bridge or `make run` of this "
+                          f"machine may hold it; stop it or set {setting} to a free port")
 
 
 def port_is_free(port: int, host: str = HOST) -> bool:
