@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 import click
 import orjson
 
+from benchmarks.neighbours import neighbours
 from streams.contract import topics
 from streams.dev.localkafka import LocalKafka, die_with_parent, free_port
 from streams.dev.simulate import Mix, Simulator
@@ -80,6 +81,7 @@ class Report:
     scans: int
     rounds: int
     budget_s: float
+    background_load: int = 0  # spinning neighbour processes during the whole run (benchmarks.neighbours)
     runs: list[Run] = field(default_factory=list)
     latencies: list[Latency] = field(default_factory=list)
 
@@ -440,12 +442,22 @@ def measure_latency(contender: Contender, mode: str, rate: float, seconds: float
 # -- the whole benchmark ----------------------------------------------------------------------------
 
 def run_benchmark(bootstrap: str, scans: int, rounds: int, budget_s: float, rate: float, latency_s: float,
-                  out: Path, seed: int = 42, log: Callable[[str], None] = print) -> Report:
+                  out: Path, seed: int = 42, log: Callable[[str], None] = print, background_load: int = 0) -> Report:
     workdir = out.parent / "bench-work"
     workdir.mkdir(parents=True, exist_ok=True)
     prefix = f"bench{uuid.uuid4().hex[:6]}."
-    report = Report(machine(), scans, rounds, budget_s)
+    report = Report(machine(), scans, rounds, budget_s, background_load)
     preload(bootstrap, prefix, scans, seed, log)
+    with neighbours(background_load):  # after the preload: only the measured runs share the machine
+        if background_load:
+            log(f"{background_load} spinning neighbour process(es) from here to the end")
+        _measure_all(report, bootstrap, prefix, workdir, scans, rounds, budget_s, rate, latency_s, seed, log)
+    out.write_text(json.dumps({**asdict(report), "summary": report.summary()}, indent=2) + "\n")
+    return report
+
+
+def _measure_all(report: Report, bootstrap: str, prefix: str, workdir: Path, scans: int, rounds: int,
+                 budget_s: float, rate: float, latency_s: float, seed: int, log: Callable[[str], None]) -> None:
     for i in range(rounds):
         order = CONTENDERS[i % 3:] + CONTENDERS[: i % 3]  # rotate who goes first
         log(f"round {i + 1}/{rounds}: {' -> '.join(order)}")
@@ -465,13 +477,12 @@ def run_benchmark(bootstrap: str, scans: int, rounds: int, budget_s: float, rate
         source = input_topic(prefix, f"low-rate-{kind}")
         contender = Contender(kind, bootstrap, source, prefix, workdir)
         report.latencies.append(measure_latency(contender, "single", LOW_RATE, latency_s, seed + 2, log))
-    out.write_text(json.dumps({**asdict(report), "summary": report.summary()}, indent=2) + "\n")
-    return report
 
 
 def table(report: Report) -> str:
     s = report.summary()
-    lines = [f"hcs bench: {report.scans:,} scans, {report.rounds} round(s), {report.machine['cpus']} cpus, "
+    busy = f", {report.background_load} spinning neighbour(s)" if report.background_load else ""
+    lines = [f"hcs bench: {report.scans:,} scans, {report.rounds} round(s), {report.machine['cpus']} cpus{busy}, "
              f"python {report.machine['python']}", "",
              f"{'mode':<7}{'raw/s':>10}{'bare/s':>10}{'hcs/s':>10}{'hcs/raw':>9}{'hcs/bare':>10}"
              f"{'cpu s/100k raw|bare|hcs':>28}{'peak MB raw|bare|hcs':>24}"]
@@ -505,8 +516,11 @@ def _ratio(x: float | None) -> str:
 @click.option("--budget", type=float, default=12.0, show_default=True, help="Seconds measured per run at most.")
 @click.option("--rate", type=float, default=2000.0, show_default=True, help="Offered load for latency, scans/s.")
 @click.option("--latency-seconds", type=float, default=10.0, show_default=True, help="Length of the latency run.")
+@click.option("--background-load", type=click.IntRange(0, 64), default=0, show_default=True,
+              help="Processes spinning a core each while the contenders are measured: a busy machine, on purpose.")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench-results/bench.json"), show_default=True)
-def main(scans: int, rounds: int, budget: float, rate: float, latency_seconds: float, out: Path) -> None:
+def main(scans: int, rounds: int, budget: float, rate: float, latency_seconds: float, background_load: int,
+         out: Path) -> None:
     """Benchmark hcs against a raw aiokafka loop and a bare Faust agent on a real broker."""
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -525,7 +539,7 @@ def main(scans: int, rounds: int, budget: float, rate: float, latency_seconds: f
             bootstrap = kafka.start(port=free_port()).bootstrap or ""
             click.echo(f"local broker at {bootstrap}", err=True)
         report = run_benchmark(bootstrap, scans, rounds, budget, rate, latency_seconds, out,
-                               log=lambda line: click.echo(line, err=True))
+                               log=lambda line: click.echo(line, err=True), background_load=background_load)
         finished = True
     except HcsError as exc:
         _fail(exc)
