@@ -141,6 +141,20 @@ async def _create(bootstrap: str, names: list[str], partitions: int) -> None:
         await admin.close()
 
 
+async def _delete(bootstrap: str, name: str | None, containing: str | None) -> None:
+    """Delete topic ``name`` and every topic whose name contains ``containing``."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**client_kwargs(bootstrap))
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t == name or (containing and containing in t)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
 async def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
     from aiokafka import AIOKafkaProducer
 
@@ -281,6 +295,14 @@ class Contender:
                       if line.startswith("VmHWM:"))
         return cpu, rss_kb / 1024
 
+    def discard(self) -> None:
+        """Delete the topics this run made for itself alone (raw's and bare's sink; hcs's changelogs
+        and internal topics, named after its app id), so that later runs meet a broker without
+        them: a broker holding earlier runs' changelogs stalled later runs' transactions more
+        often (docs/performance.md). The inputs and hcs's shared topics stay."""
+        asyncio.run(_delete(self.bootstrap, self.sink if self.kind != "hcs" else None,
+                            self.env["HCS_APP_ID"] if self.kind == "hcs" else None))
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
@@ -315,6 +337,7 @@ def measure(contender: Contender, mode: str, total: int, budget_s: float, log: C
         time.sleep(0.6)  # the last progress sample of a baseline
     finally:
         contender.stop()
+    contender.discard()
     if contender.kind != "hcs":
         samples = contender.samples()
     (t0, n0), (t1, n1) = samples[0], samples[-1]
@@ -429,6 +452,7 @@ def measure_latency(contender: Contender, mode: str, rate: float, seconds: float
         cpu = (contender.cpu_and_rss()[0] - cpu_from) / (time.monotonic() - load_from) * 100
     finally:
         contender.stop()
+    contender.discard()
     ms = sorted(x * 1000 for x in latencies) or [float("nan")]
     result = Latency(contender.kind, mode, rate, len(latencies), round(ms[len(ms) // 2], 1),
                      round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 1), round(ms[-1], 1), round(cpu, 1),
