@@ -42,7 +42,7 @@ def local_broker(state_dir: Path, secure: SecureListener | None = None) -> Itera
     A broker that cannot start fails the run in CI and skips the test elsewhere."""
     kafka = LocalKafka(state_dir, owned=True, secure=secure)
     try:
-        status = kafka.start(port=free_port())
+        status = kafka.start(port=free_port(avoid=(secure.port,) if secure else ()))
     except BrokerError as exc:
         unavailable("a real Kafka broker", str(exc))
     try:

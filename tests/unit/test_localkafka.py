@@ -32,3 +32,21 @@ def test_the_first_jar_fetch_says_what_it_fetches(tmp_path: Path, monkeypatch: p
     assert said.startswith("hcs: fetching the Apache Kafka broker jars with Maven into ") and said.count("\n") == 1
     localkafka.resolve_jars(tmp_path)  # cached: nothing to say
     assert capsys.readouterr().err == ""
+
+
+def test_a_free_port_is_none_of_the_ports_chosen_a_moment_ago() -> None:
+    from streams.dev.localkafka import free_port
+
+    taken = {free_port() for _ in range(50)}
+    assert all(free_port(avoid=taken) not in taken for _ in range(50))
+
+
+def test_a_java_tools_error_is_its_message_without_the_stack_frames() -> None:
+    from streams.dev.localkafka import _stderr_message
+
+    stderr = ("Exception in thread main org.apache.kafka.common.config.ConfigException: Each listener must have a "
+              "different port, listeners: PLAINTEXT://127.0.0.1:4001,CONTROLLER://127.0.0.1:4001\n"
+              + "".join(f"\tat org.apache.kafka.Frame{i}.call(Frame.java:{i})\n" for i in range(40)) + "\t... 8 more\n")
+    message = _stderr_message(stderr)
+    assert message.startswith("Exception in thread main") and "different port" in message
+    assert "Frame" not in message and "more" not in message

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -115,11 +116,22 @@ def port_is_free(port: int, host: str = HOST) -> bool:
     return True
 
 
-def free_port(host: str = HOST) -> int:
-    """An ephemeral port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+def free_port(host: str = HOST, avoid: Collection[int] = ()) -> int:
+    """An ephemeral port that was free a moment ago, and none of ``avoid`` (ports chosen a moment
+    ago for something else, free until it binds them: the kernel may hand one out again)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in avoid:
+            return port
+
+
+def _stderr_message(stderr: str, limit: int = 600) -> str:
+    """A Java tool's error without its stack frames (the message is what a reader needs; the
+    frames alone filled the last 400 characters once, and hid it)."""
+    lines = [line for line in stderr.strip().splitlines() if not line.lstrip().startswith(("at ", "..."))]
+    return " ".join(line.strip() for line in lines)[-limit:]
 
 
 def die_with_parent() -> None:
@@ -284,7 +296,7 @@ class LocalKafka:
         try:
             controller_port = int(json.loads(ports_path.read_text())["controller"])
         except (FileNotFoundError, ValueError, KeyError):
-            controller_port = free_port()
+            controller_port = free_port(avoid={port, *((self.secure.port,) if self.secure else ())})
             ports_path.write_text(json.dumps({"controller": controller_port}))
         if not port_is_free(controller_port):
             raise BrokerError(
@@ -353,7 +365,7 @@ class LocalKafka:
                 capture_output=True, text=True, check=False,
             )
             if fmt.returncode != 0:
-                raise BrokerError(f"formatting the KRaft data dir failed: {fmt.stderr.strip()[-400:]}")
+                raise BrokerError(f"formatting the KRaft data dir failed: {_stderr_message(fmt.stderr)}")
         console = open(self.state_dir / "logs" / "broker.out", "ab")  # noqa: SIM115 - owned by the JVM
         proc = subprocess.Popen(
             self._java_cmd(java, libs, "kafka.Kafka", str(config)),
