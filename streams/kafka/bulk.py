@@ -25,12 +25,8 @@ from typing import Any
 from faust.types import TP
 from mode.utils.queues import FlowControlEvent, FlowControlQueue
 
-# What a topic's inbox queues before the fetch loop waits: bytes of record values, and batches
-# (one fetch: a batch per partition). Bytes bound the memory a backlog's large fetches hold; the
-# count only a flood of tiny batches. A bound of 16 batches alone held the fetch loop at 2,000
-# single scans/s (fetches of a few records per partition) for ~50 ms of every write.
-INBOX_BYTES = 16 * 1024 * 1024
-INBOX_BATCHES = 1024
+# Fetched batches queued per topic before the fetch loop waits (one fetch: a batch per partition).
+INBOX_BATCHES = 16
 
 
 @dataclass(slots=True)
@@ -39,49 +35,17 @@ class Batch:
 
     tp: TP
     records: Sequence[Any]
-    size: int = -1  # bytes of the record values (counted when it is made, unless given)
-
-    def __post_init__(self) -> None:
-        if self.size < 0:
-            self.size = sum(len(record.value or b"") for record in self.records)
-
-
-class _BatchQueue(FlowControlQueue[Batch]):
-    """A flow-controlled queue of batches, full at ``max_bytes`` of record values (or ``maxsize``
-    batches); a batch is always taken into an empty queue, whatever its size."""
-
-    def __init__(self, maxsize: int, max_bytes: int, flow_control: FlowControlEvent) -> None:
-        self.bytes = 0
-        self.max_bytes = max_bytes
-        # Cleared with every flow-controlled queue when a rebalance resumes the flow.
-        super().__init__(maxsize, flow_control=flow_control, clear_on_resume=True)
-
-    def full(self) -> bool:
-        return self.bytes >= self.max_bytes or super().full()
-
-    def _put(self, item: Batch) -> None:
-        self.bytes += item.size
-        super()._put(item)  # asyncio.Queue's hook
-
-    def _get(self) -> Batch:
-        item: Batch = super()._get()
-        self.bytes -= item.size
-        return item
-
-    def clear(self) -> None:
-        super().clear()
-        self.bytes = 0
-        self._wakeup_next(self._putters)  # type: ignore[attr-defined]  # room again
 
 
 class Inbox:
     """One topic's fetched batches, waiting for its drain."""
 
-    def __init__(self, topic: str, flow_control: FlowControlEvent, maxsize: int = INBOX_BATCHES,
-                 max_bytes: int = INBOX_BYTES) -> None:
+    def __init__(self, topic: str, flow_control: FlowControlEvent, maxsize: int = INBOX_BATCHES) -> None:
         self.topic = topic
         self._flow_control = flow_control
-        self._queue = _BatchQueue(maxsize, max_bytes, flow_control)
+        # Cleared with every flow-controlled queue when a rebalance resumes the flow.
+        self._queue: FlowControlQueue[Batch] = FlowControlQueue(maxsize, flow_control=flow_control,
+                                                                 clear_on_resume=True)
         self._in_hand = 0
         self._settled = asyncio.Event()
         self._settled.set()
@@ -105,12 +69,12 @@ class Inbox:
         """Every batch waiting, at least one (waits for it), stopping once ``max_records``
         records or ``max_bytes`` of their values are in."""
         batches = [await self._queue.get()]
-        count, size = len(batches[0].records), batches[0].size
+        count, size = len(batches[0].records), _size(batches[0])
         while count < max_records and size < max_bytes and not self._queue.empty():
             batch = self._queue.get_nowait()
             batches.append(batch)
             count += len(batch.records)
-            size += batch.size
+            size += _size(batch)
         self._in_hand += len(batches)
         self._settled.clear()
         return batches
@@ -128,6 +92,10 @@ class Inbox:
 
     async def settled(self) -> None:
         await self._settled.wait()
+
+
+def _size(batch: Batch) -> int:
+    return sum(len(record.value or b"") for record in batch.records)
 
 
 class BulkIntake:

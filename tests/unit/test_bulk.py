@@ -9,7 +9,7 @@ from typing import Any
 from faust.types import TP
 from mode.utils.queues import FlowControlEvent
 
-from streams.kafka.bulk import Batch, BulkIntake, Inbox, unread
+from streams.kafka.bulk import Batch, BulkIntake, unread
 from streams.metrics import Metrics
 from streams.rules.policy import load_policy
 from streams.settings import Settings
@@ -72,32 +72,6 @@ def test_an_inbox_hands_over_every_batch_waiting_and_is_settled_once_they_are_do
         suspended.resume()
         await asyncio.wait_for(put, 1)
         assert not held.idle
-
-    asyncio.run(scenario())
-
-
-def test_an_inbox_is_full_by_the_bytes_it_holds_not_by_how_many_small_batches() -> None:
-    async def scenario() -> None:
-        flow = FlowControlEvent(initially_suspended=False)
-        inbox = Inbox("scans", flow, maxsize=1000, max_bytes=100)
-        # Forty fetches of one 2-byte record each (a trickle spread over partitions): all queued,
-        # where a bound of 16 batches held the fetch loop.
-        for offset in range(40):
-            await asyncio.wait_for(inbox.put(Batch(TP("scans", offset % 8), records(offset, size=2))), 1)
-        assert sum(len(b.records) for b in await inbox.take(1000)) == 40
-        inbox.done(40)
-        # 60 + 60 bytes: the second fills the inbox (120 >= 100), the third waits for room.
-        await inbox.put(Batch(TP("scans", 0), records(0, size=60)))
-        await inbox.put(Batch(TP("scans", 0), records(1, size=60)))
-        third = asyncio.ensure_future(inbox.put(Batch(TP("scans", 0), records(2, size=60))))
-        await asyncio.sleep(0.01)
-        assert not third.done()
-        assert offsets((await inbox.take(1))[0].records) == [0]  # 60 bytes left: room again
-        await asyncio.wait_for(third, 1)
-        # A rebalance clears the queue and its bytes: a batch larger than the bound still goes in.
-        flow.clear()
-        await asyncio.wait_for(inbox.put(Batch(TP("scans", 0), records(5, size=500))), 1)
-        assert [offsets(b.records) for b in await inbox.take(10)] == [[5]]
 
     asyncio.run(scenario())
 
