@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import click
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from benchmarks.run import worker_ready
 from streams.contract import topics
 from streams.contract.encoding import encode
 from streams.dev.localkafka import LocalKafka, free_port
@@ -81,14 +81,10 @@ def start_to_ready(env: dict[str, str], log: Path, timeout_s: float = 1800.0) ->
         while time.monotonic() - started < timeout_s:
             if proc.poll() is not None:
                 raise click.ClickException(f"the worker exited with {proc.returncode}: see {log}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{env['HCS_WEB_PORT']}/readyz", timeout=2) as resp:
-                    if resp.status == 200:
-                        took = time.monotonic() - started
-                        found = RECOVERED.search(log.read_text(errors="replace"))
-                        return took, float(found.group(1)) if found else None, rss_mib(proc.pid)
-            except OSError:
-                pass
+            if worker_ready(env["HCS_WEB_PORT"]):
+                took = time.monotonic() - started
+                found = RECOVERED.search(log.read_text(errors="replace"))
+                return took, float(found.group(1)) if found else None, rss_mib(proc.pid)
             time.sleep(0.2)
         raise click.ClickException(f"not ready in {timeout_s:.0f} s: see {log}")
     finally:

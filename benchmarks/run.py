@@ -208,6 +208,16 @@ def _batch(values: list[bytes]) -> bytes:
 
 # -- running one contender ---------------------------------------------------------------------------
 
+def worker_ready(port: int | str) -> bool:
+    """An hcs worker's ``/readyz`` on ``port`` answers 200 (False while it does not answer, or answers
+    otherwise)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
 class Contender:
     """One contender process on an input topic, with a way to read how many scans it did."""
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import urllib.request
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ import click
 
 from benchmarks.cluster import cluster
 from benchmarks.restart import fill
-from benchmarks.run import Contender, machine
+from benchmarks.run import Contender, machine, worker_ready
 from benchmarks.scaleout import scrape
 from streams.contract import topics
 
@@ -49,29 +48,22 @@ class Move:
     partitions: int  # of hcs.scans.v1 the gaining worker owns then
 
 
-def _ready(worker: Contender) -> bool:
-    """/readyz answers 200."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/readyz", timeout=2) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
-
-
 def until_owns(worker: Contender, scans_topic: str, partitions: int, since: float, timeout_s: float = 1800.0) -> float:
     """Seconds from ``since`` until ``worker`` is ready owning ``partitions`` partitions of the scans
     topic (asked twice, 0.2 s apart: a rebalance may not have begun at the first answer)."""
+    def owns() -> bool:
+        scraped = scrape(worker, scans_topic)
+        return scraped is not None and scraped[1] == partitions and worker_ready(worker.port)
+
     deadline = since + timeout_s
     while time.monotonic() < deadline:
         assert worker.proc is not None
         if worker.proc.poll() is not None:
             raise click.ClickException(f"a worker exited with {worker.proc.returncode}: see {worker.log}")
-        scraped = scrape(worker, scans_topic)
-        if scraped and scraped[1] == partitions and _ready(worker):
+        if owns():
             took = time.monotonic() - since
             time.sleep(0.2)
-            scraped = scrape(worker, scans_topic)
-            if scraped and scraped[1] == partitions and _ready(worker):
+            if owns():
                 return took
         time.sleep(0.1)
     raise click.ClickException(f"not ready with {partitions} partitions in {timeout_s:.0f} s: see {worker.log}")

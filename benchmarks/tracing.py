@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +34,7 @@ import click
 import faust
 import orjson
 
+from benchmarks.run import worker_ready
 from streams.contract import topics
 from streams.kafka.output import partition_for
 from streams.kafka.visits import VisitStore
@@ -198,7 +198,7 @@ def _end_to_end(work: Path, count: int, venues: int, people: int, flush: int, se
             proc = subprocess.Popen([sys.executable, "-m", "streams", "worker", "-l", "info"], env=env, stdout=out,
                                     stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            _wait(lambda: _ready(env["HCS_WEB_PORT"]), 300, proc, log)
+            _wait(lambda: worker_ready(env["HCS_WEB_PORT"]), 300, proc, log)
             case: dict[str, object] = {"schema": "hcs.case.v1", "event_id": app_id, "case_id": app_id,
                                        "person_ref": CASE,
                                        "district": "330106", "classification": "confirmed",
@@ -214,14 +214,6 @@ def _end_to_end(work: Path, count: int, venues: int, people: int, flush: int, se
     finally:
         if kafka is not None:
             kafka.stop()
-
-
-def _ready(port: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
-            return bool(resp.status == 200)
-    except OSError:
-        return False
 
 
 def _wait(condition: Callable[[], bool], timeout_s: float, proc: subprocess.Popen[bytes], log: Path) -> None:

@@ -94,7 +94,6 @@ def table(statuses: Iterable[Mapping[str, Any]], district: str | None = None, st
     return columns(cells) if rows else ["no findings match"]
 
 
-
 async def publish(client: Mapping[str, Any], topic: str, value: Mapping[str, Any]) -> None:
     """Write one FindingEvent, keyed by its venue, acknowledged by every in-sync replica."""
     await send_records(client, topic, [(str(value["venue_id"]).encode(), orjson.dumps(value))])
