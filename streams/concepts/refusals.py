@@ -32,8 +32,10 @@ TICK_S = 1.0
 class ViewRefusals:
     def __init__(self, policy: Policy, register: Register, policies: PolicyFeed | None, intake: Intake,
                  alerts: Alerts, owned: Callable[[], set[int]],
-                 cases: Callable[[], list[tuple[Rejected, Where]]] | None = None) -> None:
+                 cases: Callable[[], list[tuple[Rejected, Where]]] | None = None,
+                 venue_partitions: int = topics.SCANS.partitions) -> None:
         self.policy = policy
+        self.venue_partitions = venue_partitions
         self.cases = cases  # the refused case reports (source tracing), taken
         self.register = register
         self.policies = policies
@@ -61,7 +63,7 @@ class ViewRefusals:
                         for rejected, where, version in self.policies.take_refused()]
         done = 0
         for rejected, where, version, spec in refused:
-            state_partition = where.partition % topics.SCANS.partitions
+            state_partition = where.partition % self.venue_partitions
             if state_partition not in owned:
                 continue
             ref = RecordRef(spec, where.topic, where.partition, where.offset, where.key)

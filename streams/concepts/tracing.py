@@ -81,8 +81,10 @@ class Tracing:
     """Cases traced over this worker's venue partitions; their reports put together into Traces."""
 
     def __init__(self, policy: Policy, visits: Visits, state: PartitionedState, alerts: Alerts,
-                 sink: Sink, metrics: Metrics, owned: Callable[[], set[int]], topic: str = "") -> None:
+                 sink: Sink, metrics: Metrics, owned: Callable[[], set[int]], topic: str = "",
+                 sources: int = topics.SCANS.partitions) -> None:
         self.policy, self.visits, self.alerts = policy, visits, alerts
+        self.sources = sources  # the venue partitions: a trace is complete once each has reported
         self.sink, self.metrics, self.owned = sink, metrics, owned
         self.cases: Replica[str, CaseReport] = Replica("cases", topic, self._decode, on_change=self._changed,
                                                        on_invalid=self._refused)
@@ -358,7 +360,7 @@ class Tracing:
                             combined.visits + report.visits, sorted(set(combined.venues) | set(report.venues)),
                             sorted(set(combined.contacts) | set(report.contacts)),
                             min(combined.started_at, report.started_at))
-        if len(combined.sources) >= topics.SCANS.partitions:
+        if len(combined.sources) >= self.sources:
             combined.completed_at = now
         self.combined.set(key, combined, ref.partition)
         self._trace_out(report.case_id, combined, ref.partition, now)

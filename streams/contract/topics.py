@@ -13,6 +13,11 @@ RETENTION_DAYS = {ONCALL: 180, STATISTICS: 400}
 DAY_MS = 86_400_000
 
 
+# The partitions of the venue-keyed topics (scans and every topic co-partitioned with them) unless
+# HCS_VENUE_PARTITIONS says otherwise: the ceiling of a group's parallelism.
+VENUE_PARTITIONS = 8
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
@@ -22,20 +27,20 @@ class TopicSpec:
     keep: str = PERSONAL  # its retention class
 
 
-SCANS = TopicSpec("hcs.scans.v1", 8, "venue_id")
-ENTRIES = TopicSpec("hcs.entries.v1", 8, "venue_id", keep=STATISTICS)
-DECISIONS = TopicSpec("hcs.decisions.v1", 8, "venue_id")
+SCANS = TopicSpec("hcs.scans.v1", VENUE_PARTITIONS, "venue_id")
+ENTRIES = TopicSpec("hcs.entries.v1", VENUE_PARTITIONS, "venue_id", keep=STATISTICS)
+DECISIONS = TopicSpec("hcs.decisions.v1", VENUE_PARTITIONS, "venue_id")
 ALERTS = TopicSpec("hcs.alerts.v1", 4, "dedup_key", keep=ONCALL)
 DISTRICT_STATS = TopicSpec("hcs.district-stats.v1", 4, "district", keep=STATISTICS)
 DLQ = TopicSpec("hcs.dlq.v1", 4, "original key")
 # The key-personnel register, written by the register's system, read whole by every worker.
 MANAGEMENT = TopicSpec("hcs.management.v1", 4, "person_ref", compacted=True, keep=FOREVER)
 # Isolation points' observations, keyed by the point (a venue): co-partitioned with scans.
-OBSERVATIONS = TopicSpec("hcs.observations.v1", 8, "isolation_point_id")
+OBSERVATIONS = TopicSpec("hcs.observations.v1", VENUE_PARTITIONS, "isolation_point_id")
 ISOLATION_STATUS = TopicSpec("hcs.isolation-status.v1", 4, "isolation_point_id", keep=STATISTICS)
 # Inspectors' findings, keyed by venue (co-partitioned with scans: a venue's findings meet the
 # alerts that count as their recurrences), and every finding's latest state with its history.
-FINDINGS = TopicSpec("hcs.findings.v1", 8, "venue_id", keep=ONCALL)
+FINDINGS = TopicSpec("hcs.findings.v1", VENUE_PARTITIONS, "venue_id", keep=ONCALL)
 FINDING_STATUS = TopicSpec("hcs.finding-status.v1", 4, "finding_id", compacted=True, keep=ONCALL)
 # Policy versions published to the running workers, read whole by every worker.
 POLICIES = TopicSpec("hcs.policies.v1", 1, "version", compacted=True, keep=FOREVER)
@@ -63,6 +68,17 @@ RECURRENCES = TopicSpec("finding-recurrences", FINDINGS.partitions, "venue_id", 
 TRACE_REPORTS = TopicSpec("trace-reports", SCANS.partitions, "case_id")
 INTERNAL: tuple[TopicSpec, ...] = (PARTIALS, RECURRENCES, TRACE_REPORTS)
 
+# The venue-keyed topics and those co-partitioned with them: a venue's records of each, and its
+# state, share one partition number. Their count is a setting (HCS_VENUE_PARTITIONS, by default
+# the partitions declared above), the same for all of them, fixed for a generation of topics.
+VENUE_KEYED: frozenset[TopicSpec] = frozenset({SCANS, ENTRIES, DECISIONS, OBSERVATIONS, FINDINGS, RECURRENCES,
+                                                TRACE_REPORTS})
+
+
+def partitions(spec: TopicSpec, venue_partitions: int = VENUE_PARTITIONS) -> int:
+    """The topic's partition count when the venue-keyed topics have ``venue_partitions``."""
+    return venue_partitions if spec in VENUE_KEYED else spec.partitions
+
 
 def topic_name(spec: TopicSpec, prefix: str = "") -> str:
     """The topic's name on the cluster: the contract name behind an optional prefix."""
@@ -89,25 +105,27 @@ def leader_topic_name(app_id: str) -> str:
     return f"{app_id}-__assignor-__leader"
 
 
-def worker_topics(prefix: str, app_id: str) -> dict[str, int]:
+def worker_topics(prefix: str, app_id: str, venue_partitions: int = VENUE_PARTITIONS) -> dict[str, int]:
     """Every topic the worker declares and writes (besides Faust's changelogs), with its partitions.
 
     Faust's leader topic is among them: Faust declares it while its consumer already subscribes
     to it, and the first metadata fetch logged "Topic ... not found in cluster metadata" at ERROR
     on a fresh cluster; made before Faust starts, it is there.
     """
-    names = {topic_name(spec, prefix): spec.partitions for spec in ALL}
+    names = {topic_name(spec, prefix): partitions(spec, venue_partitions) for spec in ALL}
     for spec in INTERNAL:
-        names[internal_topic_name(spec, prefix, app_id)] = spec.partitions
+        names[internal_topic_name(spec, prefix, app_id)] = partitions(spec, venue_partitions)
     names[leader_topic_name(app_id)] = 1
     return names
 
 
-# The worker's tables (name -> partitions): each changelog must have as many partitions as the
-# topic whose partitions its keys follow (seen and state: the venue topics; stats: districts;
-# incidents: the alerts' dedup keys).
-TABLES: dict[str, int] = {"seen": SCANS.partitions, "state": SCANS.partitions,
-                          "district-stats": DISTRICT_STATS.partitions, "incidents": ALERTS.partitions}
+def tables(venue_partitions: int = VENUE_PARTITIONS) -> dict[str, int]:
+    """The worker's tables (name -> partitions): each changelog has as many partitions as the topic
+    whose partitions its keys follow (seen and state: the venue topics; stats: districts;
+    incidents: the alerts' dedup keys). The visits' changelog, venue-keyed too, is Faust's to make:
+    it keeps its records by time as well (streams.worker.app)."""
+    return {"seen": venue_partitions, "state": venue_partitions,
+            "district-stats": DISTRICT_STATS.partitions, "incidents": ALERTS.partitions}
 
 
 def changelog_topic_name(app_id: str, table: str) -> str:
@@ -133,12 +151,12 @@ def worker_topic_configs(prefix: str, app_id: str, personal_days: float) -> dict
     configs = {topic_name(spec, prefix): topic_config(spec, personal_days) for spec in ALL}
     configs.update({internal_topic_name(spec, prefix, app_id): topic_config(spec, personal_days)
                     for spec in INTERNAL})
-    configs.update({changelog_topic_name(app_id, table): dict(CHANGELOG_CONFIG) for table in TABLES})
+    configs.update({changelog_topic_name(app_id, table): dict(CHANGELOG_CONFIG) for table in tables()})
     return configs
 
 
-def required_partitions(prefix: str, app_id: str) -> dict[str, int]:
+def required_partitions(prefix: str, app_id: str, venue_partitions: int = VENUE_PARTITIONS) -> dict[str, int]:
     """Every topic whose partition count the worker relies on, with that count."""
-    counts = worker_topics(prefix, app_id)
-    counts.update({changelog_topic_name(app_id, table): n for table, n in TABLES.items()})
+    counts = worker_topics(prefix, app_id, venue_partitions)
+    counts.update({changelog_topic_name(app_id, table): n for table, n in tables(venue_partitions).items()})
     return counts

@@ -34,7 +34,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
     admin = await _admin(settings)
     try:
         existing = set(await admin.list_topics())
-        required = topics.required_partitions(settings.topic_prefix, settings.app_id)
+        required = topics.required_partitions(settings.topic_prefix, settings.app_id, settings.venue_partitions)
         check_partitions(required, await _partition_counts(admin, [n for n in required if n in existing]))
         # The internal partials topic too: created by Faust on subscription, it raced the consumer;
         # and the tables' changelogs, compacted only (Faust would make them as it likes).

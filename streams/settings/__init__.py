@@ -30,6 +30,7 @@ ENV_FETCH_MIN_BYTES = "HCS_FETCH_MIN_BYTES"
 ENV_FETCH_MAX_WAIT_MS = "HCS_FETCH_MAX_WAIT_MS"
 ENV_TABLE_STORE = "HCS_TABLE_STORE"
 ENV_STANDBY_REPLICAS = "HCS_STANDBY_REPLICAS"
+ENV_VENUE_PARTITIONS = "HCS_VENUE_PARTITIONS"
 
 EXACTLY_ONCE = "exactly_once"
 AT_LEAST_ONCE = "at_least_once"
@@ -71,6 +72,10 @@ class Settings:
             ``memory`` (every restart reads the changelogs whole).
         standby_replicas: how many other workers keep a warm copy of each partition's tables
             (Faust's ``table_standby_replicas``), ready to take the partition over.
+        venue_partitions: the partitions of the venue-keyed topics (scans, entries, decisions,
+            observations, findings, the internal topics co-partitioned with them and the venue
+            tables' changelogs): at most this many workers of a group share the scans. Fixed for
+            a generation of topics; a larger count is a new generation (``hcs migrate``).
     """
 
     bootstrap: str = "127.0.0.1:9092"
@@ -91,6 +96,7 @@ class Settings:
     fetch_max_wait_ms: int = 100
     table_store: str = ROCKSDB
     standby_replicas: int = 1
+    venue_partitions: int = 8  # the contract's streams.contract.topics.VENUE_PARTITIONS (a unit test holds them equal)
     kafka: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @classmethod
@@ -122,6 +128,7 @@ class Settings:
             fetch_max_wait_ms=_int(env, ENV_FETCH_MAX_WAIT_MS, defaults.fetch_max_wait_ms, 0, 5000),
             table_store=_choice(env, ENV_TABLE_STORE, defaults.table_store, tuple(STORE_URLS)),
             standby_replicas=_int(env, ENV_STANDBY_REPLICAS, defaults.standby_replicas, 0, 8),
+            venue_partitions=_int(env, ENV_VENUE_PARTITIONS, defaults.venue_partitions, 1, 1024),
             kafka=KafkaSecurity.from_env(env),
         )
 

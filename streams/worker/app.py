@@ -169,7 +169,7 @@ def _faust_app(settings: Settings) -> HcsApp:
         store=settings.store_url,
         datadir=str(settings.data_dir / "worker"),
         autodiscover=False,
-        topic_partitions=topics.SCANS.partitions,
+        topic_partitions=settings.venue_partitions,
         table_standby_replicas=settings.standby_replicas,
         topic_replication_factor=settings.replication,
         consumer_auto_offset_reset="earliest",
@@ -208,16 +208,17 @@ def _output(app: HcsApp, settings: Settings) -> BatchedOutput:
     # keeps started behind _ensure_producer().
     producer: Callable[[], Any] = ((lambda: app.transactions) if settings.exactly_once
                                    else (lambda: cast(Any, app.producer)._ensure_producer()))
-    return BatchedOutput(producer, topics.worker_topics(settings.topic_prefix, settings.app_id),
+    return BatchedOutput(producer,
+                         topics.worker_topics(settings.topic_prefix, settings.app_id, settings.venue_partitions),
                          transactional=settings.exactly_once)
 
 
 def _wiring(app: HcsApp, settings: Settings, policy: Policy, metrics: Metrics) -> Wiring:
     """The concepts over the worker's three changelogged tables and its outputs."""
     output = app.output
-    seen = app.Table("seen", partitions=topics.SCANS.partitions, key_type=str,
+    seen = app.Table("seen", partitions=settings.venue_partitions, key_type=str,
                      help="event ids already judged, per venue partition, until the dedup horizon")
-    state = app.Table("state", partitions=topics.SCANS.partitions, key_type=str,
+    state = app.Table("state", partitions=settings.venue_partitions, key_type=str,
                       help="per-venue state: rechecks, alert memos, compliance windows, checkpoints, partials")
     stats = app.Table("district-stats", partitions=topics.DISTRICT_STATS.partitions, key_type=str,
                       help="per-district minute partials and source watermarks")
@@ -249,7 +250,7 @@ def _wiring(app: HcsApp, settings: Settings, policy: Policy, metrics: Metrics) -
                   visits=visits, cases_topic=topics.topic_name(topics.CASES, settings.topic_prefix),
                   exposures_topic=topics.topic_name(topics.EXPOSURES, settings.topic_prefix),
                   incidents=PartitionedState(incidents, changelog_writer(output, incidents, on_disk)),
-                  owns_alerts=owns_alerts)
+                  owns_alerts=owns_alerts, venue_partitions=settings.venue_partitions)
 
 
 def _visits(app: HcsApp, policy: Policy, state: PartitionedState) -> Visits:
@@ -259,10 +260,10 @@ def _visits(app: HcsApp, policy: Policy, state: PartitionedState) -> Visits:
     settings = app.hcs_settings
     retention_s = policy.defaults_at(time.time()).visit_retention_days * DAY_S
     # Its records are the store's own bytes (streams.kafka.visits), read back as they are: raw.
-    changelog = app.topic(topics.changelog_topic_name(settings.app_id, "visits"), partitions=topics.SCANS.partitions,
+    changelog = app.topic(topics.changelog_topic_name(settings.app_id, "visits"), partitions=settings.venue_partitions,
                           retention=retention_s, compacting=True, deleting=True, internal=True, allow_empty=True,
                           key_serializer="raw", value_serializer="raw", config={"segment.ms": str(VISITS_SEGMENT_MS)})
-    table = app.Table("visits", partitions=topics.SCANS.partitions, key_type=str, store="hcs-visits:visits",
+    table = app.Table("visits", partitions=settings.venue_partitions, key_type=str, store="hcs-visits:visits",
                       changelog_topic=changelog,
                       help="every decided scan's visit (source tracing), until visit_retention_days")
     return Visits(lambda: cast(VisitLog, table.data), raw_changelog_writer(app.output, table), tombstone, state,
@@ -281,7 +282,8 @@ def _drains(app: HcsApp, wiring: Wiring) -> Drains:
     venue_topics = set()
     for inp in wiring.inputs():
         name = topics.cluster_topic_name(inp.spec, settings.topic_prefix, settings.app_id)
-        topic = app.topic(name, partitions=inp.spec.partitions, key_serializer="raw", value_serializer="raw")
+        topic = app.topic(name, partitions=topics.partitions(inp.spec, settings.venue_partitions),
+                          key_serializer="raw", value_serializer="raw")
         app.topics.add(topic)  # subscribed by Faust's consumer group, its records handed over whole
         drains.add(inp, app.bulk_intake.add(name))
         if inp.by_venue:

@@ -48,8 +48,10 @@ class Wiring:
                  register: Register | None = None, policies: PolicyFeed | None = None,
                  visits: Visits | None = None, cases_topic: str = "", exposures_topic: str = "",
                  incidents: PartitionedState | None = None,
-                 owns_alerts: Callable[[int], bool] = lambda p: True) -> None:
+                 owns_alerts: Callable[[int], bool] = lambda p: True,
+                 venue_partitions: int = topics.SCANS.partitions) -> None:
         self.policy, self.state, self.seen, self.metrics = policy, state, seen, metrics
+        self.venue_partitions = venue_partitions  # the venue topics' partitions: the state's sources
         self.is_active = is_active  # does this worker own the partition now (for timers)?
         self.register = register if register is not None else Register()  # every managed person's plan
         self.policies = policies  # versions published to the running workers (None: the policy is fixed)
@@ -77,7 +79,8 @@ class Wiring:
         # Source tracing (with the visits): cases traced over this worker's partitions, contacts flagged.
         self.tracing = self.contacts = None
         if visits is not None:
-            self.tracing = Tracing(policy, visits, state, self.alerts, sink, metrics, owned, cases_topic)
+            self.tracing = Tracing(policy, visits, state, self.alerts, sink, metrics, owned, cases_topic,
+                                   sources=venue_partitions)
             self.contacts = Contacts(policy, exposures_topic)
             tracing = self.tracing
             # Late visits, at a traced venue or of a case: told while there are cases.
@@ -85,8 +88,9 @@ class Wiring:
             self.judging.contacts = self.contacts.flags
             self.judging.nat_positive = self.isolation.nat_positive = self.tracing.nat_positive
         self.refusals = ViewRefusals(policy, self.register, policies, self.intake, self.alerts, owned,
-                                     self.tracing.take_refused if self.tracing is not None else None)
-        self.stats = StatsOwner(stats, sink, sources=topics.SCANS.partitions)
+                                     self.tracing.take_refused if self.tracing is not None else None,
+                                     venue_partitions)
+        self.stats = StatsOwner(stats, sink, sources=venue_partitions)
         # The on-call loop, over the alerts' partitions (None: no incidents kept).
         self.owns_alerts = owns_alerts
         self.incidents = (None if incidents is None else
@@ -101,7 +105,7 @@ class Wiring:
 
     def owned(self) -> set[int]:
         """The venue partitions this worker owns now (asked once per timer run, not per key)."""
-        return {p for p in range(topics.SCANS.partitions) if self.is_active(p)}
+        return {p for p in range(self.venue_partitions) if self.is_active(p)}
 
     def owned_alerts(self) -> set[int]:
         """The alerts' partitions (incidents') this worker owns now."""

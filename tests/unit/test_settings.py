@@ -48,3 +48,28 @@ def test_standby_replicas_default_to_fausts_one_and_reach_the_worker_app() -> No
 
 def test_bootstraps_of_several_servers_and_ipv6_are_taken() -> None:
     assert Settings.from_env({"HCS_BOOTSTRAP": "k1:9092, [::1]:9093"}).bootstrap == "k1:9092, [::1]:9093"
+
+
+def test_venue_partitions_default_to_the_contracts_count_and_shape_the_worker_and_its_topics() -> None:
+    from streams.contract import topics
+    from streams.worker.app import create_app
+
+    assert Settings.from_env({}).venue_partitions == topics.VENUE_PARTITIONS == topics.SCANS.partitions
+    settings = Settings.from_env({"HCS_VENUE_PARTITIONS": "16", "HCS_APP_ID": "g2"})
+    app = create_app(settings)
+    assert app.conf.topic_partitions == 16
+    assert {name: app.tables[name].partitions for name in ("seen", "state", "visits")} == dict.fromkeys(
+        ("seen", "state", "visits"), 16)
+    assert app.tables["incidents"].partitions == topics.ALERTS.partitions  # not venue-keyed: unchanged
+    assert app.wiring.venue_partitions == 16 and app.wiring.tracing is not None and app.wiring.tracing.sources == 16
+    required = topics.required_partitions("", "g2", 16)
+    venue_keyed = {topics.cluster_topic_name(spec, "", "g2") for spec in topics.VENUE_KEYED}
+    assert {name: required[name] for name in venue_keyed} == dict.fromkeys(venue_keyed, 16)
+    assert required["g2-seen-changelog"] == required["g2-state-changelog"] == 16
+    assert required[topics.ALERTS.name] == topics.ALERTS.partitions
+    assert required[topics.DISTRICT_STATS.name] == topics.DISTRICT_STATS.partitions
+
+
+def test_a_venue_partition_count_out_of_range_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"HCS_VENUE_PARTITIONS=0 is outside 1\.\.1024"):
+        Settings.from_env({"HCS_VENUE_PARTITIONS": "0"})
