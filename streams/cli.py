@@ -563,6 +563,28 @@ def case_report(person_ref: str, sampled_at: str, onset: str | None, classificat
 
 
 @cli.command()
+@click.option("--from-app-id", required=True, help="The old generation's HCS_APP_ID (its workers stopped).")
+@click.option("--from-prefix", default="", show_default=True, help="The old generation's HCS_TOPIC_PREFIX.")
+@click.option("--from-partitions", type=click.IntRange(1, 1024), default=8, show_default=True,
+              help="The old generation's HCS_VENUE_PARTITIONS.")
+@click.option("--until-idle", "until_idle_s", type=click.FloatRange(0, min_open=True), default=None,
+              help="Stop relaying once the old topics were idle this many seconds (default: run until Ctrl-C).")
+def migrate(from_app_id: str, from_prefix: str, from_partitions: int, until_idle_s: float | None) -> None:
+    """Move to more venue partitions: into the generation HCS_TOPIC_PREFIX, HCS_APP_ID and
+    HCS_VENUE_PARTITIONS name (a multiple of the old count), with the old generation's workers
+    stopped. Makes the new topics, carries the old tables' state into them, then relays the old
+    topics' records (start the new workers once the state is carried; switch the devices meanwhile)."""
+    from streams.ops import migrate as move
+
+    settings, _ = _client_settings()
+    old = move.Generation(from_prefix, from_app_id, from_partitions)
+    try:
+        _run_client(settings, move.migrate(settings, old, until_idle_s, say=click.echo))
+    except HcsError as exc:
+        _fail(exc)
+
+
+@cli.command()
 @click.argument("case_id")
 def trace(case_id: str) -> None:
     """A case's trace and its contacts counted per venue and venue type (never a list of people)."""

@@ -31,11 +31,11 @@ async def ensure_topics(settings: Settings) -> list[str]:
     lives in the partition of the venue's scans, so scans, entries, decisions and the tables'
     changelogs must all have the counts hcs declares; the worker does not adapt.
     """
-    admin = await _admin(settings)
+    admin = await admin_client(settings)
     try:
         existing = set(await admin.list_topics())
         required = topics.required_partitions(settings.topic_prefix, settings.app_id, settings.venue_partitions)
-        check_partitions(required, await _partition_counts(admin, [n for n in required if n in existing]))
+        check_partitions(required, await partition_counts(admin, [n for n in required if n in existing]))
         # The internal partials topic too: created by Faust on subscription, it raced the consumer;
         # and the tables' changelogs, compacted only (Faust would make them as it likes).
         configs = topics.worker_topic_configs(settings.topic_prefix, settings.app_id,
@@ -107,11 +107,11 @@ def _quoted(value: str) -> str:
 
 async def wait_for_cluster(settings: Settings) -> None:
     """Return once the cluster answers (saying once that it does not, and retrying with backoff)."""
-    admin = await _admin(settings)
+    admin = await admin_client(settings)
     await admin.close()
 
 
-async def _admin(settings: Settings, retry_s: float = 2.0, max_retry_s: float = 30.0) -> Any:
+async def admin_client(settings: Settings, retry_s: float = 2.0, max_retry_s: float = 30.0) -> Any:
     """A started admin client; while the cluster cannot be reached, one log line, then retries
     with backoff (a worker started before its broker waits for it)."""
     wait = retry_s
@@ -156,7 +156,7 @@ async def _wait_for_leaders(settings: Settings, created: list[NewTopic], timeout
             await consumer.stop()
 
 
-async def _partition_counts(admin: Any, names: list[str]) -> dict[str, int]:
+async def partition_counts(admin: Any, names: list[str]) -> dict[str, int]:
     if not names:
         return {}
     described = await admin.describe_topics(names)
