@@ -74,18 +74,33 @@ def test_the_workers_consumer_stops_the_flow_before_seeking_and_takes_the_new_re
     consumer: Any = app.consumer  # its methods are replaced below
     consumer.resume_flow()
     flow_during_seek: list[bool] = []
+    standbys = [TopicPartition("seek-test-seen-changelog", p) for p in range(3)]
+    sought: list[dict[TopicPartition, int]] = []
 
     async def seek_to_committed() -> dict[TopicPartition, int | None]:
         flow_during_seek.append(consumer.flow_active)
         return {SCANS[0]: 120, SCANS[1]: None}
 
-    consumer.seek_to_committed = seek_to_committed
+    async def seek_wait(positions: dict[TopicPartition, int]) -> None:
+        flow_during_seek.append(consumer.flow_active)
+        sought.append(dict(positions))
+
+    consumer.seek_to_committed, consumer.seek_wait = seek_to_committed, seek_wait
+    consumer.assignment = lambda: {SCANS[0], SCANS[1], standbys[0], standbys[1]}
+    # Table recovery took standby records up to offset 41 of one partition, none of another,
+    # and keeps a standby the consumer no longer has (a rebalance began).
+    recovery = cast(Any, app.tables).recovery
+    recovery.standby_tps = set(standbys)
+    recovery.standby_offsets.update({standbys[0]: 41, standbys[1]: -1, standbys[2]: 7})
     consumer._read_offset.update({SCANS[0]: 450, SCANS[1]: 450})  # read before the seek
     asyncio.run(consumer.perform_seek())
-    assert flow_during_seek == [False]
+    assert flow_during_seek == [False, False]
     assert not consumer.flow_active  # resumed by the caller, after it cleared the stream queues
     assert consumer._read_offset[SCANS[0]] == 120 and consumer._read_offset[SCANS[1]] is None
     assert consumer._committed_offset[SCANS[0]] == 120
+    # The standbys read again from the record after the last one recovery took: what was fetched
+    # for them meanwhile waits in the changelog queue, which the caller's resume clears.
+    assert sought == [{standbys[0]: 42, standbys[1]: 0}]
 
 
 def test_every_drain_and_agent_stops_the_worker_when_it_fails_rather_than_skipping_its_batch() -> None:
