@@ -84,6 +84,34 @@ def read(bootstrap: str, topic: str, until: Callable[[list[dict[str, Any]]], boo
     return asyncio.run(run())
 
 
+def read_records(bootstrap: str, topic: str, partitions: int) -> list[tuple[int, bytes, bytes | None]]:
+    """Every committed record of ``topic`` from its beginning to its end now, as (partition, key,
+    value): a changelog as table recovery reads it."""
+    from aiokafka import TopicPartition
+
+    async def run() -> list[tuple[int, bytes, bytes | None]]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
+                                    enable_auto_commit=False, group_id=None)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(topic, p) for p in range(partitions)]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            ends = await consumer.end_offsets(tps)
+            found: list[tuple[int, bytes, bytes | None]] = []
+            deadline = time.monotonic() + 30
+            left = set(tps)
+            while left and time.monotonic() < deadline:
+                for tp, records in (await consumer.getmany(timeout_ms=500)).items():
+                    found += [(tp.partition, r.key, r.value) for r in records]
+                left = {tp for tp in left if await consumer.position(tp) < ends[tp]}
+            return found
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
+
+
 def committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
     """The group's committed offset of each partition of ``topic`` that has one."""
     from aiokafka.admin import AIOKafkaAdminClient
