@@ -227,13 +227,13 @@ async def carry_state(client: dict[str, Any], old: Generation, new: Generation, 
     try:
         for table in (*VENUE_TABLES, *SAME_TABLES):
             source, target = old.changelog(table), new.changelog(table)
+            if source not in counts:
+                say(f"  {table}: no changelog {source} (nothing to carry)")
+                continue
             consumer = AIOKafkaConsumer(**client, group_id=None, enable_auto_commit=False,
                                         isolation_level="read_committed")
             await consumer.start()
             try:
-                if source not in counts:
-                    say(f"  {table}: no changelog {source} (nothing to carry)")
-                    continue
                 tps = [TopicPartition(source, p) for p in range(counts[source])]
                 consumer.assign(tps)
                 await consumer.seek_to_beginning(*tps)
