@@ -9,8 +9,9 @@ import pytest
 from streams.errors import ConfigError
 from streams.kafka.output import partition_for
 from streams.kafka.state import PARTITION_SPAN
-from streams.ops import migrate
-from streams.ops.migrate import EVERY, SAME, STATE_MOVES, Generation, Placer
+from streams.ops import migrate, placement
+from streams.ops.migrate import Generation
+from streams.ops.placement import EVERY, SAME, STATE_MOVES, Placer
 
 
 def venue_on(partition: int, partitions: int, stem: str = "v") -> str:
@@ -41,12 +42,12 @@ def test_a_venues_state_goes_where_its_records_will_go_in_the_new_count() -> Non
 def test_what_names_no_venue_goes_to_every_heir_and_partition_numbers_stay() -> None:
     placer = Placer(STATE_MOVES, 2, 8)
     assert placer.place("a|KEY_PERSON_DETECTED|abc|v", [1, []], 1) == [1, 3, 5, 7]  # an alert memo
-    assert migrate.descendants(0, 2, 8) == [0, 2, 4, 6]
+    assert placement.descendants(0, 2, 8) == [0, 2, 4, 6]
     assert placer.place("m|1|330106|1700000000", [1, {}], 1) == [1]  # a partition's minute part
     assert placer.place("tr|case-1|1", [1, []], 1) == [1]
     assert placer.place("tc|case-1", [0, []], 0) == [partition_for(b"case-1", 8)]  # trace reports' owner
     assert placer.counts[EVERY] == 1 and placer.counts[SAME] == 2
-    seen = Placer(migrate.SEEN_MOVES, 2, 8)
+    seen = Placer(placement.SEEN_MOVES, 2, 8)
     assert seen.place("d|hcs.scans.v1|1|40|0", 1, 1) == []  # positions of the old topics
     with pytest.raises(ValueError, match="no known keyspace"):
         placer.place("zz|something", [0, 1], 0)
@@ -54,13 +55,13 @@ def test_what_names_no_venue_goes_to_every_heir_and_partition_numbers_stay() -> 
 
 def test_records_are_rewritten_with_their_new_partition() -> None:
     mark = 1_800_000_000 * PARTITION_SPAN + 1
-    out = migrate.seen_record(b'"e|scan-1"', str(mark).encode(), 1, Placer(migrate.SEEN_MOVES, 2, 4))
+    out = placement.seen_record(b'"e|scan-1"', str(mark).encode(), 1, Placer(placement.SEEN_MOVES, 2, 4))
     assert [(q, int(v or b"")) for q, _, v in out] == [(1, mark), (3, mark + 2)]  # the same expiry, each its partition
     venue = venue_on(2, 4)
-    out = migrate.state_record(b'"vm|' + venue.encode() + b'"', orjson.dumps([0, ["shop", "330106"]]), 0,
+    out = placement.state_record(b'"vm|' + venue.encode() + b'"', orjson.dumps([0, ["shop", "330106"]]), 0,
                                Placer(STATE_MOVES, 2, 4))
     assert [(q, orjson.loads(v or b"")) for q, _, v in out] == [(2, [2, ["shop", "330106"]])]
-    assert migrate.visit_record(f"v{venue}\x000001700000\x00e-1".encode(), b"p\x000001700060", 0, 4)[0][0] == 2
+    assert placement.visit_record(f"v{venue}\x000001700000\x00e-1".encode(), b"p\x000001700060", 0, 4)[0][0] == 2
 
 
 def test_a_move_that_cannot_carry_the_state_is_refused() -> None:
