@@ -33,10 +33,9 @@ carried without knowing it.
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,8 +43,6 @@ from streams.contract import topics
 from streams.errors import ConfigError
 from streams.kafka.output import partition_for
 from streams.ops.placement import SEEN_MOVES, STATE_MOVES, Placer, seen_record, state_record, visit_record
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -143,8 +140,11 @@ async def carry_state(client: dict[str, Any], old: Generation, new: Generation, 
                     for tp, records in fetched.items():
                         for record in records:
                             out.read[table] += 1
+                            # Its timestamp kept: the visits' changelog deletes by time, from the visit's.
+                            stamp = record.timestamp if record.timestamp_type == 0 else None
                             for q, key, value in _route(table, record, tp.partition, placer, new.venue_partitions):
-                                sends.append(await producer.send(target, value, key=key, partition=q))
+                                sends.append(await producer.send(target, value, key=key, partition=q,
+                                                                 timestamp_ms=stamp))
                                 out.written[table] += 1
                     for tp in list(remaining):
                         if await consumer.position(tp) >= ends[tp]:
@@ -295,7 +295,3 @@ async def _visits_changelog(admin: Any, old: Generation, new: Generation, replic
             configs.update({entry[0]: entry[1] for entry in resource[4] if entry[0] in keep})
     await admin.create_topics([NewTopic(target, new.venue_partitions, replication, topic_configs=configs)])
 
-
-def summary(out: Carried) -> Iterable[str]:
-    yield f"state read {sum(out.read.values()):,}, written {sum(out.written.values()):,}"
-    yield f"relayed {sum(out.relayed.values()):,}: {_counts(out.relayed)}"
