@@ -84,12 +84,12 @@ def read(bootstrap: str, topic: str, until: Callable[[list[dict[str, Any]]], boo
     return asyncio.run(run())
 
 
-def read_records(bootstrap: str, topic: str, partitions: int) -> list[tuple[int, bytes, bytes | None]]:
+def read_records(bootstrap: str, topic: str, partitions: int) -> list[tuple[int, bytes, bytes | None, int]]:
     """Every committed record of ``topic`` from its beginning to its end now, as (partition, key,
-    value): a changelog as table recovery reads it."""
+    value, timestamp in ms): a changelog as table recovery reads it."""
     from aiokafka import TopicPartition
 
-    async def run() -> list[tuple[int, bytes, bytes | None]]:
+    async def run() -> list[tuple[int, bytes, bytes | None, int]]:
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
                                     enable_auto_commit=False, group_id=None)
         await consumer.start()
@@ -98,12 +98,12 @@ def read_records(bootstrap: str, topic: str, partitions: int) -> list[tuple[int,
             consumer.assign(tps)
             await consumer.seek_to_beginning(*tps)
             ends = await consumer.end_offsets(tps)
-            found: list[tuple[int, bytes, bytes | None]] = []
+            found: list[tuple[int, bytes, bytes | None, int]] = []
             deadline = time.monotonic() + 30
             left = set(tps)
             while left and time.monotonic() < deadline:
                 for tp, records in (await consumer.getmany(timeout_ms=500)).items():
-                    found += [(tp.partition, r.key, r.value) for r in records]
+                    found += [(tp.partition, r.key, r.value, r.timestamp) for r in records]
                 left = {tp for tp in left if await consumer.position(tp) < ends[tp]}
             return found
         finally:

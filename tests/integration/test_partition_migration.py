@@ -20,7 +20,7 @@ from streams.contract import topics
 from streams.dev.localkafka import free_port
 from streams.kafka.output import partition_for
 from tests import factories as f
-from tests.integration.kafka_io import WorkerProcess, name, produce, read
+from tests.integration.kafka_io import WorkerProcess, name, produce, read, read_records
 
 pytestmark = pytest.mark.integration
 
@@ -119,6 +119,13 @@ def test_a_generation_moved_to_more_partitions_decides_every_scan_once_and_trace
     assert Counter(d["event_id"] for d in old_decisions) == Counter(s["event_id"] for s in before)
     assert [(e["person_ref"], e["venue_id"]) for e in exposures] == [(CONTACT, traced_at)]
     assert traces[-1]["status"] == "complete"
+    # Each visit carried to its venue's new partition, with its timestamp (its retention runs from it).
+    old_visits = read_records(kafka_bootstrap, f"{worker_env['HCS_APP_ID']}-visits-changelog", 2)
+    moved = read_records(kafka_bootstrap, f"{new_app}-visits-changelog", 4)
+    new_visits = {key: (p, stamp) for p, key, _, stamp in moved}
+    assert len(old_visits) == len(before)
+    for _, key, _, stamp in old_visits:
+        assert new_visits[key] == (partition_for(key[1:].split(b"\0")[0], 4), stamp)
     relayed = next(line for line in said if line.startswith("relayed:"))
     assert f"{topics.SCANS.name} 25" in relayed, said  # the 20 sent while no worker read them, 5 after
     assert os.path.exists(tmp_path / "data-g2")

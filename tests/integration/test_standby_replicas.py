@@ -54,6 +54,6 @@ def test_a_standby_replica_holds_its_changelog_from_the_first_record(
     held = {int(db.name.removeprefix("seen-").removesuffix(".db")): db for db in tables.glob("seen-*.db")}
     assert len(held) == topics.SCANS.partitions  # 4 active, 4 standby
     for partition, db in sorted(held.items()):
-        wanted = {key for p, key, value in marks if p == partition and value is not None}
+        wanted = {key for p, key, value, _ in marks if p == partition and value is not None}
         assert wanted and wanted <= stored_keys(db), (partition, len(wanted - stored_keys(db)))
-    assert sum(1 for _, key, _ in marks if orjson.loads(key).startswith("e|")) == len(scans)
+    assert sum(1 for _, key, _, _ in marks if orjson.loads(key).startswith("e|")) == len(scans)
