@@ -264,7 +264,7 @@ async def migrate(settings: Any, old: Generation, until_idle_s: float | None,
         existing = set(await admin.list_topics())
         counts = await partition_counts(admin, [n for n in wanted if n in existing])
         made = await ensure_topics(settings)
-        await _visits_changelog(admin, old, new, settings.replication)
+        await _visits_changelog(admin, old, new, settings.replication, existing)
         say(f"  topics of the new generation: {len(made)} made")
         await carry_state(client, old, new, counts, out, say)
         say(f"state carried ({_counts(out.moves)}); start the new generation's workers now, and switch "
@@ -278,14 +278,15 @@ async def migrate(settings: Any, old: Generation, until_idle_s: float | None,
         await admin.close()
 
 
-async def _visits_changelog(admin: Any, old: Generation, new: Generation, replication: int) -> None:
+async def _visits_changelog(admin: Any, old: Generation, new: Generation, replication: int,
+                            existing: set[str]) -> None:
     """The new visits' changelog, made as the old one is (Faust makes it at a worker's start, with
-    the retention of the policy in force): compacted and deleted by time, the same retention."""
+    the retention of the policy in force): compacted and deleted by time, the same retention.
+    ``existing``: the topics before the move (making the new generation's topics does not make it)."""
     from aiokafka.admin import NewTopic
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
     source, target = old.changelog("visits"), new.changelog("visits")
-    existing = set(await admin.list_topics())
     if target in existing or source not in existing:
         return
     keep = ("cleanup.policy", "retention.ms", "segment.ms")

@@ -28,14 +28,10 @@ CASE = f.pseudonym(7100)
 CONTACT = f.pseudonym(7101)
 
 
-def venue_on(new: int) -> str:
-    """A venue on new partition ``new`` of 4 (on old partition ``new % 2`` of 2)."""
-    return next(v for i in range(1000) if partition_for((v := f"mig-venue-{i}").encode(), 4) == new)
-
-
 def test_a_generation_moved_to_more_partitions_decides_every_scan_once_and_traces_across_the_move(
         worker_env: dict[str, str], kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
-    venues = [venue_on(q) for q in range(4)]
+    # venues[q] is on new partition q of 4, and on old partition q % 2 of 2.
+    venues = sorted(f.venues_on_partitions("mig-venue", 4, 4), key=lambda v: partition_for(v.encode(), 4))
     assert [partition_for(v.encode(), 2) for v in venues] == [0, 1, 0, 1]
     traced_at = venues[3]  # moves from old partition 1 to new partition 3, its visits with it
     old_env = {**worker_env, "HCS_VENUE_PARTITIONS": "2"}

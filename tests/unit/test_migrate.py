@@ -12,10 +12,13 @@ from streams.kafka.state import PARTITION_SPAN
 from streams.ops import migrate, placement
 from streams.ops.migrate import Generation
 from streams.ops.placement import EVERY, SAME, STATE_MOVES, Placer
+from tests import factories as f
 
 
-def venue_on(partition: int, partitions: int, stem: str = "v") -> str:
-    return next(f"{stem}{i}" for i in range(10_000) if partition_for(f"{stem}{i}".encode(), partitions) == partition)
+def venue_on(partition: int, partitions: int) -> str:
+    """The factories' venue on ``partition`` of ``partitions``."""
+    venues = f.venues_on_partitions("v", partitions, partitions)  # one on each partition
+    return next(v for v in venues if partition_for(v.encode(), partitions) == partition)
 
 
 def test_every_keyspace_of_the_worker_says_how_it_moves() -> None:
